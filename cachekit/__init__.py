@@ -1,0 +1,85 @@
+"""cachekit: cache configuration as code.
+
+>>> from cachekit import Cache
+>>> _ = Cache.fake()
+>>> Cache.remember("answer", 60, lambda: 42)
+42
+
+Importing cachekit defines things and nothing else: no client library (redis, pymemcache),
+pandas or ipywidgets is imported until a feature needs it.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import Any
+
+from .clock import Clock, FakeClock, SystemClock
+from .config.models import CacheConfig
+from .errors import (
+    CacheError,
+    ConfigError,
+    ConfigErrorItem,
+    MissingExtraError,
+    ProviderError,
+    UnsupportedOperation,
+    ValueTooLargeError,
+)
+from .facade import Cache, load
+from .providers.base import MISSING, CacheDriver
+from .runtime.region import Region, TaggedCache
+from .runtime.runtime import InvalidationResult, Runtime
+
+__version__ = "0.1.0"
+
+# Names served lazily from their modules (seed 003 services and decorators, config helpers).
+_LAZY = {
+    "load_config": "cachekit.config.loader",
+    "parse_config": "cachekit.config.loader",
+    "json_schema": "cachekit.config.schema",
+    "MemoryDriver": "cachekit.providers.memory",
+    "FileDriver": "cachekit.providers.file",
+    "RedisDriver": "cachekit.providers.redis",
+    "MemcachedDriver": "cachekit.providers.memcached",
+    "make_serializer": "cachekit.serializers",
+    "cached": "cachekit.decorators",
+    "async_cached": "cachekit.decorators",
+    "invalidate_cache": "cachekit.decorators",
+    "cache_aside": "cachekit.decorators",
+    "cache_key": "cachekit.decorators",
+    "Result": "cachekit.services",
+    "CacheProviderId": "cachekit.services",
+    "CacheStatsType": "cachekit.services",
+    "CacheItem": "cachekit.services",
+    "get_cache_item": "cachekit.services",
+    "set_cache_item": "cachekit.services",
+    "delete_cache_item": "cachekit.services",
+    "get_cache_provider_service": "cachekit.services",
+    "get_cache_region_service": "cachekit.services",
+    "get_invalidation_rule_service": "cachekit.services",
+    "get_cache_configuration_service": "cachekit.services",
+    "get_cache_monitoring_service": "cachekit.services",
+    "get_cache_item_service": "cachekit.services",
+    "get_caching_dependencies": "cachekit.services",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'cachekit' has no attribute {name!r}")
+    value = getattr(import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_LAZY])
+
+
+__all__ = [  # noqa: RUF022 - grouped by concept
+    "Cache", "CacheConfig", "CacheDriver", "MISSING", "Runtime", "Region", "TaggedCache",
+    "InvalidationResult", "load", "Clock", "FakeClock", "SystemClock",
+    "CacheError", "ConfigError", "ConfigErrorItem", "MissingExtraError", "ProviderError",
+    "UnsupportedOperation", "ValueTooLargeError", *_LAZY,
+]

@@ -1,0 +1,267 @@
+"""pydantic models of a cachekit config: ``[cache]``, ``[providers.*]``, ``[regions.*]``, ``[[rules]]``, ``[bus]``.
+
+The models validate shape and values; :mod:`cachekit.config.checks` validates cross-references
+(a region naming an unknown provider...) and :mod:`cachekit.config.loader` turns both into
+:class:`~cachekit.errors.ConfigError` items with file, dotted path and line.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    SecretStr,
+    Tag,
+    field_validator,
+)
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+if TYPE_CHECKING:
+    from ..runtime.runtime import Runtime
+
+__all__ = [
+    "BUILTIN_PROVIDER_TYPES",
+    "BusConfig",
+    "CacheConfig",
+    "CacheSection",
+    "CustomProviderConfig",
+    "EventBasedRule",
+    "FileProviderConfig",
+    "HttpConfig",
+    "L1Config",
+    "MemcachedProviderConfig",
+    "MemoryProviderConfig",
+    "PatternBasedRule",
+    "ProviderConfig",
+    "RedisProviderConfig",
+    "RegionConfig",
+    "RuleConfig",
+    "TimeBasedRule",
+]
+
+BUILTIN_PROVIDER_TYPES = ("memory", "file", "redis", "memcached")
+Seconds = Annotated[float, Field(gt=0, description="seconds, greater than 0")]
+SerializerName = Literal["pickle", "json", "msgpack"]
+OnError = Literal["ignore", "raise"]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, populate_by_name=True)
+
+
+class CacheSection(_Model):
+    """``[cache]``: global switches."""
+
+    enabled: bool = Field(True, description="false turns every read into a miss and every write into a no-op")
+    prefix: str = Field("cachekit", description="namespace of every key in shared stores", min_length=1)
+    default_region: str = Field("default", description="region used by the facade when none is named")
+    default_provider: str = Field("memory", description="provider of regions that do not name one")
+    default_ttl: Seconds | None = Field(300, description="TTL of regions that do not set one; none = forever")
+    multi_level: bool = Field(True, description="global switch for the L1 tiers declared on regions")
+    strict: bool = Field(False, description="undeclared region names raise instead of getting the default policy")
+    max_key_length: int = Field(1024, gt=0, description="longest key accepted, in UTF-8 bytes")
+
+    @field_validator("prefix")
+    @classmethod
+    def _no_colon(cls, v: str) -> str:
+        if ":" in v or any(c.isspace() for c in v):
+            raise ValueError("prefix must not contain ':' or whitespace")
+        return v
+
+
+class _ProviderBase(_Model):
+    on_error: OnError = Field("ignore", description="'ignore': failures are counted and read as misses; 'raise'")
+    serializer: SerializerName = Field("pickle", description="how values are encoded in shared stores")
+    compress_threshold: int | None = Field(None, ge=0, description="zlib-compress payloads at least this big")
+    signing_key: SecretStr | None = Field(None, description="HMAC-SHA256 key; unsigned payloads are rejected")
+    max_value_size: int | None = Field(None, gt=0, description="largest encoded value accepted, bytes")
+
+
+class MemoryProviderConfig(_ProviderBase):
+    """An in-process store: references kept, LRU eviction past ``max_size``."""
+
+    type: Literal["memory"] = "memory"
+    max_size: int | None = Field(10_000, gt=0, description="entries per region before LRU eviction")
+
+
+class FileProviderConfig(_ProviderBase):
+    """A directory of files, safe to share between processes on one machine."""
+
+    type: Literal["file"] = "file"
+    path: str = Field(".cache/cachekit", description="directory holding the files")
+    max_size: int | None = Field(None, gt=0, description="not enforced for files; kept for symmetry")
+
+
+class RedisProviderConfig(_ProviderBase):
+    """Redis standalone (``url`` or host/port), Sentinel (``sentinel``) or Cluster (``cluster = true``)."""
+
+    type: Literal["redis"] = "redis"
+    url: str | None = Field(None, description="redis://, rediss:// or unix:// URL")
+    host: str = "localhost"
+    port: int = Field(6379, gt=0, lt=65536)
+    db: int = Field(0, ge=0)
+    username: str | None = None
+    password: SecretStr | None = None
+    cluster: bool = False
+    startup_nodes: list[str] = Field(default_factory=list, description="host:port of cluster nodes")
+    sentinel: list[str] = Field(default_factory=list, description="host:port of sentinels")
+    service_name: str = "mymaster"
+    connect_timeout: Seconds = 1.0
+    socket_timeout: Seconds = 1.0
+    retries: int = Field(2, ge=0, description="retries with backoff on connection errors")
+    max_connections: int = Field(50, gt=0)
+    max_size: int | None = Field(None, gt=0, description="not enforced: Redis evicts by its maxmemory policy")
+
+
+class MemcachedProviderConfig(_ProviderBase):
+    """Memcached: one server, or several with consistent hashing (pymemcache ``HashClient``)."""
+
+    type: Literal["memcached"] = "memcached"
+    servers: list[str] = Field(default_factory=lambda: ["127.0.0.1:11211"], min_length=1)
+    connect_timeout: Seconds = 1.0
+    timeout: Seconds = 1.0
+    max_value_size: int | None = Field(1024 * 1024 - 1024, gt=0, description="memcached's item size limit")
+    max_size: int | None = Field(None, gt=0, description="not enforced: memcached evicts by its own LRU")
+
+
+class CustomProviderConfig(_ProviderBase):
+    """A driver from an entry point (``type = "name"``) or an import path (``driver = "pkg.mod:Class"``)."""
+
+    model_config = ConfigDict(extra="allow", validate_assignment=True)
+    type: str
+    driver: str | None = Field(None, description="module:Class of a CacheDriver subclass")
+    max_size: int | None = Field(None, gt=0)
+
+
+def _provider_tag(value: Any) -> str:
+    kind = value.get("type", "memory") if isinstance(value, dict) else getattr(value, "type", "memory")
+    return kind if kind in BUILTIN_PROVIDER_TYPES else "custom"
+
+
+ProviderConfig = Annotated[
+    Annotated[MemoryProviderConfig, Tag("memory")]
+    | Annotated[FileProviderConfig, Tag("file")]
+    | Annotated[RedisProviderConfig, Tag("redis")]
+    | Annotated[MemcachedProviderConfig, Tag("memcached")]
+    | Annotated[CustomProviderConfig, Tag("custom")],
+    Discriminator(_provider_tag),
+]
+
+
+class L1Config(_Model):
+    """An in-process tier in front of a region's shared store."""
+
+    provider: str = Field("memory", description="a memory provider")
+    ttl: Seconds | None = Field(30, description="upper bound of L1 staleness without a bus")
+    max_size: int | None = Field(None, gt=0)
+
+
+class RegionConfig(_Model):
+    """``[regions.NAME]``: a caching policy with its own namespace."""
+
+    provider: str | None = Field(None, description="provider name; default: [cache].default_provider")
+    ttl: Seconds | None = Field(None, description="default TTL of entries; default: [cache].default_ttl")
+    max_size: int | None = Field(None, gt=0, description="entries before LRU eviction (memory stores)")
+    l1: L1Config | None = None
+    invalidation_strategy: Literal["time_based", "event_based", "pattern_based"] | None = None
+    stale_ttl: Seconds | None = Field(None, description="serve stale this long while one caller refreshes")
+    lock: bool = Field(False, description="cross-process lock around loaders (Redis SET NX / memcached add)")
+    lock_timeout: Seconds = 10.0
+    serializer: SerializerName | None = None
+    enabled: bool = True
+    forever: bool = Field(False, description="entries never expire unless a TTL is given")
+
+
+class _RuleBase(_Model):
+    name: str = Field(min_length=1)
+    regions: list[str] = Field(default_factory=list, description="regions the rule applies to; empty = all")
+    enabled: bool = True
+
+
+class TimeBasedRule(_RuleBase):
+    """Keys matching ``pattern`` get ``ttl`` instead of the region's default."""
+
+    strategy: Literal["time_based"] = "time_based"
+    pattern: str = "*"
+    ttl: Seconds
+
+
+class PatternBasedRule(_RuleBase):
+    """A declared glob that can be invalidated as a unit, in O(1), on every store."""
+
+    strategy: Literal["pattern_based"] = "pattern_based"
+    pattern: str = Field(min_length=1)
+
+
+class EventBasedRule(_RuleBase):
+    """Events that invalidate keys by pattern templates (``user:{user_id}``), tags or whole regions."""
+
+    strategy: Literal["event_based"] = "event_based"
+    events: list[str] = Field(min_length=1)
+    pattern: str | None = None
+    patterns: list[str] = Field(default_factory=list)
+    tags: list[str] = Field(default_factory=list)
+    flush_regions: bool = Field(False, description="flush the rule's regions when an event fires")
+
+    def all_patterns(self) -> list[str]:
+        return ([self.pattern] if self.pattern else []) + list(self.patterns)
+
+
+RuleConfig = Annotated[
+    TimeBasedRule | PatternBasedRule | EventBasedRule,
+    Field(discriminator="strategy"),
+]
+
+
+class BusConfig(_Model):
+    """Cross-process invalidation of L1 tiers over Redis pub/sub."""
+
+    enabled: bool = False
+    provider: str | None = Field(None, description="a redis provider; default: the first one declared")
+    channel: str = "cachekit:bus"
+
+
+class HttpConfig(_Model):
+    token: SecretStr | None = Field(None, description="bearer token required by the HTTP API")
+
+
+class CacheConfig(BaseSettings):
+    """The whole config. Precedence: environment (``CACHEKIT_...``) > TOML file > defaults."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="CACHEKIT_",
+        env_nested_delimiter="__",
+        extra="forbid",
+        validate_assignment=True,
+        case_sensitive=False,
+        nested_model_default_partial_update=True,
+    )
+
+    cache: CacheSection = Field(default_factory=CacheSection)
+    providers: dict[str, ProviderConfig] = Field(default_factory=dict)
+    regions: dict[str, RegionConfig] = Field(default_factory=dict)
+    rules: list[RuleConfig] = Field(default_factory=list)
+    bus: BusConfig = Field(default_factory=BusConfig)
+    http: HttpConfig = Field(default_factory=HttpConfig)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Environment wins over the file (passed as init kwargs): ops override what code declares.
+        return (env_settings, init_settings)
+
+    def compile(self, *, clock: Any = None, source: Any = None) -> Runtime:
+        """Build a live :class:`~cachekit.Runtime` from this config."""
+        from ..runtime.runtime import Runtime
+
+        return Runtime(self, clock=clock, source=source)

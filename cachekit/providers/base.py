@@ -1,0 +1,159 @@
+"""The driver contract: four required methods, everything else optional with working defaults.
+
+A driver stores opaque Python objects under string keys. It knows nothing of regions, TTL policy,
+tags or stats: the runtime above it owns those. ``get`` returns :data:`MISSING` (or ``None``) for
+"nothing here"; the runtime wraps every value in an envelope, so a cached ``None`` is never confused
+with a miss.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import threading
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any, ClassVar, Final
+
+__all__ = ["MISSING", "CacheDriver"]
+
+
+class _Missing:
+    """The type of :data:`MISSING`; falsy, a singleton, survives pickling as itself."""
+
+    __slots__ = ()
+    _instance: ClassVar[_Missing | None] = None
+
+    def __new__(cls) -> _Missing:
+        if cls._instance is None:
+            cls._instance = super().__new__(cls)
+        return cls._instance
+
+    def __repr__(self) -> str:
+        return "MISSING"
+
+    def __bool__(self) -> bool:
+        return False
+
+    def __reduce__(self) -> str:
+        return "MISSING"
+
+
+MISSING: Final = _Missing()
+"""What a driver returns for "nothing here". Never a valid cached value."""
+
+
+class CacheDriver:
+    """Base class of cache drivers.
+
+    A subclass must implement :meth:`get`, :meth:`put`, :meth:`forget` and :meth:`flush`;
+    it then works everywhere (facade, regions, tags, invalidation by generations).
+    The other methods have correct, if not optimal, defaults; override them when the store
+    can do better (one round trip for ``get_many``, a server-side atomic ``increment``...).
+
+    Keys arrive fully namespaced (``prefix:region:key``). ``ttl`` is in seconds (float) or
+    ``None`` for "no expiry"; a driver should expire the key after ``ttl`` where it can, but the
+    runtime enforces expiry itself, so a driver that ignores ``ttl`` is still correct.
+    """
+
+    #: ``True`` when :meth:`scan` can enumerate keys (memory, file, redis; not memcached).
+    can_scan: ClassVar[bool] = False
+    #: ``True`` when values cross a process boundary (the runtime then uses generations for tags).
+    shared: ClassVar[bool] = False
+    #: Name used in stats and error messages; the runtime sets it to the provider name.
+    name: str = "custom"
+
+    _default_lock: threading.Lock
+
+    # -- required -------------------------------------------------------------------------
+    def get(self, key: str) -> Any:
+        """Return the stored object or :data:`MISSING` / ``None`` when there is none."""
+        raise NotImplementedError
+
+    def put(self, key: str, value: Any, ttl: float | None = None) -> bool:
+        """Store ``value`` under ``key``; return ``True`` on success."""
+        raise NotImplementedError
+
+    def forget(self, key: str) -> bool:
+        """Delete ``key``; return ``True`` if it existed (drivers that cannot tell return ``True``)."""
+        raise NotImplementedError
+
+    def flush(self) -> bool:
+        """Delete every key this driver owns (never keys of other tenants of a shared server)."""
+        raise NotImplementedError
+
+    # -- optional, with defaults ----------------------------------------------------------
+    def has(self, key: str) -> bool:
+        value = self.get(key)
+        return value is not MISSING and value is not None
+
+    def get_many(self, keys: Iterable[str]) -> dict[str, Any]:
+        """Return ``{key: object or MISSING}`` for every key asked."""
+        out: dict[str, Any] = {}
+        for key in keys:
+            value = self.get(key)
+            out[key] = MISSING if value is None else value
+        return out
+
+    def put_many(self, mapping: Mapping[str, Any], ttl: float | None = None) -> bool:
+        ok = True
+        for key, value in mapping.items():
+            ok = self.put(key, value, ttl) and ok
+        return ok
+
+    def delete_many(self, keys: Iterable[str]) -> int:
+        return sum(1 for key in keys if self.forget(key))
+
+    def add(self, key: str, value: Any, ttl: float | None = None) -> bool:
+        """Store only if absent; ``True`` when stored. Atomic in the process by default."""
+        with self._lock():
+            if self.has(key):
+                return False
+            return self.put(key, value, ttl)
+
+    def increment(self, key: str, amount: int = 1, ttl: float | None = None) -> int:
+        """Add ``amount`` to an integer stored raw under ``key`` (a missing key counts as 0).
+
+        The default is atomic within the process only; shared stores override it with a
+        server-side operation.
+        """
+        with self._lock():
+            current = self.get(key)
+            base = 0 if current is MISSING or current is None else int(current)
+            new = base + amount
+            self.put(key, new, ttl)
+            return new
+
+    def decrement(self, key: str, amount: int = 1, ttl: float | None = None) -> int:
+        return self.increment(key, -amount, ttl)
+
+    def scan(self, pattern: str) -> Iterator[str]:
+        """Yield keys matching the glob ``pattern`` (``fnmatch`` syntax).
+
+        Drivers that cannot enumerate keys raise :class:`~cachekit.errors.UnsupportedOperation`.
+        """
+        from ..errors import UnsupportedOperation
+
+        raise UnsupportedOperation(f"provider {self.name!r} cannot enumerate keys for pattern {pattern!r}")
+
+    def close(self) -> None:
+        """Release connections and files. Safe to call twice."""
+
+    def ping(self) -> float:
+        """Round-trip a probe key; return seconds taken. Raises on failure."""
+        import time
+
+        start = time.perf_counter()
+        probe = "__cachekit_ping__"
+        self.put(probe, b"1", 5)
+        self.forget(probe)
+        return time.perf_counter() - start
+
+    # -- helpers --------------------------------------------------------------------------
+    def _lock(self) -> threading.Lock:
+        lock = self.__dict__.get("_default_lock")
+        if lock is None:
+            lock = self.__dict__.setdefault("_default_lock", threading.Lock())
+        return lock
+
+    @staticmethod
+    def _match(pattern: str, keys: Iterable[str]) -> Iterator[str]:
+        return (k for k in keys if fnmatch.fnmatchcase(k, pattern))

@@ -1,0 +1,153 @@
+"""The in-process store: a dict of references, thread-safe, LRU-bounded, enumerable."""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any
+
+from ..clock import Clock, SystemClock
+from .base import MISSING, CacheDriver
+
+__all__ = ["MemoryDriver"]
+
+
+class MemoryDriver(CacheDriver):
+    """A thread-safe in-memory store with per-key TTL and LRU eviction past ``max_size``.
+
+    Values are kept by reference (no serialization). Reads are lock-free (a single dict
+    lookup under the GIL); writes take a lock so eviction and size stay consistent.
+    LRU order is maintained once the store is half full ("approximate LRU"): below that,
+    no eviction can happen soon, so hits skip the bookkeeping.
+
+    >>> d = MemoryDriver(max_size=2)
+    >>> d.put("a", 1); d.put("b", 2); d.get("a"); d.put("c", 3)
+    True
+    True
+    1
+    True
+    >>> d.get("b") is MISSING   # least recently used, evicted
+    True
+    """
+
+    can_scan = True
+    shared = False
+
+    def __init__(self, max_size: int | None = 10_000, clock: Clock | None = None) -> None:
+        self.max_size = max_size
+        self.clock: Clock = clock or SystemClock()
+        self.data: OrderedDict[str, Any] = OrderedDict()
+        self.expiry: dict[str, float] = {}
+        self.evictions = 0
+        self.expirations = 0
+        #: True once LRU order must be kept on reads (store more than half full).
+        self.lru_active = False
+        self._lock = threading.RLock()
+        self._half = (max_size // 2) if max_size else None
+
+    # -- required -------------------------------------------------------------------------
+    def get(self, key: str) -> Any:
+        value = self.data.get(key, MISSING)
+        if value is MISSING:
+            return MISSING
+        deadline = self.expiry.get(key)
+        if deadline is not None and deadline <= self.clock():
+            self._expire(key)
+            return MISSING
+        if self.lru_active:
+            self.touch(key)
+        return value
+
+    def put(self, key: str, value: Any, ttl: float | None = None) -> bool:
+        with self._lock:
+            data = self.data
+            if key in data:
+                data.move_to_end(key)
+            data[key] = value
+            if ttl is not None:
+                self.expiry[key] = self.clock() + ttl
+            elif key in self.expiry:
+                del self.expiry[key]
+            if self._half is not None and len(data) > self._half:
+                self.lru_active = True
+                if len(data) > self.max_size:  # type: ignore[operator]
+                    self._evict()
+        return True
+
+    def forget(self, key: str) -> bool:
+        with self._lock:
+            self.expiry.pop(key, None)
+            return self.data.pop(key, MISSING) is not MISSING
+
+    def flush(self) -> bool:
+        with self._lock:
+            self.data.clear()
+            self.expiry.clear()
+            self.lru_active = False
+        return True
+
+    # -- optional -------------------------------------------------------------------------
+    def has(self, key: str) -> bool:
+        return self.get(key) is not MISSING
+
+    def get_many(self, keys: Iterable[str]) -> dict[str, Any]:
+        get = self.get
+        return {key: get(key) for key in keys}
+
+    def put_many(self, mapping: Mapping[str, Any], ttl: float | None = None) -> bool:
+        with self._lock:
+            for key, value in mapping.items():
+                self.put(key, value, ttl)
+        return True
+
+    def delete_many(self, keys: Iterable[str]) -> int:
+        with self._lock:
+            return sum(1 for key in keys if self.forget(key))
+
+    def add(self, key: str, value: Any, ttl: float | None = None) -> bool:
+        with self._lock:
+            if self.get(key) is not MISSING:
+                return False
+            return self.put(key, value, ttl)
+
+    def increment(self, key: str, amount: int = 1, ttl: float | None = None) -> int:
+        with self._lock:
+            current = self.get(key)
+            new = (0 if current is MISSING else int(current)) + amount
+            keep_deadline = self.expiry.get(key) if current is not MISSING else None
+            self.put(key, new, ttl)
+            if ttl is None and keep_deadline is not None:
+                self.expiry[key] = keep_deadline
+            return new
+
+    def scan(self, pattern: str) -> Iterator[str]:
+        with self._lock:
+            keys = list(self.data)
+        return self._match(pattern, keys)
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    # -- internals ------------------------------------------------------------------------
+    def touch(self, key: str) -> None:
+        """Mark ``key`` most recently used."""
+        try:
+            self.data.move_to_end(key)
+        except KeyError:  # removed by another thread between lookup and touch
+            pass
+
+    def _expire(self, key: str) -> None:
+        with self._lock:
+            deadline = self.expiry.get(key)
+            if deadline is not None and deadline <= self.clock():
+                self.data.pop(key, None)
+                del self.expiry[key]
+                self.expirations += 1
+
+    def _evict(self) -> None:
+        data, expiry = self.data, self.expiry
+        while len(data) > self.max_size:  # type: ignore[operator]
+            key, _ = data.popitem(last=False)
+            expiry.pop(key, None)
+            self.evictions += 1

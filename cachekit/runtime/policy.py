@@ -1,0 +1,83 @@
+"""A region's resolved policy: TTLs by key pattern, declared pattern rules, limits."""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from ..errors import CacheError
+
+__all__ = ["INF", "InvalidKeyError", "Policy", "compile_glob", "has_glob", "normalize_ttl"]
+
+INF = float("inf")
+
+
+class InvalidKeyError(CacheError, ValueError):
+    """A key that no store can hold: not a string, empty, or longer than ``max_key_length``."""
+
+    is_fault = False
+
+
+def compile_glob(pattern: str) -> re.Pattern[str]:
+    return re.compile(fnmatch.translate(pattern))
+
+
+def has_glob(pattern: str) -> bool:
+    return any(c in pattern for c in "*?[")
+
+
+def normalize_ttl(ttl: Any) -> float | None:
+    """Seconds as a float; ``timedelta`` accepted; ``None`` passes through. Non-positive raises."""
+    if ttl is None:
+        return None
+    if isinstance(ttl, timedelta):
+        ttl = ttl.total_seconds()
+    if isinstance(ttl, bool) or not isinstance(ttl, (int, float)):
+        raise CacheError(f"ttl must be a number of seconds or a timedelta, not {type(ttl).__name__}")
+    if not ttl > 0:
+        raise CacheError(f"ttl must be greater than 0 seconds (got {ttl!r}); use forever() for no expiry")
+    return float(ttl)
+
+
+@dataclass
+class Policy:
+    """Everything a region needs from the config, resolved once (and again on hot-apply)."""
+
+    name: str
+    provider: str
+    ttl: float | None
+    max_size: int | None
+    max_key_length: int
+    enabled: bool = True
+    stale_ttl: float | None = None
+    lock: bool = False
+    lock_timeout: float = 10.0
+    l1_provider: str | None = None
+    l1_ttl: float | None = None
+    l1_max_size: int | None = None
+    #: (regex, ttl) of time_based rules, first match wins
+    ttl_rules: list[tuple[re.Pattern[str], float]] = field(default_factory=list)
+    #: (regex, rule name) of pattern_based rules: matching keys are stamped with the rule's generation
+    pattern_rules: list[tuple[re.Pattern[str], str]] = field(default_factory=list)
+
+    def ttl_for(self, key: str, ttl: Any) -> float | None:
+        if ttl is not None:
+            return normalize_ttl(ttl)
+        for regex, rule_ttl in self.ttl_rules:
+            if regex.match(key):
+                return rule_ttl
+        return self.ttl
+
+    def check_key(self, key: Any) -> None:
+        if type(key) is not str:
+            raise InvalidKeyError(f"cache keys are strings, not {type(key).__name__} ({key!r})")
+        if not key:
+            raise InvalidKeyError("cache keys must not be empty")
+        if len(key) * 4 > self.max_key_length and len(key.encode()) > self.max_key_length:
+            raise InvalidKeyError(
+                f"key of {len(key.encode())} bytes exceeds max_key_length={self.max_key_length} "
+                f"(region {self.name!r}; raise [cache].max_key_length or hash the key): {key[:60]!r}..."
+            )

@@ -1,0 +1,694 @@
+"""A region: a named caching policy over one or two tiers, with the whole repository API.
+
+Entries are stored as envelopes ``(value, expires_at, stamps)`` so a cached ``None`` is a hit and a
+driver's "nothing here" (``MISSING`` or ``None``) is a miss. ``stamps`` is ``None`` or the
+generations ``((gen_key, gen), ...)`` the entry was written under (tags, declared pattern rules,
+and the region itself on stores that cannot enumerate keys); an entry whose stamp is behind the
+current generation is a miss. Shared stores receive plain ``int`` values raw so that the server
+can increment them atomically.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import threading
+import time
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any
+
+from ..errors import CacheError
+from ..providers.base import MISSING
+from .policy import INF, Policy, normalize_ttl
+from .tier import Tier
+
+if TYPE_CHECKING:
+    from .runtime import Runtime
+
+__all__ = ["Region", "TaggedCache"]
+
+_ENTRY_TYPES = (tuple, list)
+
+
+def _as_entry(obj: Any) -> Any:
+    """Normalise what a driver returned into an entry tuple, or MISSING."""
+    t = type(obj)
+    if t is tuple:
+        return obj if len(obj) == 3 else MISSING
+    if t is list and len(obj) == 3:  # JSON/msgpack round trip
+        value, expires, stamps = obj
+        return (value, INF if expires is None else expires, tuple(map(tuple, stamps)) if stamps else None)
+    if t is int:  # a raw counter, stored natively by the server
+        return (obj, INF, None)
+    return MISSING
+
+
+def is_async_callable(fn: Any) -> bool:
+    while hasattr(fn, "func"):  # functools.partial
+        fn = fn.func
+    return inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(getattr(fn, "__call__", None))
+
+
+class Region:
+    """The repository of one region: ``put get has forget flush remember forever get_many
+    put_many increment decrement tags`` and their async twins (``aget``, ``aput``...).
+
+    Obtain one with ``runtime.region("name")``, ``runtime.store("redis")`` or ``Cache.region(...)``.
+    """
+
+    def __init__(self, runtime: Runtime, policy: Policy, l2: Tier, l1: Tier | None, *,
+                 gen_prefix: str) -> None:
+        self.runtime = runtime
+        self.name = policy.name
+        self.stats = l2.stats
+        self._now = runtime.clock.now
+        self._singleflight = runtime.singleflight
+        self._lock = threading.RLock()
+        self._local_gens: dict[str, int] = {}
+        self._refreshing: set[str] = set()
+        self._gen_prefix = gen_prefix
+        self.configure(policy, l2, l1)
+
+    # -- configuration --------------------------------------------------------------------
+    def configure(self, policy: Policy, l2: Tier, l1: Tier | None) -> None:
+        """(Re)bind the policy and tiers; used at compile time and when the config is hot-applied."""
+        self.policy = policy
+        self.l2 = l2
+        self.l1 = l1
+        self._ttl_rules = bool(policy.ttl_rules)
+        # The fast path: an enabled private memory tier, no L1, no generation-stamped patterns.
+        self._fast = l2.private and l1 is None and not policy.pattern_rules and policy.enabled
+        if l2.private:
+            self._data_get = l2.driver.data.get  # type: ignore[attr-defined]
+            self._mem = l2.driver
+        self._region_gen = None if (l2.private or l2.driver.can_scan) else self._gen_key("region", "")
+
+    @property
+    def provider(self) -> str:
+        return self.l2.provider
+
+    @property
+    def default_ttl(self) -> float | None:
+        return self.policy.ttl
+
+    def _gen_key(self, kind: str, name: str) -> str:
+        if self.l2.private:
+            return f"{kind}:{name}"
+        return f"{self._gen_prefix}{kind}:{name}"
+
+    # -- reads ----------------------------------------------------------------------------
+    def get(self, key: str, default: Any = None) -> Any:
+        """The cached value, or ``default`` on a miss (a cached ``None`` is returned as ``None``)."""
+        if self._fast:
+            entry = self._data_get(key)
+            if entry is not None and entry[1] > self._now() and entry[2] is None:
+                if self._mem.lru_active:
+                    self._mem.touch(key)
+                self.stats.hits += 1
+                return entry[0]
+        value = self._lookup(key, ())
+        return default if value is MISSING else value
+
+    def has(self, key: str) -> bool:
+        """``True`` when a fresh entry exists (a cached ``None`` counts)."""
+        return self._lookup(key, ()) is not MISSING
+
+    def get_many(self, keys: Iterable[str], default: Any = None) -> dict[str, Any]:
+        """``{key: value or default}``; shared stores answer in one round trip."""
+        keys = list(keys)
+        found = self._lookup_many(keys, ())
+        return {k: (default if found[k] is MISSING else found[k]) for k in keys}
+
+    many = get_many
+
+    def pull(self, key: str, default: Any = None) -> Any:
+        """Get and forget."""
+        value = self.get(key, MISSING)
+        if value is MISSING:
+            return default
+        self.forget(key)
+        return value
+
+    def _lookup(self, key: str, tags: tuple[str, ...], *, allow_stale: bool = False) -> Any:
+        policy = self.policy
+        stats = self.stats
+        if not policy.enabled:
+            stats.misses += 1
+            return MISSING
+        now = self._now()
+        l1 = self.l1
+        if l1 is not None:
+            e = l1.driver.get(key)
+            if e is not MISSING and e[1] > now:
+                stats.hits += 1
+                stats.l1_hits += 1
+                return e[0]
+        entry = self._fetch(key, tags)
+        if entry is MISSING:
+            stats.misses += 1
+            return MISSING
+        expires = entry[1]
+        if expires <= now:
+            if allow_stale and policy.stale_ttl and now < expires + policy.stale_ttl:
+                stats.stale_hits += 1
+                return _Stale(entry[0])
+            stats.misses += 1
+            return MISSING
+        if l1 is not None:
+            l1_deadline = now + policy.l1_ttl if policy.l1_ttl else INF
+            deadline = expires if expires < l1_deadline else l1_deadline
+            l1.driver.put(key, (entry[0], deadline, None), None if deadline == INF else deadline - now)
+        stats.hits += 1
+        return entry[0]
+
+    def _fetch(self, key: str, tags: tuple[str, ...]) -> Any:
+        """The entry for ``key`` from L2 with its stamps checked, or MISSING."""
+        tier = self.l2
+        if tier.private:
+            entry = tier.driver.get(key)
+            if entry is MISSING:
+                return MISSING
+            stamps = entry[2]
+            if stamps is not None:
+                gens = self._local_gens
+                for gen_key, gen in stamps:
+                    if gens.get(gen_key, 0) != gen:
+                        return MISSING
+            return entry
+        full = tier.namespace + key
+        gen_keys = self._gen_keys(key, tags)
+        if gen_keys:
+            got = tier.call(None, tier.driver.get_many, [full, *gen_keys])
+            if got is None:
+                return MISSING
+            entry = _as_entry(got.get(full, MISSING))
+        else:
+            got = {}
+            entry = _as_entry(tier.call(MISSING, tier.driver.get, full))
+        if entry is MISSING:
+            return MISSING
+        return entry if self._stamps_current(entry[2], got) else MISSING
+
+    def _stamps_current(self, stamps: Any, known: dict[str, Any]) -> bool:
+        if not stamps:
+            return True
+        tier = self.l2
+        unknown = [k for k, _ in stamps if k not in known]
+        if unknown:
+            more = tier.call(None, tier.driver.get_many, unknown)
+            if more is None:
+                return False
+            known = {**known, **more}
+        return all(known.get(k, MISSING) == gen for k, gen in stamps)
+
+    def _lookup_many(self, keys: list[str], tags: tuple[str, ...]) -> dict[str, Any]:
+        tier = self.l2
+        if tier.private or self.l1 is not None or not self.policy.enabled:
+            return {k: self._lookup(k, tags) for k in keys}
+        ns = tier.namespace
+        gen_keys: list[str] = []
+        for k in keys:
+            gen_keys.extend(g for g in self._gen_keys(k, tags) if g not in gen_keys)
+        fulls = [ns + k for k in keys]
+        got = tier.call(None, tier.driver.get_many, fulls + gen_keys)
+        now = self._now()
+        out: dict[str, Any] = {}
+        for k, full in zip(keys, fulls):
+            entry = MISSING if got is None else _as_entry(got.get(full, MISSING))
+            if entry is not MISSING and entry[1] > now and self._stamps_current(entry[2], got or {}):
+                self.stats.hits += 1
+                out[k] = entry[0]
+            else:
+                self.stats.misses += 1
+                out[k] = MISSING
+        return out
+
+    # -- generations ----------------------------------------------------------------------
+    def _gen_keys(self, key: str, tags: Iterable[str]) -> list[str]:
+        keys = [self._gen_key("tag", t) for t in tags]
+        for regex, rule in self.policy.pattern_rules:
+            if regex.match(key):
+                keys.append(self._gen_key("rule", rule))
+        if self._region_gen is not None:
+            keys.append(self._region_gen)
+        return keys
+
+    def _current_gens(self, gen_keys: list[str]) -> dict[str, Any] | None:
+        tier = self.l2
+        if tier.private:
+            gens = self._local_gens
+            return {k: gens.setdefault(k, 0) for k in gen_keys}
+        got = tier.call(None, tier.driver.get_many, gen_keys)
+        if got is None:
+            return None
+        absent = [k for k in gen_keys if not isinstance(got.get(k), int)]
+        if absent:
+            # A fresh (or evicted) generation starts at a unique value, never at one an old entry has.
+            seed = time.time_ns() // 1000
+            for k in absent:
+                tier.call(False, tier.driver.add, k, seed, None)
+            more = tier.call(None, tier.driver.get_many, absent)
+            if more is None:
+                return None
+            got.update(more)
+        return got
+
+    def _stamps(self, key: str, tags: tuple[str, ...]) -> tuple[tuple[str, int], ...] | None | bool:
+        gen_keys = self._gen_keys(key, tags)
+        if not gen_keys:
+            return None
+        gens = self._current_gens(gen_keys)
+        if gens is None:
+            return False
+        return tuple((k, gens[k]) for k in gen_keys)
+
+    def bump(self, kind: str, names: Iterable[str]) -> int:
+        """Advance the generation of tags / rules: every entry stamped with them becomes a miss."""
+        count = 0
+        tier = self.l2
+        for name in names:
+            gen_key = self._gen_key(kind, name)
+            if tier.private:
+                with self._lock:
+                    self._local_gens[gen_key] = self._local_gens.get(gen_key, 0) + 1
+            elif tier.call(None, tier.driver.increment, gen_key, 1, None) is None:
+                continue
+            count += 1
+        self._clear_l1()
+        return count
+
+    # -- writes ---------------------------------------------------------------------------
+    def put(self, key: str, value: Any, ttl: Any = None) -> bool:
+        """Store ``value``; ``ttl`` in seconds (or a ``timedelta``), default: the region's policy."""
+        self.policy.check_key(key)
+        return self._store(key, value, self.policy.ttl_for(key, ttl) if self._ttl_rules or ttl is not None
+                           else self.policy.ttl, ())
+
+    set = put
+
+    def forever(self, key: str, value: Any) -> bool:
+        """Store without expiry (until forgotten, flushed or invalidated)."""
+        self.policy.check_key(key)
+        return self._store(key, value, None, ())
+
+    def add(self, key: str, value: Any, ttl: Any = None) -> bool:
+        """Store only if absent; ``True`` when stored."""
+        with self._lock:
+            if self.has(key):
+                return False
+            return self.put(key, value, ttl)
+
+    def _store(self, key: str, value: Any, ttl: float | None, tags: tuple[str, ...]) -> bool:
+        policy = self.policy
+        if not policy.enabled:
+            return False
+        now = self._now()
+        expires = now + ttl if ttl is not None else INF
+        keep = None if ttl is None else ttl + (policy.stale_ttl or 0)
+        stamps = self._stamps(key, tags)
+        if stamps is False:  # generations unreadable: the store is failing
+            return False
+        tier = self.l2
+        if tier.private:
+            tier.driver.put(key, (value, expires, stamps), keep)
+            ok = True
+        else:
+            payload = value if (type(value) is int and stamps is None) else (value, expires, stamps)
+            ok = tier.call(False, tier.driver.put, tier.namespace + key, payload, keep)
+        l1 = self.l1
+        if l1 is not None:
+            if ok and not tags:
+                deadline = min(expires, now + policy.l1_ttl) if policy.l1_ttl else expires
+                l1.driver.put(key, (value, deadline, None), None if deadline == INF else deadline - now)
+            else:
+                l1.driver.forget(key)
+            self.runtime._published(self, "forget", key)
+        if ok:
+            self.stats.sets += 1
+        return bool(ok)
+
+    def put_many(self, mapping: Mapping[str, Any], ttl: Any = None) -> bool:
+        """Store several values; shared stores take them in one round trip."""
+        tier = self.l2
+        if tier.private or self.l1 is not None or self.policy.pattern_rules or self._region_gen:
+            ok = True
+            for k, v in mapping.items():
+                ok = self.put(k, v, ttl) and ok
+            return ok
+        policy = self.policy
+        if not policy.enabled:
+            return False
+        now = self._now()
+        groups: dict[float | None, dict[str, Any]] = {}
+        for key, value in mapping.items():
+            policy.check_key(key)
+            t = policy.ttl_for(key, ttl)
+            payload = value if type(value) is int else (value, now + t if t is not None else INF, None)
+            groups.setdefault(t, {})[tier.namespace + key] = payload
+        ok = True
+        for t, batch in groups.items():
+            keep = None if t is None else t + (policy.stale_ttl or 0)
+            ok = bool(tier.call(False, tier.driver.put_many, batch, keep)) and ok
+            if ok:
+                self.stats.sets += len(batch)
+        return ok
+
+    def increment(self, key: str, amount: int = 1) -> int | None:
+        """Add ``amount`` (a missing key starts at 0); atomic in the process, and on the server for
+        Redis and memcached. Returns the new value, or ``None`` when the store failed."""
+        self.policy.check_key(key)
+        if not isinstance(amount, int) or isinstance(amount, bool):
+            raise CacheError(f"increment amount must be an int, not {type(amount).__name__}")
+        tier = self.l2
+        if self.l1 is not None:
+            self.l1.driver.forget(key)
+            self.runtime._published(self, "forget", key)
+        if not tier.private:
+            result = tier.call(None, tier.driver.increment, tier.namespace + key, amount, None)
+            if result is not None:
+                self.stats.sets += 1
+            return result
+        with self._lock:
+            entry = self._fetch(key, ())
+            now = self._now()
+            if entry is MISSING or entry[1] <= now:
+                base, expires, stamps = 0, INF, None
+            else:
+                base, expires, stamps = entry
+                if not isinstance(base, int) or isinstance(base, bool):
+                    raise CacheError(f"cannot increment {key!r}: it holds a {type(base).__name__}, not an int")
+            new = base + amount
+            tier.driver.put(key, (new, expires, stamps), None if expires == INF else expires - now)
+            self.stats.sets += 1
+            return new
+
+    def decrement(self, key: str, amount: int = 1) -> int | None:
+        """Subtract ``amount`` (a missing key starts at 0)."""
+        return self.increment(key, -amount)
+
+    def forget(self, key: str) -> bool:
+        """Remove ``key``; ``True`` if it was there."""
+        tier = self.l2
+        if self.l1 is not None:
+            self.l1.driver.forget(key)
+            self.runtime._published(self, "forget", key)
+        if tier.private:
+            removed = tier.driver.forget(key)
+        else:
+            removed = bool(tier.call(False, tier.driver.forget, tier.namespace + key))
+        self.stats.deletes += 1
+        return removed
+
+    delete = forget
+
+    def forget_many(self, keys: Iterable[str]) -> int:
+        keys = list(keys)
+        if self.l1 is not None:
+            for k in keys:
+                self.l1.driver.forget(k)
+            self.runtime._published(self, "forget_many", keys)
+        tier = self.l2
+        n = int(tier.call(0, tier.driver.delete_many, [tier.namespace + k for k in keys]))
+        self.stats.deletes += n
+        return n
+
+    def flush(self) -> bool:
+        """Remove every entry of this region (and nothing else in a shared store)."""
+        tier = self.l2
+        self._clear_l1()
+        if tier.private:
+            return tier.driver.flush()
+        if self._region_gen is not None:
+            return bool(tier.call(None, tier.driver.increment, self._region_gen, 1, None) is not None)
+        keys = self.keys("*")
+        self.forget_many(keys)
+        return True
+
+    clear = flush
+
+    def _clear_l1(self) -> None:
+        if self.l1 is not None:
+            self.l1.driver.flush()
+            self.runtime._published(self, "clear", None)
+
+    # -- patterns -------------------------------------------------------------------------
+    def keys(self, pattern: str = "*") -> list[str]:
+        """Keys of this region matching a glob; raises UnsupportedOperation where the store cannot list."""
+        tier = self.l2
+        ns = tier.namespace
+        found = tier.driver.scan(ns + pattern)
+        cut = len(ns)
+        return [k[cut:] for k in found if not k[cut:].startswith("__gen__")]
+
+    # -- remember -------------------------------------------------------------------------
+    def remember(self, key: str, ttl: Any, callback: Callable[[], Any], *, tags: tuple[str, ...] = ()) -> Any:
+        """The cached value, or ``callback()`` stored for ``ttl`` and returned.
+
+        Concurrent callers for one key run the callback once (threads and asyncio tasks). An async
+        callback gives an awaitable; the resolved value, never a coroutine, is cached.
+        """
+        if is_async_callable(callback):
+            return self.aremember(key, ttl, callback, tags=tags)
+        value = self._lookup(key, tags, allow_stale=True)
+        if type(value) is _Stale:
+            self._refresh_in_background(key, ttl, callback, tags)
+            return value.value
+        if value is not MISSING:
+            return value
+        ttl_s = self.policy.ttl_for(key, ttl)
+
+        def load() -> Any:
+            again = self._fetch(key, tags)
+            if again is not MISSING and again[1] > self._now():
+                return again[0]
+            started = time.perf_counter()
+            result = callback()
+            if inspect.isawaitable(result):
+                return self._finish_async(key, ttl_s, result, tags)
+            self.stats.loads += 1
+            self.stats.load_time += time.perf_counter() - started
+            self.policy.check_key(key)
+            self._store(key, result, ttl_s, tags)
+            return result
+
+        return self._singleflight.do(self._flight_key(key), lambda: self.runtime._locked(self, key, load))
+
+    def remember_forever(self, key: str, callback: Callable[[], Any]) -> Any:
+        return self.remember(key, None, callback) if self.policy.ttl is None else \
+            self._remember_forever(key, callback)
+
+    def _remember_forever(self, key: str, callback: Callable[[], Any]) -> Any:
+        value = self._lookup(key, ())
+        if value is not MISSING:
+            return value
+        result = callback()
+        self.forever(key, result)
+        return result
+
+    def _flight_key(self, key: str) -> str:
+        return f"{self.name}\x00{key}"
+
+    def _finish_async(self, key: str, ttl: float | None, awaitable: Awaitable[Any], tags: tuple[str, ...]) -> Any:
+        async def finish() -> Any:
+            value = await awaitable
+            self.stats.loads += 1
+            self._store(key, value, ttl, tags)
+            return value
+
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return finish()
+        return asyncio.ensure_future(finish())  # a task: awaitable by every waiting caller
+
+    def _refresh_in_background(self, key: str, ttl: Any, callback: Callable[[], Any], tags: tuple[str, ...]) -> None:
+        with self._lock:
+            if key in self._refreshing:
+                return
+            self._refreshing.add(key)
+
+        def refresh() -> None:
+            try:
+                self._store(key, callback(), self.policy.ttl_for(key, ttl), tags)
+                self.stats.loads += 1
+            except Exception:
+                self.stats.errors += 1
+            finally:
+                with self._lock:
+                    self._refreshing.discard(key)
+
+        threading.Thread(target=refresh, name=f"cachekit-refresh-{key}", daemon=True).start()
+
+    # -- async twins ----------------------------------------------------------------------
+    async def aremember(self, key: str, ttl: Any, callback: Callable[[], Any], *,
+                        tags: tuple[str, ...] = ()) -> Any:
+        """Async ``remember``: ``callback`` may be sync or async; the loader runs once per key."""
+        value = await self._aio(self._lookup, key, tags, allow_stale=True)
+        if type(value) is _Stale:
+            self._arefresh(key, ttl, callback, tags)
+            return value.value
+        if value is not MISSING:
+            return value
+        ttl_s = self.policy.ttl_for(key, ttl)
+
+        async def load() -> Any:
+            again = await self._aio(self._fetch, key, tags)
+            if again is not MISSING and again[1] > self._now():
+                return again[0]
+            started = time.perf_counter()
+            result = callback()
+            if inspect.isawaitable(result):
+                result = await result
+            self.stats.loads += 1
+            self.stats.load_time += time.perf_counter() - started
+            await self._aio(self._store, key, result, ttl_s, tags)
+            return result
+
+        return await self._singleflight.ado(self._flight_key(key), lambda: self.runtime._alocked(self, key, load))
+
+    def _arefresh(self, key: str, ttl: Any, callback: Callable[[], Any], tags: tuple[str, ...]) -> None:
+        if key in self._refreshing:
+            return
+        self._refreshing.add(key)
+
+        async def refresh() -> None:
+            try:
+                result = callback()
+                if inspect.isawaitable(result):
+                    result = await result
+                await self._aio(self._store, key, result, self.policy.ttl_for(key, ttl), tags)
+                self.stats.loads += 1
+            except Exception:
+                self.stats.errors += 1
+            finally:
+                self._refreshing.discard(key)
+
+        task = asyncio.get_running_loop().create_task(refresh())
+        self.runtime._background.add(task)
+        task.add_done_callback(self.runtime._background.discard)
+
+    async def _aio(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        if self.l2.private:
+            return fn(*args, **kwargs)
+        return await asyncio.to_thread(fn, *args, **kwargs)
+
+    async def aget(self, key: str, default: Any = None) -> Any:
+        return await self._aio(self.get, key, default)
+
+    async def ahas(self, key: str) -> bool:
+        return bool(await self._aio(self.has, key))
+
+    async def aput(self, key: str, value: Any, ttl: Any = None) -> bool:
+        return bool(await self._aio(self.put, key, value, ttl))
+
+    async def aforever(self, key: str, value: Any) -> bool:
+        return bool(await self._aio(self.forever, key, value))
+
+    async def aforget(self, key: str) -> bool:
+        return bool(await self._aio(self.forget, key))
+
+    async def aflush(self) -> bool:
+        return bool(await self._aio(self.flush))
+
+    async def aget_many(self, keys: Iterable[str], default: Any = None) -> dict[str, Any]:
+        return await self._aio(self.get_many, list(keys), default)  # type: ignore[no-any-return]
+
+    async def aput_many(self, mapping: Mapping[str, Any], ttl: Any = None) -> bool:
+        return bool(await self._aio(self.put_many, dict(mapping), ttl))
+
+    async def aincrement(self, key: str, amount: int = 1) -> int | None:
+        return await self._aio(self.increment, key, amount)  # type: ignore[no-any-return]
+
+    async def adecrement(self, key: str, amount: int = 1) -> int | None:
+        return await self._aio(self.decrement, key, amount)  # type: ignore[no-any-return]
+
+    # -- tags -----------------------------------------------------------------------------
+    def tags(self, names: Iterable[str] | str, *more: str) -> TaggedCache:
+        """A view whose writes carry ``names``; ``.flush()`` drops entries carrying ANY of them."""
+        names = [names] if isinstance(names, str) else list(names)
+        return TaggedCache(self, tuple(names) + more)
+
+    # -- misc -----------------------------------------------------------------------------
+    def set_ttl(self, ttl: Any) -> None:
+        """Change the default TTL of this region live (and in ``runtime.config``)."""
+        ttl_s = normalize_ttl(ttl)
+        self.runtime.update_region(self.name, ttl=ttl_s)
+
+    def __repr__(self) -> str:
+        tiers = f"{self.l1.provider} -> {self.l2.provider}" if self.l1 else self.l2.provider
+        return f"<Region {self.name!r} on {tiers}, ttl={self.policy.ttl}>"
+
+
+class _Stale:
+    """A value past its fresh TTL but inside ``stale_ttl``: served while one caller refreshes."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+
+class TaggedCache:
+    """Writes through this view carry the tags; ``flush()`` invalidates entries with any of them.
+
+    A tagged entry is still the same key: ``Cache.get('user:1')`` finds it.
+    """
+
+    def __init__(self, region: Region, tags: tuple[str, ...]) -> None:
+        for t in tags:
+            if not isinstance(t, str) or not t:
+                raise CacheError(f"tags are non-empty strings, not {t!r}")
+        self.region = region
+        self.tag_names = tags
+
+    def put(self, key: str, value: Any, ttl: Any = None) -> bool:
+        r = self.region
+        r.policy.check_key(key)
+        return r._store(key, value, r.policy.ttl_for(key, ttl), self.tag_names)
+
+    set = put
+
+    def forever(self, key: str, value: Any) -> bool:
+        self.region.policy.check_key(key)
+        return self.region._store(key, value, None, self.tag_names)
+
+    def get(self, key: str, default: Any = None) -> Any:
+        value = self.region._lookup(key, self.tag_names)
+        return default if value is MISSING else value
+
+    def has(self, key: str) -> bool:
+        return self.region._lookup(key, self.tag_names) is not MISSING
+
+    def get_many(self, keys: Iterable[str], default: Any = None) -> dict[str, Any]:
+        keys = list(keys)
+        found = self.region._lookup_many(keys, self.tag_names)
+        return {k: (default if found[k] is MISSING else found[k]) for k in keys}
+
+    def put_many(self, mapping: Mapping[str, Any], ttl: Any = None) -> bool:
+        ok = True
+        for k, v in mapping.items():
+            ok = self.put(k, v, ttl) and ok
+        return ok
+
+    def remember(self, key: str, ttl: Any, callback: Callable[[], Any]) -> Any:
+        return self.region.remember(key, ttl, callback, tags=self.tag_names)
+
+    async def aremember(self, key: str, ttl: Any, callback: Callable[[], Any]) -> Any:
+        return await self.region.aremember(key, ttl, callback, tags=self.tag_names)
+
+    def forget(self, key: str) -> bool:
+        return self.region.forget(key)
+
+    def increment(self, key: str, amount: int = 1) -> int | None:
+        return self.region.increment(key, amount)
+
+    def decrement(self, key: str, amount: int = 1) -> int | None:
+        return self.region.decrement(key, amount)
+
+    def flush(self) -> bool:
+        """Invalidate every entry carrying any of these tags, in this region, in O(1) per tag."""
+        self.region.runtime.invalidate(tags=list(self.tag_names), region=self.region.name)
+        return True
+
+    def __repr__(self) -> str:
+        return f"<TaggedCache {list(self.tag_names)} on {self.region!r}>"

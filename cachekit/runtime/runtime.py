@@ -1,0 +1,567 @@
+"""The live runtime compiled from a :class:`~cachekit.config.CacheConfig`."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from difflib import get_close_matches
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..clock import Clock, FakeClock, SystemClock
+from ..config.models import (
+    BUILTIN_PROVIDER_TYPES,
+    EventBasedRule,
+    FileProviderConfig,
+    MemcachedProviderConfig,
+    MemoryProviderConfig,
+    PatternBasedRule,
+    RedisProviderConfig,
+    RegionConfig,
+    TimeBasedRule,
+)
+from ..errors import CacheError, UnsupportedOperation
+from ..providers.base import CacheDriver
+from ..providers.memory import MemoryDriver
+from ..stats import RegionStats, Stats
+from .policy import Policy, compile_glob, has_glob
+from .region import Region
+from .singleflight import SingleFlight
+from .tier import Tier
+
+if TYPE_CHECKING:
+    from ..config.models import CacheConfig
+
+__all__ = ["InvalidationResult", "Runtime"]
+
+_DEFAULT_PROVIDER_CONFIGS: dict[str, Callable[[], Any]] = {
+    "memory": MemoryProviderConfig,
+    "file": FileProviderConfig,
+    "redis": lambda: RedisProviderConfig(url="redis://localhost:6379/0"),
+    "memcached": MemcachedProviderConfig,
+}
+
+
+@dataclass
+class InvalidationResult:
+    """What an invalidation removed (or, with ``dry_run``, would remove)."""
+
+    keys: dict[str, list[str]] = field(default_factory=dict)
+    """region -> keys deleted (stores that can enumerate)"""
+    generations: dict[str, list[str]] = field(default_factory=dict)
+    """region -> generations advanced ("tag:users", "rule:user-data", "region")"""
+    dry_run: bool = False
+
+    @property
+    def count(self) -> int:
+        return sum(map(len, self.keys.values())) + sum(map(len, self.generations.values()))
+
+    def __bool__(self) -> bool:
+        return self.count > 0
+
+
+class Runtime:
+    """Regions, stores, invalidation and stats compiled from one config.
+
+    >>> from cachekit import CacheConfig
+    >>> rt = CacheConfig(regions={"users": {"ttl": 60}}).compile()
+    >>> rt.region("users").put("user:1", {"name": "Ada"})
+    True
+    >>> rt.region("users").get("user:1")
+    {'name': 'Ada'}
+    >>> rt.close()
+    """
+
+    def __init__(self, config: CacheConfig, *, clock: Clock | None = None, source: Any = None,
+                 fake: bool = False) -> None:
+        from ..config.checks import validate_config
+
+        problems = validate_config(config)
+        if problems:
+            from ..errors import ConfigError
+
+            raise ConfigError(problems, file=getattr(config, "source_path", None))
+        self.config = config
+        self.clock: Clock = clock or SystemClock()
+        self.fake = fake
+        self.singleflight = SingleFlight()
+        self.source = source
+        self.id = uuid.uuid4().hex
+        self._lock = threading.RLock()
+        self._drivers: dict[str, CacheDriver] = {}
+        self._custom: dict[str, CacheDriver] = {}
+        self._regions: dict[str, Region] = {}
+        self._stores: dict[str, Region] = {}
+        self._default_store: str | None = None
+        self._background: set[asyncio.Task[Any]] = set()
+        self._listeners: list[Callable[[str, str, Any], None]] = []
+        self.closed = False
+        self.stats = Stats(self._stat_sources, clock=self.clock.now, on_reset=self._reset_driver_counters)
+
+    # -- construction ---------------------------------------------------------------------
+    @property
+    def prefix(self) -> str:
+        return self.config.cache.prefix
+
+    def _provider_config(self, name: str) -> Any:
+        declared = self.config.providers.get(name)
+        if declared is not None:
+            return declared
+        if name in _DEFAULT_PROVIDER_CONFIGS:
+            return _DEFAULT_PROVIDER_CONFIGS[name]()
+        known = sorted({*self.config.providers, *BUILTIN_PROVIDER_TYPES, *self._custom})
+        hint = get_close_matches(name, known, n=1)
+        raise CacheError(f"unknown provider {name!r}; known: {', '.join(known)}"
+                         + (f" (did you mean {hint[0]!r}?)" if hint else ""))
+
+    def _shared_driver(self, name: str) -> CacheDriver:
+        driver = self._drivers.get(name)
+        if driver is None:
+            with self._lock:
+                driver = self._drivers.get(name)
+                if driver is None:
+                    from ..providers.registry import build_driver
+
+                    cfg = self._provider_config(name)
+                    if self.fake:
+                        driver = MemoryDriver(max_size=None, clock=self.clock)
+                    else:
+                        driver = build_driver(cfg, namespace=f"{self.prefix}:", clock=self.clock)
+                    driver.name = name
+                    self._drivers[name] = driver
+        return driver
+
+    def _tier(self, provider: str, region: str, stats: RegionStats, max_size: int | None) -> Tier:
+        namespace = f"{self.prefix}:{region}:"
+        custom = self._custom.get(provider)
+        if custom is not None:
+            return Tier(custom, provider=provider, namespace=namespace, private=False,
+                        on_error="ignore", stats=stats)
+        cfg = self._provider_config(provider)
+        if cfg.type == "memory" or (self.fake and cfg.type in BUILTIN_PROVIDER_TYPES):
+            size = max_size if max_size is not None else getattr(cfg, "max_size", None)
+            driver = MemoryDriver(max_size=size, clock=self.clock)
+            driver.name = provider
+            return Tier(driver, provider=provider, namespace=namespace, private=True,
+                        on_error=cfg.on_error, stats=stats)
+        return Tier(self._shared_driver(provider), provider=provider, namespace=namespace, private=False,
+                    on_error=cfg.on_error, stats=stats)
+
+    def _region_config(self, name: str) -> RegionConfig:
+        rc = self.config.regions.get(name)
+        if rc is not None:
+            return rc
+        cache = self.config.cache
+        if cache.strict:
+            known = sorted(self.config.regions)
+            hint = get_close_matches(name, known, n=1)
+            raise CacheError(f"unknown region {name!r} ([cache].strict = true); known: {', '.join(known)}"
+                             + (f" (did you mean {hint[0]!r}?)" if hint else ""))
+        return self.config.regions.get(cache.default_region) or RegionConfig()
+
+    def _policy(self, name: str, provider: str | None = None) -> Policy:
+        cfg = self.config
+        rc = self._region_config(name)
+        ttl = rc.ttl if rc.ttl is not None else (None if rc.forever else cfg.cache.default_ttl)
+        applies = [r for r in cfg.rules if r.enabled and (not r.regions or name in r.regions)]
+        l1 = rc.l1 if (rc.l1 is not None and cfg.cache.multi_level) else None
+        return Policy(
+            name=name,
+            provider=provider or rc.provider or cfg.cache.default_provider,
+            ttl=ttl,
+            max_size=rc.max_size,
+            max_key_length=cfg.cache.max_key_length,
+            enabled=cfg.cache.enabled and rc.enabled,
+            stale_ttl=rc.stale_ttl,
+            lock=rc.lock,
+            lock_timeout=rc.lock_timeout,
+            l1_provider=l1.provider if l1 else None,
+            l1_ttl=l1.ttl if l1 else None,
+            l1_max_size=l1.max_size if l1 else None,
+            ttl_rules=[(compile_glob(r.pattern), r.ttl) for r in applies if isinstance(r, TimeBasedRule)],
+            pattern_rules=[(compile_glob(r.pattern), r.name) for r in applies if isinstance(r, PatternBasedRule)],
+        )
+
+    def _build(self, label: str, policy: Policy, existing: Region | None = None) -> Region:
+        stats = existing.stats if existing is not None else RegionStats(label, policy.provider)
+        stats.provider = policy.provider
+        if existing is not None and existing.l2.provider == policy.provider:
+            l2 = existing.l2
+            if l2.private and isinstance(l2.driver, MemoryDriver):
+                size = policy.max_size if policy.max_size is not None else \
+                    getattr(self._provider_config(policy.provider), "max_size", None)
+                l2.driver.max_size = size
+                l2.driver._half = size // 2 if size else None
+        else:
+            l2 = self._tier(policy.provider, policy.name, stats, policy.max_size)
+        l1 = None
+        if policy.l1_provider is not None:
+            if existing is not None and existing.l1 is not None:
+                l1 = existing.l1
+            else:
+                l1 = self._tier(policy.l1_provider, policy.name, stats, policy.l1_max_size)
+                if not l1.private:
+                    raise CacheError(f"region {policy.name!r}: L1 provider {policy.l1_provider!r} "
+                                     "must be an in-process memory provider")
+        if existing is not None:
+            existing.configure(policy, l2, l1)
+            return existing
+        return Region(self, policy, l2, l1, gen_prefix=f"{self.prefix}:__gen__:{policy.name}:")
+
+    # -- public API -----------------------------------------------------------------------
+    def region(self, name: str | None = None) -> Region:
+        """The repository of region ``name`` (default: ``[cache].default_region``).
+
+        A name not declared in the config gets the default region's policy under its own
+        namespace, unless ``[cache].strict`` is set.
+        """
+        if name is None:
+            if self._default_store is not None:
+                return self.store(self._default_store)
+            name = self.config.cache.default_region
+        region = self._regions.get(name)
+        if region is None:
+            self._check_open()
+            with self._lock:
+                region = self._regions.get(name)
+                if region is None:
+                    if not isinstance(name, str) or not name or name.startswith("__") or ":" in name:
+                        raise CacheError(f"invalid region name {name!r}: non-empty, no ':' and no leading '__'")
+                    region = self._regions[name] = self._build(name, self._policy(name))
+        return region
+
+    def store(self, name: str | None = None) -> Region:
+        """The default region's policy on provider ``name`` (``"memory"``, ``"redis"``, a custom store...)."""
+        if name is None:
+            return self.region()
+        default = self.config.cache.default_region
+        region = self._stores.get(name)
+        if region is None:
+            self._check_open()
+            base = self.region(default) if self._default_store is None else self._regions.get(default)
+            if base is not None and base.provider == name:
+                return base
+            with self._lock:
+                region = self._stores.get(name)
+                if region is None:
+                    if name not in self._custom:
+                        self._provider_config(name)  # unknown names fail here, with suggestions
+                    region = self._stores[name] = self._build(f"{default}@{name}", self._policy(default, name))
+        return region
+
+    def register_store(self, name: str, driver: CacheDriver) -> None:
+        """Make ``driver`` available as ``store(name)`` and as a provider name for regions."""
+        if not isinstance(driver, CacheDriver):
+            raise CacheError(f"register_store needs a CacheDriver instance, not {type(driver).__name__}")
+        with self._lock:
+            driver.name = name
+            self._custom[name] = driver
+            self._stores.pop(name, None)
+
+    def set_default_store(self, name: str) -> None:
+        """Make ``store(name)`` what the facade's plain calls (``Cache.put``...) use."""
+        self.store(name)
+        self._default_store = name
+
+    @property
+    def default_store(self) -> str:
+        return self._default_store or self.region().provider
+
+    def regions(self) -> dict[str, Region]:
+        """Every region instantiated so far plus every declared one."""
+        for name in self.config.regions:
+            self.region(name)
+        return dict(self._regions)
+
+    def _all_regions(self) -> Iterator[Region]:
+        yield from list(self._regions.values())
+        yield from list(self._stores.values())
+
+    # -- invalidation ---------------------------------------------------------------------
+    def _targets(self, region: str | Iterable[str] | None) -> list[Region]:
+        if region is None:
+            self.regions()
+            return list(self._all_regions())
+        names = [region] if isinstance(region, str) else list(region)
+        return [self.region(n) for n in names]
+
+    def invalidate(self, pattern: str | None = None, tags: Iterable[str] | None = None,
+                   region: str | Iterable[str] | None = None, *, dry_run: bool = False) -> InvalidationResult:
+        """Invalidate by key pattern, tags and/or whole regions.
+
+        - ``tags``: entries carrying any of them (O(1) per tag, via generations).
+        - ``pattern``: a declared ``pattern_based`` rule's pattern advances its generation (O(1) on
+          every store); any other glob is scanned and deleted on stores that can enumerate keys
+          (memory, file, redis) and raises :class:`UnsupportedOperation` on memcached; a pattern
+          without wildcards is a single key.
+        - only ``region``: flush those regions.
+
+        With ``dry_run=True`` nothing changes and the result says what would have been removed.
+        """
+        result = InvalidationResult(dry_run=dry_run)
+        targets = self._targets(region)
+        tags = [tags] if isinstance(tags, str) else list(tags or [])
+        for r in targets:
+            if tags:
+                result.generations.setdefault(r.name, []).extend(f"tag:{t}" for t in tags)
+                if not dry_run:
+                    r.bump("tag", tags)
+            if pattern is not None:
+                self._invalidate_pattern(r, pattern, result, dry_run)
+            if pattern is None and not tags:
+                if r._region_gen is not None:
+                    result.generations.setdefault(r.name, []).append("region")
+                else:
+                    result.keys.setdefault(r.name, []).extend(self._keys_or_empty(r, "*"))
+                if not dry_run:
+                    r.flush()
+        if not dry_run:
+            self._notify("invalidate", "", {"pattern": pattern, "tags": tags,
+                                            "regions": [r.name for r in targets]})
+        return result
+
+    @staticmethod
+    def _keys_or_empty(r: Region, pattern: str) -> list[str]:
+        try:
+            return r.keys(pattern)
+        except UnsupportedOperation:
+            return []
+
+    def _invalidate_pattern(self, r: Region, pattern: str, result: InvalidationResult, dry_run: bool) -> None:
+        declared = [name for regex, name in r.policy.pattern_rules
+                    if any(rule.name == name and rule.pattern == pattern
+                           for rule in self.config.rules if isinstance(rule, PatternBasedRule))]
+        if declared:
+            result.generations.setdefault(r.name, []).extend(f"rule:{n}" for n in declared)
+            if not dry_run:
+                r.bump("rule", declared)
+            return
+        if not has_glob(pattern):
+            if dry_run:
+                if r.has(pattern):
+                    result.keys.setdefault(r.name, []).append(pattern)
+            elif r.forget(pattern):
+                result.keys.setdefault(r.name, []).append(pattern)
+            return
+        try:
+            keys = r.keys(pattern)
+        except UnsupportedOperation as exc:
+            raise UnsupportedOperation(
+                f"region {r.name!r} is on {r.provider!r}, which cannot enumerate keys for pattern "
+                f"{pattern!r}; declare it as a rule (strategy = \"pattern_based\", pattern = {pattern!r}) "
+                "to invalidate it by generation"
+            ) from exc
+        result.keys.setdefault(r.name, []).extend(keys)
+        if not dry_run and keys:
+            r.forget_many(keys)
+
+    def emit(self, event: str, /, **params: Any) -> InvalidationResult:
+        """Fire ``event``: every enabled ``event_based`` rule listing it invalidates its patterns
+        (templates filled from ``params``: ``user:{user_id}``), tags and, if set, regions."""
+        total = InvalidationResult()
+        for rule in self.config.rules:
+            if not (isinstance(rule, EventBasedRule) and rule.enabled and event in rule.events):
+                continue
+            regions = rule.regions or None
+            for template in rule.all_patterns():
+                try:
+                    pattern = template.format(**params)
+                except (KeyError, IndexError) as exc:
+                    raise CacheError(f"event {event!r}: rule {rule.name!r} pattern {template!r} needs "
+                                     f"parameter {exc.args[0]!r}; got {sorted(params)}") from None
+                self._merge(total, self.invalidate(pattern=pattern, region=regions))
+            if rule.tags:
+                tags = [t.format(**params) for t in rule.tags]
+                self._merge(total, self.invalidate(tags=tags, region=regions))
+            if rule.flush_regions:
+                self._merge(total, self.invalidate(region=regions))
+        self._notify("event", event, params)
+        return total
+
+    @staticmethod
+    def _merge(into: InvalidationResult, other: InvalidationResult) -> None:
+        for name, keys in other.keys.items():
+            into.keys.setdefault(name, []).extend(keys)
+        for name, gens in other.generations.items():
+            into.generations.setdefault(name, []).extend(gens)
+
+    def find_matching_rules(self, key: str, region: str | None = None) -> list[Any]:
+        """Rules whose pattern (or pattern template, wildcards for parameters) matches ``key``."""
+        import re
+
+        out = []
+        for rule in self.config.rules:
+            if region is not None and rule.regions and region not in rule.regions:
+                continue
+            patterns = rule.all_patterns() if isinstance(rule, EventBasedRule) else [rule.pattern]
+            for p in patterns:
+                glob = re.sub(r"\{[^{}]*\}", "*", p)
+                if compile_glob(glob).match(key):
+                    out.append(rule)
+                    break
+        return out
+
+    # -- listeners / bus hooks ------------------------------------------------------------
+    def subscribe(self, listener: Callable[[str, str, Any], None]) -> Callable[[], None]:
+        """Call ``listener(kind, name, payload)`` on invalidations and events; returns an unsubscribe."""
+        self._listeners.append(listener)
+        return lambda: self._listeners.remove(listener)
+
+    def _notify(self, kind: str, name: str, payload: Any) -> None:
+        for listener in list(self._listeners):
+            listener(kind, name, payload)
+
+    def _published(self, region: Region, kind: str, key: Any) -> None:
+        """Hook for the bus: an L1-relevant change happened in ``region`` (no-op without a bus)."""
+
+    # -- cross-process loader lock --------------------------------------------------------
+    def _lock_key(self, region: Region, key: str) -> str:
+        return f"{self.prefix}:__lock__:{region.name}:{key}"
+
+    def _locked(self, region: Region, key: str, load: Callable[[], Any]) -> Any:
+        policy = region.policy
+        if not policy.lock or region.l2.private:
+            return load()
+        tier = region.l2
+        lock_key = self._lock_key(region, key)
+        deadline = time.monotonic() + policy.lock_timeout
+        pause = 0.005
+        while True:
+            if tier.call(False, tier.driver.add, lock_key, os.getpid(), policy.lock_timeout):
+                try:
+                    return load()
+                finally:
+                    tier.call(False, tier.driver.forget, lock_key)
+            entry = region._fetch(key, ())
+            if entry is not None and entry is not _missing() and entry[1] > region._now():
+                return entry[0]
+            if time.monotonic() > deadline or tier.down:
+                return load()
+            time.sleep(pause)
+            pause = min(pause * 2, 0.1)
+
+    async def _alocked(self, region: Region, key: str, load: Callable[[], Awaitable[Any]]) -> Any:
+        policy = region.policy
+        if not policy.lock or region.l2.private:
+            return await load()
+        tier = region.l2
+        lock_key = self._lock_key(region, key)
+        deadline = time.monotonic() + policy.lock_timeout
+        pause = 0.005
+        while True:
+            got = await asyncio.to_thread(tier.call, False, tier.driver.add, lock_key, os.getpid(),
+                                          policy.lock_timeout)
+            if got:
+                try:
+                    return await load()
+                finally:
+                    await asyncio.to_thread(tier.call, False, tier.driver.forget, lock_key)
+            entry = await asyncio.to_thread(region._fetch, key, ())
+            if entry is not _missing() and entry[1] > region._now():
+                return entry[0]
+            if time.monotonic() > deadline or tier.down:
+                return await load()
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, 0.1)
+
+    # -- live configuration ---------------------------------------------------------------
+    def update_region(self, name: str, **changes: Any) -> Region:
+        """Change fields of region ``name`` in the live config and apply them at once."""
+        with self._lock:
+            rc = self.config.regions.get(name)
+            if rc is None:
+                base = self._region_config(name)
+                rc = base.model_copy()
+                self.config.regions[name] = rc
+            for field_name, value in changes.items():
+                setattr(rc, field_name, value)
+            self.apply()
+            return self.region(name)
+
+    def apply(self) -> None:
+        """Re-validate the live config and re-bind every region to it (data kept where the
+        provider did not change)."""
+        from ..config.checks import validate_config
+        from ..errors import ConfigError
+
+        problems = validate_config(self.config)
+        if problems:
+            raise ConfigError(problems)
+        with self._lock:
+            for name, region in list(self._regions.items()):
+                self._build(name, self._policy(name), existing=region)
+            default = self.config.cache.default_region
+            for store, region in list(self._stores.items()):
+                self._build(region.stats.region, self._policy(default, store), existing=region)
+
+    def save(self, path: str | os.PathLike[str] | None = None) -> Path:
+        """Write the live config back to its TOML file (comments and formatting kept)."""
+        from ..config.save import save_config
+
+        return Path(save_config(self.config, path))
+
+    # -- stats ----------------------------------------------------------------------------
+    def _stat_sources(self) -> list[RegionStats]:
+        out = []
+        for region in self._all_regions():
+            st = region.stats
+            evictions = 0
+            for tier in (region.l2, region.l1):
+                if tier is not None and tier.private:
+                    evictions += tier.driver.evictions  # type: ignore[attr-defined]
+            st.evictions = evictions
+            out.append(st)
+        return out
+
+    def _reset_driver_counters(self) -> None:
+        for region in self._all_regions():
+            for tier in (region.l2, region.l1):
+                if tier is not None and tier.private:
+                    tier.driver.evictions = 0  # type: ignore[attr-defined]
+        for region in self._all_regions():
+            region.stats.evictions = 0
+
+    # -- lifecycle ------------------------------------------------------------------------
+    def _check_open(self) -> None:
+        if self.closed:
+            raise CacheError("this runtime is closed")
+
+    def close(self) -> None:
+        """Close every driver's connections. Safe to call twice."""
+        if self.closed:
+            return
+        self.closed = True
+        for driver in list(self._drivers.values()):
+            try:
+                driver.close()
+            except Exception:  # closing must not mask the caller's own error
+                pass
+        self._drivers.clear()
+
+    def __enter__(self) -> Runtime:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        src = f" from {self.source}" if self.source else ""
+        return f"<Runtime{src}: regions={sorted(self._regions)}>"
+
+    @classmethod
+    def fake(cls, config: CacheConfig | None = None) -> Runtime:
+        """An all-memory runtime with a :class:`FakeClock` (``runtime.clock.advance(60)``)."""
+        from ..config.models import CacheConfig
+
+        return cls(config or CacheConfig(), clock=FakeClock(), fake=True)
+
+
+def _missing() -> Any:
+    from ..providers.base import MISSING
+
+    return MISSING

@@ -1,0 +1,71 @@
+"""A tier: one driver plus the namespace and error policy a region uses it with."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from ..errors import CacheError
+from ..providers.base import MISSING, CacheDriver
+from ..stats import RegionStats
+
+__all__ = ["Tier"]
+
+log = logging.getLogger("cachekit")
+T = TypeVar("T")
+
+
+class Tier:
+    """A driver as seen by one region.
+
+    ``private`` tiers are in-process memory drivers owned by the region alone: keys are
+    stored without the namespace, and generations live in a local dict. Shared tiers prefix
+    every key with ``namespace`` (``prefix:region:``) and keep generations in the store.
+
+    ``call`` runs a driver operation under the provider's error policy: a failure is
+    counted, logged once per outage (not per call), and either re-raised (``on_error =
+    "raise"``) or turned into ``fallback``.
+    """
+
+    __slots__ = ("down", "driver", "namespace", "on_error", "private", "provider", "stats")
+
+    def __init__(self, driver: CacheDriver, *, provider: str, namespace: str, private: bool,
+                 on_error: str, stats: RegionStats) -> None:
+        self.driver = driver
+        self.provider = provider
+        self.namespace = "" if private else namespace
+        self.private = private
+        self.on_error = on_error
+        self.stats = stats
+        self.down = False
+
+    def call(self, fallback: T, fn: Callable[..., T], *args: Any) -> T:
+        try:
+            result = fn(*args)
+        except CacheError as exc:
+            if not getattr(exc, "is_fault", True):
+                raise
+            return self.failed(exc, fallback)
+        except Exception as exc:
+            return self.failed(exc, fallback)
+        if self.down:
+            self.recovered()
+        return result
+
+    def failed(self, exc: BaseException, fallback: T) -> T:
+        self.stats.errors += 1
+        if not self.down:
+            self.down = True
+            log.warning("cachekit provider %r failed (%s: %s); counting errors until it recovers",
+                        self.provider, type(exc).__name__, exc)
+        if self.on_error == "raise":
+            raise exc
+        return fallback
+
+    def recovered(self) -> None:
+        self.down = False
+        log.warning("cachekit provider %r recovered", self.provider)
+
+    def get(self, key: str) -> Any:
+        return self.call(MISSING, self.driver.get, self.namespace + key)

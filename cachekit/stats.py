@@ -1,0 +1,119 @@
+"""Statistics: plain integer counters on the hot path, DataFrames on demand.
+
+Each region owns a :class:`RegionStats` (``__slots__`` integers, incremented inline by the
+runtime). :class:`Stats` gathers them into rows; pandas is imported only by ``to_frame`` and
+``timeseries``.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any
+
+from .errors import require
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = ["COUNTERS", "RegionStats", "Stats"]
+
+COUNTERS = ("hits", "misses", "sets", "deletes", "errors", "evictions", "loads", "stale_hits")
+
+
+class RegionStats:
+    """Counters of one region (and its tier, for multi-level regions)."""
+
+    __slots__ = ("deletes", "errors", "evictions", "hits", "l1_hits", "load_time", "loads", "misses",
+                 "provider", "region", "sets", "stale_hits")
+
+    def __init__(self, region: str, provider: str) -> None:
+        self.region = region
+        self.provider = provider
+        self.reset()
+
+    def reset(self) -> None:
+        self.hits = self.misses = self.sets = self.deletes = 0
+        self.errors = self.evictions = self.loads = self.stale_hits = self.l1_hits = 0
+        self.load_time = 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        lookups = self.hits + self.misses
+        return {
+            "region": self.region,
+            "provider": self.provider,
+            "hits": self.hits,
+            "misses": self.misses,
+            "hit_ratio": (self.hits / lookups) if lookups else float("nan"),
+            "sets": self.sets,
+            "deletes": self.deletes,
+            "errors": self.errors,
+            "evictions": self.evictions,
+            "loads": self.loads,
+            "stale_hits": self.stale_hits,
+            "l1_hits": self.l1_hits,
+            "load_time_s": self.load_time,
+        }
+
+
+class Stats:
+    """All regions' counters of a runtime.
+
+    ``rows()`` is plain Python; ``to_frame()`` a pandas DataFrame (one row per region);
+    ``sample()`` records a timestamped snapshot and ``timeseries()`` returns the snapshots.
+    """
+
+    def __init__(self, sources: Callable[[], Iterable[RegionStats]], clock: Callable[[], float] = time.time,
+                 on_reset: Callable[[], None] | None = None) -> None:
+        self._sources = sources
+        self._clock = clock
+        self._on_reset = on_reset
+        self._samples: list[dict[str, Any]] = []
+        self._lock = threading.Lock()
+        self.max_samples = 10_000
+
+    def rows(self) -> list[dict[str, Any]]:
+        return [st.as_dict() for st in self._sources()]
+
+    def totals(self) -> dict[str, int]:
+        totals = dict.fromkeys(COUNTERS, 0)
+        for row in self.rows():
+            for name in COUNTERS:
+                totals[name] += row[name]
+        return totals
+
+    def to_frame(self) -> pd.DataFrame:
+        """One row per region: hits, misses, hit_ratio, sets, deletes, errors, evictions..."""
+        pd = require("pandas", "pandas")
+        rows = self.rows()
+        columns = ["region", "provider", "hits", "misses", "hit_ratio", "sets", "deletes", "errors",
+                   "evictions", "loads", "stale_hits", "l1_hits", "load_time_s"]
+        return pd.DataFrame(rows, columns=columns).set_index("region")  # type: ignore[attr-defined,no-any-return]
+
+    def sample(self) -> None:
+        """Record the current counters with a timestamp (for :meth:`timeseries`)."""
+        now = self._clock()
+        with self._lock:
+            for row in self.rows():
+                row["time"] = now
+                self._samples.append(row)
+            del self._samples[: max(0, len(self._samples) - self.max_samples)]
+
+    def timeseries(self) -> pd.DataFrame:
+        """The recorded samples, indexed by (time, region)."""
+        pd = require("pandas", "pandas")
+        with self._lock:
+            frame = pd.DataFrame(list(self._samples))  # type: ignore[attr-defined]
+        if frame.empty:
+            return frame
+        frame["time"] = pd.to_datetime(frame["time"], unit="s")  # type: ignore[attr-defined]
+        return frame.set_index(["time", "region"])  # type: ignore[no-any-return]
+
+    def reset(self) -> None:
+        for st in self._sources():
+            st.reset()
+        if self._on_reset is not None:
+            self._on_reset()
+        with self._lock:
+            self._samples.clear()
