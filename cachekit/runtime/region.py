@@ -211,6 +211,8 @@ class Region:
             gen_keys.extend(g for g in self._gen_keys(k, tags) if g not in gen_keys)
         fulls = [ns + k for k in keys]
         got = tier.call(None, tier.driver.get_many, fulls + gen_keys)
+        if got is None and not tier.down:  # one unreadable payload: do not lose the whole batch
+            return {k: self._lookup(k, tags) for k in keys}
         now = self._now()
         out: dict[str, Any] = {}
         for k, full in zip(keys, fulls):
@@ -363,24 +365,42 @@ class Region:
         if self.l1 is not None:
             self.l1.driver.forget(key)
             self.runtime._published(self, "forget", key)
-        if not tier.private:
+        if not tier.private and not self._gen_keys(key, ()):
+            # unstamped counters live raw in the store: the server increments them atomically
             result = tier.call(None, tier.driver.increment, tier.namespace + key, amount, None)
             if result is not None:
                 self.stats.sets += 1
             return result
         with self._lock:
-            entry = self._fetch(key, ())
-            now = self._now()
-            if entry is MISSING or entry[1] <= now:
-                base, expires, stamps = 0, INF, None
-            else:
-                base, expires, stamps = entry
-                if not isinstance(base, int) or isinstance(base, bool):
-                    raise CacheError(f"cannot increment {key!r}: it holds a {type(base).__name__}, not an int")
-            new = base + amount
-            tier.driver.put(key, (new, expires, stamps), None if expires == INF else expires - now)
-            self.stats.sets += 1
-            return new
+            if tier.private:
+                return self._increment_entry(key, amount)
+            # A generation-stamped counter (memcached regions, declared patterns) is an envelope the
+            # server cannot increment: read-modify-write under a cross-process lock instead.
+            lock_key = f"{self._gen_prefix}lock:{key}"
+            deadline = time.monotonic() + 5.0
+            while not tier.call(False, tier.driver.add, lock_key, 1, 5.0):
+                if time.monotonic() > deadline or tier.down:
+                    self.stats.errors += 1
+                    return None
+                time.sleep(0.001)
+            try:
+                return self._increment_entry(key, amount)
+            finally:
+                tier.call(False, tier.driver.forget, lock_key)
+
+    def _increment_entry(self, key: str, amount: int) -> int | None:
+        entry = self._fetch(key, ())
+        now = self._now()
+        if entry is MISSING or entry[1] <= now:
+            base, expires = 0, INF
+        else:
+            base, expires = entry[0], entry[1]
+            if not isinstance(base, int) or isinstance(base, bool):
+                raise CacheError(f"cannot increment {key!r}: it holds a {type(base).__name__}, not an int")
+        new = base + amount
+        if not self._store(key, new, None if expires == INF else expires - now, ()):
+            return None
+        return new
 
     def decrement(self, key: str, amount: int = 1) -> int | None:
         """Subtract ``amount`` (a missing key starts at 0)."""
@@ -687,7 +707,9 @@ class TaggedCache:
 
     def flush(self) -> bool:
         """Invalidate every entry carrying any of these tags, in this region, in O(1) per tag."""
-        self.region.runtime.invalidate(tags=list(self.tag_names), region=self.region.name)
+        self.region.bump("tag", self.tag_names)
+        self.region.runtime._notify("invalidate", "", {"pattern": None, "tags": list(self.tag_names),
+                                                       "regions": [self.region.name]})
         return True
 
     def __repr__(self) -> str:

@@ -101,6 +101,7 @@ class Runtime:
         self._background: set[asyncio.Task[Any]] = set()
         self._listeners: list[Callable[[str, str, Any], None]] = []
         self.closed = False
+        self.bus: Any = None
         self.stats = Stats(self._stat_sources, clock=self.clock.now, on_reset=self._reset_driver_counters)
 
     # -- construction ---------------------------------------------------------------------
@@ -208,6 +209,8 @@ class Runtime:
                 if not l1.private:
                     raise CacheError(f"region {policy.name!r}: L1 provider {policy.l1_provider!r} "
                                      "must be an in-process memory provider")
+        if l1 is not None and self.config.bus.enabled and not self.fake:
+            self._ensure_bus(l2)
         if existing is not None:
             existing.configure(policy, l2, l1)
             return existing
@@ -288,7 +291,10 @@ class Runtime:
             self.regions()
             return list(self._all_regions())
         names = [region] if isinstance(region, str) else list(region)
-        return [self.region(n) for n in names]
+        targets = [self.region(n) for n in names]
+        # store views (Cache.store('redis')) of a region share its name and namespace
+        targets += [s for s in self._stores.values() if s.name in names and s not in targets]
+        return targets
 
     def invalidate(self, pattern: str | None = None, tags: Iterable[str] | None = None,
                    region: str | Iterable[str] | None = None, *, dry_run: bool = False) -> InvalidationResult:
@@ -417,7 +423,52 @@ class Runtime:
             listener(kind, name, payload)
 
     def _published(self, region: Region, kind: str, key: Any) -> None:
-        """Hook for the bus: an L1-relevant change happened in ``region`` (no-op without a bus)."""
+        """An L1-relevant change happened in ``region``: tell the other processes' L1s."""
+        bus = self.bus
+        if bus is not None:
+            keys = None if key is None else (list(key) if isinstance(key, list) else [key])
+            if not bus.publish(region.name, kind, keys):
+                region.stats.errors += 1
+
+    def _ensure_bus(self, l2: Tier) -> None:
+        if self.bus is not None:
+            return
+        with self._lock:
+            if self.bus is not None:
+                return
+            from .bus import Bus
+
+            name = self.config.bus.provider
+            if name is None:
+                if not l2.private and getattr(l2.driver, "client", None) is not None and \
+                        self._provider_config(l2.provider).type == "redis":
+                    name = l2.provider
+                else:
+                    name = next((n for n, p in self.config.providers.items() if p.type == "redis"), None)
+            if name is None:
+                raise CacheError("[bus] is enabled but no redis provider is declared to carry it")
+            driver = self._shared_driver(name)
+            channel = f"{self.config.bus.channel}:{self.prefix}"
+            self.bus = Bus(driver.client, channel, self.id,  # type: ignore[attr-defined]
+                           on_message=self._on_bus_message, on_reconnect=self._clear_all_l1)
+
+    def _on_bus_message(self, payload: dict[str, Any]) -> None:
+        name = payload.get("r")
+        for region in self._all_regions():
+            if region.name != name or region.l1 is None:
+                continue
+            l1 = region.l1.driver
+            kind = payload.get("k")
+            if kind == "clear":
+                l1.flush()
+            else:
+                for key in payload.get("keys") or ():
+                    l1.forget(key)
+
+    def _clear_all_l1(self) -> None:
+        for region in self._all_regions():
+            if region.l1 is not None:
+                region.l1.driver.flush()
 
     # -- cross-process loader lock --------------------------------------------------------
     def _lock_key(self, region: Region, key: str) -> str:
@@ -489,15 +540,25 @@ class Runtime:
         from ..config.checks import validate_config
         from ..errors import ConfigError
 
-        problems = validate_config(self.config)
+        problems = [p for p in validate_config(self.config) if not self._names_registered_store(p)]
         if problems:
-            raise ConfigError(problems)
+            raise ConfigError(problems, file=getattr(self.config, "source_path", None))
         with self._lock:
             for name, region in list(self._regions.items()):
                 self._build(name, self._policy(name), existing=region)
             default = self.config.cache.default_region
             for store, region in list(self._stores.items()):
                 self._build(region.stats.region, self._policy(default, store), existing=region)
+
+    def _names_registered_store(self, problem: Any) -> bool:
+        """A region naming a store added with ``register_store`` is valid at run time."""
+        parts = problem.path.split(".")
+        if len(parts) == 3 and parts[0] == "regions" and parts[2] == "provider":
+            rc = self.config.regions.get(parts[1])
+            return rc is not None and rc.provider in self._custom
+        if len(parts) == 4 and parts[0] == "regions" and parts[2:] == ["l1", "provider"]:
+            return False
+        return False
 
     def save(self, path: str | os.PathLike[str] | None = None) -> Path:
         """Write the live config back to its TOML file (comments and formatting kept)."""
@@ -536,6 +597,9 @@ class Runtime:
         if self.closed:
             return
         self.closed = True
+        if self.bus is not None:
+            self.bus.close()
+            self.bus = None
         for driver in list(self._drivers.values()):
             try:
                 driver.close()

@@ -8,6 +8,7 @@ from typing import Any, TypeVar
 
 from ..errors import CacheError
 from ..providers.base import MISSING, CacheDriver
+from ..serializers import SerializationError
 from ..stats import RegionStats
 
 __all__ = ["Tier"]
@@ -55,6 +56,12 @@ class Tier:
 
     def failed(self, exc: BaseException, fallback: T) -> T:
         self.stats.errors += 1
+        if isinstance(exc, SerializationError):
+            # garbage or tampered payload: counted and read as a miss; the store itself is fine
+            log.debug("cachekit provider %r returned an unreadable payload: %s", self.provider, exc)
+            if self.on_error == "raise":
+                raise exc
+            return fallback
         if not self.down:
             self.down = True
             log.warning("cachekit provider %r failed (%s: %s); counting errors until it recovers",

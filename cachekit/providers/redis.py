@@ -1,0 +1,425 @@
+"""Redis provider on redis-py: one server, a Sentinel-managed primary, or a Redis Cluster.
+
+Values are encoded by a :class:`~cachekit.serializers.Serializer` (raw ints as decimal ASCII, so
+``INCRBY`` works on counters); TTLs are set by the server (``SET ... PX``). Every round trip is bounded
+by the configured timeouts and retried with exponential backoff on connection errors; whatever still
+fails is raised as :class:`~cachekit.errors.ProviderError` with the redis-py exception as ``__cause__``
+(the runtime decides whether to swallow it). ``flush`` deletes only the keys under the driver's
+namespace, on every primary of a cluster.
+
+>>> from cachekit.config.models import RedisProviderConfig
+>>> driver = RedisDriver(RedisProviderConfig(url="redis://localhost:6379/0"), namespace="app:")
+>>> driver.shared, driver.can_scan        # nothing is connected until the first command
+(True, True)
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import math
+import threading
+import time
+from collections.abc import Iterable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any
+
+from ..errors import ProviderError, UnsupportedOperation, ValueTooLargeError, require
+from .base import MISSING, CacheDriver
+
+if TYPE_CHECKING:
+    from ..config.models import RedisProviderConfig
+    from ..serializers import Serializer
+
+__all__ = ["RedisDriver"]
+
+#: INCRBY, and PEXPIRE when the increment created the key: atomic on the server.
+_INCREMENT_WITH_TTL = """
+local existed = redis.call('EXISTS', KEYS[1])
+local value = redis.call('INCRBY', KEYS[1], ARGV[1])
+if existed == 0 then
+    redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return value
+"""
+_SCAN_COUNT = 1000
+_UNLINK_BATCH = 1000
+_GLOB_SPECIAL = "*?[]\\"
+
+
+def _redis_errors() -> tuple[type[Exception], ...]:
+    from redis.exceptions import RedisClusterException, RedisError
+
+    return (RedisError, RedisClusterException)
+
+
+def _px(ttl: float | None) -> int | None:
+    """A TTL in seconds as Redis milliseconds; ``None`` (or infinity) means no expiry."""
+    if ttl is None or ttl == math.inf:
+        return None
+    return max(1, int(ttl * 1000))  # a TTL <= 0 expires at once; PX 0 would be an error
+
+
+def _host_port(address: str, default_port: int = 6379) -> tuple[str, int]:
+    host, sep, port = address.rpartition(":")
+    if not sep:
+        return address, default_port
+    return host.strip("[]"), int(port)
+
+
+def _escape_glob(text: str) -> str:
+    return "".join("\\" + c if c in _GLOB_SPECIAL else c for c in text)
+
+
+def _server_pattern(pattern: str) -> str:
+    """A Redis ``MATCH`` pattern selecting a superset of the keys the ``fnmatch`` ``pattern`` selects.
+
+    ``*`` and ``?`` mean the same in both; a ``[...]`` class differs (``[!x]`` vs ``[^x]``, escapes),
+    so from the first ``[`` on the server only filters by the literal prefix.
+    """
+    head, bracket, _ = pattern.partition("[")
+    escaped = head.replace("\\", "\\\\")
+    return escaped + "*" if bracket else escaped
+
+
+class RedisDriver(CacheDriver):
+    """A cache driver on Redis (standalone, Sentinel or Cluster), built from a ``RedisProviderConfig``.
+
+    ``namespace`` is the key prefix this driver owns: :meth:`flush` deletes ``namespace*`` and nothing
+    else (an empty namespace owns the whole database). The client is created on first use; use
+    :meth:`from_client` to wrap a ``redis.Redis`` / ``RedisCluster`` you built yourself.
+    """
+
+    can_scan = True
+    shared = True
+    name = "redis"
+
+    def __init__(
+        self,
+        config: RedisProviderConfig,
+        serializer: Serializer | None = None,
+        namespace: str = "",
+    ) -> None:
+        require("redis", "redis")
+        #: The provider config the client is built from.
+        self.config = config
+        #: Encodes values to bytes and back (raw ints as decimal ASCII).
+        self.serializer: Serializer = serializer if serializer is not None else _serializer_for(config)
+        #: The key prefix this driver owns (``flush`` deletes ``namespace*`` only).
+        self.namespace = namespace
+        self.cluster = config.cluster
+        self._max_value_size = config.max_value_size
+        self._errors = _redis_errors()
+        self._client: Any = None
+        self._owns_client = True
+        self._has_config = True
+        self._sentinel: Any = None
+        self._async_client: Any = None
+        self._increment_script: Any = None
+        self._connect_lock = threading.Lock()
+
+    @classmethod
+    def from_client(
+        cls,
+        client: Any,
+        serializer: Serializer | None = None,
+        namespace: str = "",
+        *,
+        config: RedisProviderConfig | None = None,
+    ) -> RedisDriver:
+        """Wrap an existing ``redis.Redis`` or ``redis.cluster.RedisCluster`` (bytes responses).
+
+        The client stays the caller's: :meth:`close` does not close it. ``config``, when given, supplies
+        ``max_value_size`` and the settings of :meth:`async_client`.
+        """
+        require("redis", "redis")
+        from redis.cluster import RedisCluster
+
+        from ..config.models import RedisProviderConfig
+
+        if client.get_encoder().decode_responses:
+            raise ValueError("RedisDriver needs a client with decode_responses=False (payloads are bytes)")
+        is_cluster = isinstance(client, RedisCluster)
+        driver = cls(
+            config or RedisProviderConfig(cluster=is_cluster),
+            serializer=serializer,
+            namespace=namespace,
+        )
+        driver.cluster = is_cluster
+        driver._client = client
+        driver._owns_client = False
+        driver._has_config = config is not None
+        return driver
+
+    # -- client -------------------------------------------------------------------------------
+    @property
+    def client(self) -> Any:
+        """The redis-py client (``Redis`` or ``RedisCluster``), created on first use."""
+        return self._client or self._connect()
+
+    def _connect(self) -> Any:
+        with self._connect_lock:
+            if self._client is None:
+                try:
+                    self._client = self._build_client(asyncio=False)
+                except self._errors as exc:
+                    raise ProviderError(f"redis: cannot connect: {exc}") from exc
+            return self._client
+
+    def _build_client(self, *, asyncio: bool) -> Any:
+        if asyncio:
+            import redis.asyncio as lib
+            from redis.asyncio import cluster as cluster_lib
+            from redis.asyncio import sentinel as sentinel_lib
+            from redis.asyncio.retry import Retry
+        else:
+            import redis as lib
+            from redis import cluster as cluster_lib
+            from redis import sentinel as sentinel_lib
+            from redis.retry import Retry
+        from redis.backoff import ExponentialBackoff
+
+        cfg = self.config
+        options: dict[str, Any] = {
+            "socket_connect_timeout": cfg.connect_timeout,
+            "socket_timeout": cfg.socket_timeout,
+            # retries ConnectionError / TimeoutError only: a wrong command is not retried
+            "retry": Retry(ExponentialBackoff(), cfg.retries),
+            "max_connections": cfg.max_connections,
+        }
+        if cfg.username is not None:
+            options["username"] = cfg.username
+        if cfg.password is not None:
+            options["password"] = cfg.password.get_secret_value()
+
+        if cfg.cluster:
+            if cfg.startup_nodes:
+                nodes = [cluster_lib.ClusterNode(*_host_port(n)) for n in cfg.startup_nodes]
+                return cluster_lib.RedisCluster(startup_nodes=nodes, **options)
+            if cfg.url:
+                return cluster_lib.RedisCluster.from_url(cfg.url, **options)
+            return cluster_lib.RedisCluster(host=cfg.host, port=cfg.port, **options)
+        if cfg.sentinel:
+            max_connections = options.pop("max_connections")
+            sentinel = sentinel_lib.Sentinel([_host_port(s, 26379) for s in cfg.sentinel], **options)
+            if not asyncio:
+                self._sentinel = sentinel
+            return sentinel.master_for(cfg.service_name, db=cfg.db, max_connections=max_connections)
+        if cfg.url:
+            return lib.Redis.from_url(cfg.url, **options)
+        return lib.Redis(host=cfg.host, port=cfg.port, db=cfg.db, **options)
+
+    def async_client(self) -> Any:
+        """A ``redis.asyncio`` client with the same settings, created on first call and then reused.
+
+        Close it with :meth:`aclose`. Not available on a driver made by :meth:`from_client` without
+        a ``config``.
+        """
+        if self._async_client is None:
+            if not self._has_config:
+                raise UnsupportedOperation("async_client() needs a config: from_client(client, config=...)")
+            self._async_client = self._build_client(asyncio=True)
+        return self._async_client
+
+    async def aclose(self) -> None:
+        """Close the client made by :meth:`async_client`, if any."""
+        client, self._async_client = self._async_client, None
+        if client is not None:
+            await client.aclose()
+
+    def _fail(self, operation: str, exc: Exception) -> ProviderError:
+        return ProviderError(f"redis {operation} failed: {type(exc).__name__}: {exc}")
+
+    def _encode(self, value: Any) -> bytes:
+        payload = self.serializer.dumps(value)
+        limit = self._max_value_size
+        if limit is not None and len(payload) > limit:
+            raise ValueTooLargeError(f"encoded value is {len(payload)} bytes; max_value_size is {limit}")
+        return payload
+
+    # -- required -------------------------------------------------------------------------------
+    def get(self, key: str) -> Any:
+        """The stored object, or :data:`MISSING`."""
+        try:
+            data = (self._client or self._connect()).get(key)
+        except self._errors as exc:
+            raise self._fail("get", exc) from exc
+        if data is None:
+            return MISSING
+        return self.serializer.loads(data)
+
+    def put(self, key: str, value: Any, ttl: float | None = None) -> bool:
+        """``SET key payload [PX ttl]``."""
+        payload = self._encode(value)
+        try:
+            return bool((self._client or self._connect()).set(key, payload, px=_px(ttl)))
+        except self._errors as exc:
+            raise self._fail("put", exc) from exc
+
+    def forget(self, key: str) -> bool:
+        """``UNLINK key``; ``True`` if the key existed."""
+        try:
+            return bool((self._client or self._connect()).unlink(key))
+        except self._errors as exc:
+            raise self._fail("forget", exc) from exc
+
+    def flush(self) -> bool:
+        """Delete every key under the namespace (``SCAN MATCH namespace*`` + batched ``UNLINK``)."""
+        client = self._client or self._connect()
+        pattern = _escape_glob(self.namespace) + "*"
+        batch: list[bytes] = []
+        try:
+            for key in self._scan_server(client, pattern):
+                batch.append(key)
+                if len(batch) >= _UNLINK_BATCH:
+                    client.unlink(*batch)
+                    batch.clear()
+            if batch:
+                client.unlink(*batch)
+        except self._errors as exc:
+            raise self._fail("flush", exc) from exc
+        return True
+
+    # -- optional -------------------------------------------------------------------------------
+    def has(self, key: str) -> bool:
+        """``EXISTS key``."""
+        try:
+            return bool((self._client or self._connect()).exists(key))
+        except self._errors as exc:
+            raise self._fail("has", exc) from exc
+
+    def get_many(self, keys: Iterable[str]) -> dict[str, Any]:
+        """One ``MGET`` (on a cluster: one ``MGET`` per slot, pipelined per node)."""
+        keys = list(keys)
+        if not keys:
+            return {}
+        client = self._client or self._connect()
+        try:
+            values = client.mget_nonatomic(keys) if self.cluster else client.mget(keys)
+        except self._errors as exc:
+            raise self._fail("get_many", exc) from exc
+        loads = self.serializer.loads
+        return {key: MISSING if data is None else loads(data) for key, data in zip(keys, values, strict=True)}
+
+    def put_many(self, mapping: Mapping[str, Any], ttl: float | None = None) -> bool:
+        """One pipeline of ``SET key payload [PX ttl]``."""
+        if not mapping:
+            return True
+        payloads = [(key, self._encode(value)) for key, value in mapping.items()]
+        px = _px(ttl)
+        try:
+            pipe = (self._client or self._connect()).pipeline(transaction=False)
+            for key, payload in payloads:
+                pipe.set(key, payload, px=px)
+            return all(pipe.execute())
+        except self._errors as exc:
+            raise self._fail("put_many", exc) from exc
+
+    def delete_many(self, keys: Iterable[str]) -> int:
+        """``UNLINK k1 k2 ...`` (split by slot on a cluster); the number of keys that existed."""
+        keys = list(keys)
+        if not keys:
+            return 0
+        try:
+            return int((self._client or self._connect()).unlink(*keys))
+        except self._errors as exc:
+            raise self._fail("delete_many", exc) from exc
+
+    def add(self, key: str, value: Any, ttl: float | None = None) -> bool:
+        """``SET key payload NX [PX ttl]``: ``True`` when stored, ``False`` when the key existed."""
+        payload = self._encode(value)
+        try:
+            return bool((self._client or self._connect()).set(key, payload, nx=True, px=_px(ttl)))
+        except self._errors as exc:
+            raise self._fail("add", exc) from exc
+
+    def increment(self, key: str, amount: int = 1, ttl: float | None = None) -> int:
+        """``INCRBY`` on the server (atomic); a key created by the increment expires after ``ttl``."""
+        px = _px(ttl)
+        try:
+            client = self._client or self._connect()
+            if px is None:
+                return int(client.incrby(key, amount))
+            script = self._increment_script
+            if script is None:
+                script = self._increment_script = client.register_script(_INCREMENT_WITH_TTL)
+            return int(script(keys=[key], args=[amount, px]))
+        except self._errors as exc:
+            raise self._fail("increment", exc) from exc
+
+    def decrement(self, key: str, amount: int = 1, ttl: float | None = None) -> int:
+        """``INCRBY key -amount`` (see :meth:`increment`)."""
+        return self.increment(key, -amount, ttl)
+
+    def scan(self, pattern: str) -> Iterator[str]:
+        """Keys matching the ``fnmatch`` ``pattern``, from every primary; each key once."""
+        client = self._client or self._connect()
+        seen: set[str] = set()
+        try:
+            for raw in self._scan_server(client, _server_pattern(pattern)):
+                key = raw.decode("utf-8", "surrogateescape")
+                if key not in seen and fnmatch.fnmatchcase(key, pattern):
+                    seen.add(key)
+                    yield key
+        except self._errors as exc:
+            raise self._fail("scan", exc) from exc
+
+    def _scan_server(self, client: Any, match: str) -> Iterator[bytes]:
+        if self.cluster:
+            return client.scan_iter(match=match, count=_SCAN_COUNT, target_nodes=client.PRIMARIES)
+        return client.scan_iter(match=match, count=_SCAN_COUNT)
+
+    def close(self) -> None:
+        """Close the connections of a client this driver created; it reconnects if used again.
+
+        A client given to :meth:`from_client` is left open: it belongs to the caller.
+        """
+        if not self._owns_client:
+            return
+        with self._connect_lock:
+            client, self._client = self._client, None
+            sentinel, self._sentinel = self._sentinel, None
+            self._increment_script = None
+        if client is None:
+            return
+        client.close()
+        if sentinel is not None:
+            for sentinel_client in sentinel.sentinels:
+                sentinel_client.close()
+
+    def ping(self) -> float:
+        """``PING``; seconds taken."""
+        start = time.perf_counter()
+        try:
+            (self._client or self._connect()).ping()
+        except self._errors as exc:
+            raise self._fail("ping", exc) from exc
+        return time.perf_counter() - start
+
+    def __repr__(self) -> str:
+        cfg = self.config
+        if not self._has_config:
+            where = "from_client"
+        elif cfg.cluster:
+            where = f"cluster {cfg.startup_nodes or cfg.url or f'{cfg.host}:{cfg.port}'}"
+        elif cfg.sentinel:
+            where = f"sentinel {cfg.service_name}@{','.join(cfg.sentinel)}"
+        else:
+            where = _redact(cfg.url) if cfg.url else f"{cfg.host}:{cfg.port}/{cfg.db}"
+        return f"<RedisDriver {where} namespace={self.namespace!r}>"
+
+
+def _redact(url: str) -> str:
+    """``url`` without the password (``redis://user:***@host``)."""
+    scheme, sep, rest = url.partition("://")
+    credentials, at, host = rest.rpartition("@")
+    if not sep or not at or ":" not in credentials:
+        return url
+    return f"{scheme}://{credentials.split(':', 1)[0]}:***@{host}"
+
+
+def _serializer_for(config: RedisProviderConfig) -> Serializer:
+    from ..serializers import make_serializer
+
+    key = config.signing_key.get_secret_value() if config.signing_key else None
+    return make_serializer(
+        config.serializer, compress_threshold=config.compress_threshold, signing_key=key, use_env_key=True
+    )

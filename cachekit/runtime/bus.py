@@ -1,0 +1,130 @@
+"""Cross-process invalidation of L1 tiers over Redis pub/sub.
+
+Every write, forget or invalidation in a region with an L1 publishes a small JSON message; every
+other runtime subscribed to the channel drops the named keys (or the whole L1) of that region.
+If the bus is down, L1 TTLs bound staleness: errors are counted, logged once per outage, the
+subscriber reconnects with backoff, and on reconnect every L1 is cleared (messages may have been
+missed while it was away).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+__all__ = ["Bus"]
+
+log = logging.getLogger("cachekit.bus")
+
+
+class Bus:
+    """Publish/subscribe L1 invalidations on one Redis channel.
+
+    ``on_message(payload)`` is called in the bus thread for messages from other runtimes;
+    ``on_reconnect()`` after the subscription comes back from an outage.
+    """
+
+    def __init__(self, client: Any, channel: str, origin: str, *,
+                 on_message: Callable[[dict[str, Any]], None], on_reconnect: Callable[[], None]) -> None:
+        self.client = client
+        self.channel = channel
+        self.origin = origin
+        self.on_message = on_message
+        self.on_reconnect = on_reconnect
+        self.published = 0
+        self.received = 0
+        self.errors = 0
+        self.down = False
+        self._stop = threading.Event()
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="cachekit-bus", daemon=True)
+        self._thread.start()
+
+    def wait_ready(self, timeout: float = 5.0) -> bool:
+        """Block until the subscription is live (useful in tests and at start-up)."""
+        return self._ready.wait(timeout)
+
+    def publish(self, region: str, kind: str, keys: list[str] | None = None) -> bool:
+        message = json.dumps({"o": self.origin, "r": region, "k": kind, "keys": keys or []})
+        try:
+            self.client.publish(self.channel, message)
+        except Exception as exc:
+            self._failed(exc)
+            return False
+        self.published += 1
+        return True
+
+    def _failed(self, exc: BaseException) -> None:
+        self.errors += 1
+        if not self.down:
+            self.down = True
+            log.warning("cachekit bus on %r is down (%s); L1 TTLs bound staleness until it returns",
+                        self.channel, exc)
+
+    def _run(self) -> None:
+        pubsub = None
+        backoff = 0.05
+        had_outage = False
+        while not self._stop.is_set():
+            try:
+                if pubsub is None:
+                    pubsub = self.client.pubsub(ignore_subscribe_messages=True)
+                    pubsub.subscribe(self.channel)
+                    # the subscribe reply confirms the subscription is registered on the server
+                    for _ in range(50):
+                        msg = pubsub.get_message(ignore_subscribe_messages=False, timeout=0.1)
+                        if msg and msg.get("type") == "subscribe":
+                            break
+                    self._ready.set()
+                    if had_outage:
+                        had_outage = False
+                        if self.down:
+                            self.down = False
+                            log.warning("cachekit bus on %r is back", self.channel)
+                        self.on_reconnect()
+                    backoff = 0.05
+                msg = pubsub.get_message(timeout=0.2)
+                if msg and msg.get("type") == "message":
+                    self._deliver(msg["data"])
+            except Exception as exc:
+                if self._stop.is_set():
+                    break
+                self._failed(exc)
+                had_outage = True
+                self._ready.clear()
+                try:
+                    if pubsub is not None:
+                        pubsub.close()
+                except Exception:
+                    pass
+                pubsub = None
+                self._stop.wait(backoff)
+                backoff = min(backoff * 2, 2.0)
+        if pubsub is not None:
+            try:
+                pubsub.close()
+            except Exception:
+                pass
+
+    def _deliver(self, data: Any) -> None:
+        try:
+            payload = json.loads(data)
+        except (TypeError, ValueError):
+            self.errors += 1
+            return
+        if payload.get("o") == self.origin:
+            return
+        self.received += 1
+        self.on_message(payload)
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=2)
+
+    @staticmethod
+    def now() -> float:
+        return time.time()

@@ -1,0 +1,294 @@
+"""One behavioural suite, run on every store: memory, file, Redis, Redis Cluster, Memcached, custom.
+
+Each subclass says how to build a config for its store; every test goes through the public
+runtime API, so what is proven here is what a user gets.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import threading
+from pathlib import Path
+from typing import Any, ClassVar
+
+import pytest
+
+from cachekit import CacheConfig, CacheDriver, FakeClock, Runtime
+
+
+class DictDriver(CacheDriver):
+    """A custom driver implementing only the four required methods."""
+
+    def __init__(self) -> None:
+        self.data: dict[str, Any] = {}
+        self.lock = threading.Lock()
+
+    def get(self, key: str) -> Any:
+        return self.data.get(key)
+
+    def put(self, key: str, value: Any, ttl: float | None = None) -> bool:
+        self.data[key] = value
+        return True
+
+    def forget(self, key: str) -> bool:
+        return self.data.pop(key, None) is not None
+
+    def flush(self) -> bool:
+        self.data.clear()
+        return True
+
+
+class StoreConformance:
+    #: whether a second runtime (or process) on the same config sees the same data
+    shared: ClassVar[bool] = True
+    #: whether ad-hoc glob patterns can be scanned
+    can_scan: ClassVar[bool] = True
+
+    @pytest.fixture
+    def provider(self, request: pytest.FixtureRequest, tmp_path: Path) -> dict[str, Any]:
+        raise NotImplementedError
+
+    @pytest.fixture
+    def config_data(self, provider: dict[str, Any], request: pytest.FixtureRequest) -> dict[str, Any]:
+        prefix = "ck" + request.node.name.replace("[", "").replace("]", "")[-20:].replace("_", "")
+        return {
+            "cache": {"prefix": prefix, "default_region": "default"},
+            "providers": {"store": provider},
+            "regions": {"default": {"provider": "store", "ttl": 60}, "other": {"provider": "store"}},
+            "rules": [
+                {"name": "user-data", "strategy": "pattern_based", "pattern": "user:*"},
+                {"name": "user-update", "strategy": "event_based", "events": ["user_updated"],
+                 "pattern": "profile:{user_id}"},
+            ],
+        }
+
+    def make_runtime(self, config_data: dict[str, Any], clock: FakeClock | None = None) -> Runtime:
+        return CacheConfig(**config_data).compile(clock=clock)
+
+    @pytest.fixture
+    def rt(self, config_data: dict[str, Any]) -> Runtime:
+        runtime = self.make_runtime(config_data)
+        yield runtime
+        try:
+            runtime.region("default").flush()
+            runtime.region("other").flush()
+        finally:
+            runtime.close()
+
+    @pytest.fixture
+    def peer(self, config_data: dict[str, Any], rt: Runtime) -> Runtime:
+        """A second runtime on the same config (same store for shared stores)."""
+        if not self.shared:
+            pytest.skip("store is process-local")
+        runtime = self.make_runtime(config_data)
+        yield runtime
+        runtime.close()
+
+    # -- facade operations ----------------------------------------------------------------
+    def test_put_get_has_forget(self, rt: Runtime) -> None:
+        r = rt.region()
+        assert r.put("key", {"a": [1, 2]})
+        assert r.get("key") == {"a": [1, 2]}
+        assert r.has("key")
+        assert r.forget("key")
+        assert not r.has("key")
+        assert r.get("key", "fallback") == "fallback"
+
+    def test_stored_none_is_a_hit(self, rt: Runtime) -> None:
+        r = rt.region()
+        r.put("none", None)
+        assert r.has("none")
+        assert r.get("none", "fallback") is None
+
+    def test_ttl_expiry_by_runtime_clock(self, config_data: dict[str, Any]) -> None:
+        clock = FakeClock()
+        runtime = self.make_runtime(config_data, clock)
+        try:
+            r = runtime.region()
+            r.put("short", "v", ttl=5)
+            r.put("long", "v", ttl=500)
+            clock.advance(6)
+            assert r.get("short") is None
+            assert r.get("long") == "v"
+        finally:
+            runtime.region().flush()
+            runtime.close()
+
+    def test_get_many_put_many(self, rt: Runtime) -> None:
+        r = rt.region()
+        assert r.put_many({f"k{i}": i for i in range(20)}, ttl=60)
+        got = r.get_many([f"k{i}" for i in range(22)])
+        assert got == {**{f"k{i}": i for i in range(20)}, "k20": None, "k21": None}
+
+    def test_remember_and_forever(self, rt: Runtime) -> None:
+        r = rt.region()
+        calls: list[int] = []
+        assert r.remember("r", 60, lambda: calls.append(1) or "x") == "x"
+        assert r.remember("r", 60, lambda: calls.append(1) or "x") == "x"
+        assert calls == [1]
+        r.forever("f", 1)
+        assert r.get("f") == 1
+
+    def test_increment_decrement_from_threads(self, rt: Runtime) -> None:
+        r = rt.region()
+        r.put("visits", 0)
+        assert r.increment("visits") == 1
+        assert r.increment("visits", 5) == 6
+        assert r.decrement("stock", 3) == -3
+
+        def work() -> None:
+            for _ in range(100):
+                r.increment("counter")
+
+        threads = [threading.Thread(target=work) for _ in range(6)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert r.get("counter") == 600
+
+    def test_tags_any_of_flush(self, rt: Runtime) -> None:
+        r = rt.region()
+        r.tags(["users", "active"]).put("user:1", 1)
+        r.tags(["users", "inactive"]).put("user:3", 3)
+        r.put("plain", 0)
+        assert r.get("user:1") == 1
+        r.tags(["active"]).flush()
+        assert r.get("user:1") is None
+        assert r.get("user:3") == 3
+        r.tags(["users"]).flush()
+        assert r.get("user:3") is None
+        assert r.get("plain") == 0
+
+    def test_declared_pattern_rule(self, rt: Runtime) -> None:
+        r = rt.region()
+        r.put("user:1", 1)
+        r.put("order:1", 2)
+        rt.invalidate(pattern="user:*")
+        assert r.get("user:1") is None
+        assert r.get("order:1") == 2
+
+    def test_event_rule_with_parameters(self, rt: Runtime) -> None:
+        r = rt.region()
+        r.put("profile:1", "a")
+        r.put("profile:2", "b")
+        rt.emit("user_updated", user_id=1)
+        assert r.get("profile:1") is None
+        assert r.get("profile:2") == "b"
+
+    def test_region_flush_is_scoped(self, rt: Runtime) -> None:
+        rt.region("default").put("k", 1)
+        rt.region("other").put("k", 2)
+        assert rt.region("default").flush()
+        assert rt.region("default").get("k") is None
+        assert rt.region("other").get("k") == 2
+
+    def test_adhoc_pattern(self, rt: Runtime) -> None:
+        from cachekit import UnsupportedOperation
+
+        r = rt.region()
+        r.put("order:1", 1)
+        r.put("order:2", 2)
+        r.put("item:1", 3)
+        if not self.can_scan:
+            with pytest.raises(UnsupportedOperation, match="pattern_based"):
+                rt.invalidate(pattern="order:*")
+            return
+        assert rt.invalidate(pattern="order:*").count == 2
+        assert r.get("order:1") is None
+        assert r.get("item:1") == 3
+
+    # -- visibility from a second runtime ------------------------------------------------
+    def test_second_runtime_sees_writes_and_invalidations(self, rt: Runtime, peer: Runtime) -> None:
+        rt.region().put("shared", "v1")
+        assert peer.region().get("shared") == "v1"
+        rt.region().tags(["t"]).put("tagged", 1)
+        assert peer.region().get("tagged") == 1
+        peer.region().tags(["t"]).flush()
+        assert rt.region().get("tagged") is None
+        rt.region().put("user:7", 7)
+        peer.invalidate(pattern="user:*")
+        assert rt.region().get("user:7") is None
+        rt.region().put("profile:9", 9)
+        peer.emit("user_updated", user_id=9)
+        assert rt.region().get("profile:9") is None
+        rt.region().put("gone", 1)
+        peer.region().flush()
+        assert rt.region().get("gone") is None
+
+
+class TestMemory(StoreConformance):
+    shared = False
+
+    @pytest.fixture
+    def provider(self) -> dict[str, Any]:
+        return {"type": "memory"}
+
+
+class TestFile(StoreConformance):
+    @pytest.fixture
+    def provider(self, tmp_path: Path) -> dict[str, Any]:
+        return {"type": "file", "path": str(tmp_path / "store")}
+
+    def test_second_process_sees_writes(self, rt: Runtime, config_data: dict[str, Any]) -> None:
+        rt.region().put("from-parent", {"n": 1})
+        rt.region().tags(["t"]).put("tagged", 1)
+        code = (
+            "import json, sys; from cachekit import CacheConfig;"
+            "rt = CacheConfig(**json.loads(sys.argv[1])).compile();"
+            "r = rt.region(); r.tags(['t']).flush(); print(json.dumps(r.get('from-parent')));"
+            "r.put('from-child', 2)"
+        )
+        out = subprocess.run([sys.executable, "-c", code, json.dumps(config_data)],
+                             capture_output=True, text=True, check=True)
+        assert json.loads(out.stdout) == {"n": 1}
+        assert rt.region().get("from-child") == 2
+        assert rt.region().get("tagged") is None
+
+
+class TestCustomDriver(StoreConformance):
+    shared = False
+    can_scan = False
+
+    @pytest.fixture
+    def provider(self) -> dict[str, Any]:
+        return {"type": "memory"}
+
+    def make_runtime(self, config_data: dict[str, Any], clock: FakeClock | None = None) -> Runtime:
+        data = {**config_data, "providers": {}}
+        data["regions"] = {name: {**rc, "provider": "custom"} for name, rc in config_data["regions"].items()}
+        runtime = CacheConfig(**{k: v for k, v in data.items() if k != "regions"}).compile(clock=clock)
+        runtime.register_store("custom", DictDriver())
+        for name, rc in data["regions"].items():
+            runtime.update_region(name, **rc)
+        return runtime
+
+
+class TestRedis(StoreConformance):
+    @pytest.fixture
+    def provider(self, redis_server: Any) -> dict[str, Any]:
+        return {"type": "redis", "url": redis_server.url}
+
+
+class TestRedisCluster(StoreConformance):
+    @pytest.fixture
+    def provider(self, redis_cluster: Any) -> dict[str, Any]:
+        return {"type": "redis", "cluster": True, "startup_nodes": list(redis_cluster.startup_nodes)}
+
+
+class TestMemcached(StoreConformance):
+    can_scan = False
+
+    @pytest.fixture
+    def provider(self, memcached_server: Any) -> dict[str, Any]:
+        return {"type": "memcached", "servers": [memcached_server.address]}
+
+
+class TestMemcachedPool(StoreConformance):
+    can_scan = False
+
+    @pytest.fixture
+    def provider(self, memcached_pool: Any) -> dict[str, Any]:
+        return {"type": "memcached", "servers": list(memcached_pool.servers)}

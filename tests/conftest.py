@@ -1,0 +1,124 @@
+"""Shared fixtures of the test suite."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import pytest
+
+# tests/ is on sys.path (pytest's rootdir-conftest import, no tests/__init__.py)
+from servers import (
+    MemcachedPool,
+    MemcachedServer,
+    RedisCluster,
+    RedisSentinel,
+    RedisServer,
+    missing_binaries,
+)
+
+# -- test servers ---------------------------------------------------------------------------------
+# Real redis-server / memcached processes on free loopback ports, one of each kind per session.
+# The function-scoped fixtures restart a server that a test stopped and flush it before each test.
+# A missing binary skips the test locally and fails it when CI=true.
+
+
+def _require_binaries(*names: str) -> None:
+    missing = missing_binaries(*names)
+    if missing:
+        message = f"{', '.join(missing)} not found on PATH"
+        if os.environ.get("CI", "").lower() in ("true", "1"):
+            pytest.fail(f"{message} (required when CI=true)")
+        pytest.skip(message)
+
+
+@pytest.fixture(scope="session")
+def _redis_server_process(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    _require_binaries("redis-server")
+    server = RedisServer(tmp_path_factory.mktemp("redis"))
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def redis_server(_redis_server_process: RedisServer) -> RedisServer:
+    """A running, empty ``redis-server``: ``.host .port .url .client() .stop() .start()``."""
+    _redis_server_process.start()
+    _redis_server_process.flush()
+    return _redis_server_process
+
+
+@pytest.fixture(scope="session")
+def _redis_cluster_processes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisCluster]:
+    _require_binaries("redis-server", "redis-cli")
+    cluster = RedisCluster(tmp_path_factory.mktemp("redis-cluster"))
+    try:
+        cluster.start()
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture
+def redis_cluster(_redis_cluster_processes: RedisCluster) -> RedisCluster:
+    """An empty 3-primary Redis Cluster: ``.nodes .startup_nodes .client()``."""
+    _redis_cluster_processes.flush()
+    return _redis_cluster_processes
+
+
+@pytest.fixture(scope="session")
+def _redis_sentinel_processes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisSentinel]:
+    _require_binaries("redis-server")
+    sentinel = RedisSentinel(tmp_path_factory.mktemp("redis-sentinel"))
+    try:
+        sentinel.start()
+        yield sentinel
+    finally:
+        sentinel.stop()
+
+
+@pytest.fixture
+def redis_sentinel(_redis_sentinel_processes: RedisSentinel) -> RedisSentinel:
+    """A Redis primary behind one Sentinel: ``.sentinels .service_name .master``; the primary is empty."""
+    _redis_sentinel_processes.master.start()
+    _redis_sentinel_processes.master.flush()
+    return _redis_sentinel_processes
+
+
+@pytest.fixture(scope="session")
+def _memcached_process(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MemcachedServer]:
+    _require_binaries("memcached")
+    server = MemcachedServer(tmp_path_factory.mktemp("memcached"))
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def memcached_server(_memcached_process: MemcachedServer) -> MemcachedServer:
+    """A running, empty memcached: ``.host .port .address .stop() .start()``."""
+    _memcached_process.start()
+    _memcached_process.flush()
+    return _memcached_process
+
+
+@pytest.fixture(scope="session")
+def _memcached_pool_processes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MemcachedPool]:
+    _require_binaries("memcached")
+    pool = MemcachedPool(tmp_path_factory.mktemp("memcached-pool"))
+    try:
+        pool.start()
+        yield pool
+    finally:
+        pool.stop()
+
+
+@pytest.fixture
+def memcached_pool(_memcached_pool_processes: MemcachedPool) -> MemcachedPool:
+    """Three running, empty memcached servers: ``.servers`` ["127.0.0.1:PORT", ...], ``.members``."""
+    _memcached_pool_processes.flush()
+    return _memcached_pool_processes
+
+
+# -- end of test servers --------------------------------------------------------------------------
