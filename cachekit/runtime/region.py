@@ -273,8 +273,14 @@ class Region:
             if tier.private:
                 with self._lock:
                     self._local_gens[gen_key] = self._local_gens.get(gen_key, 0) + 1
-            elif tier.call(None, tier.driver.increment, gen_key, 1, None) is None:
-                continue
+            else:
+                value = tier.call(None, tier.driver.increment, gen_key, 1, None)
+                if value is None:
+                    continue
+                if value <= 1:
+                    # the generation was absent (evicted, server restarted): never restart at a value
+                    # an old entry may carry
+                    tier.call(False, tier.driver.put, gen_key, time.time_ns() // 1000, None)
             count += 1
         self._clear_l1()
         return count

@@ -1,0 +1,412 @@
+"""The memcached driver: one server or several (consistent hashing), on pymemcache.
+
+What memcached imposes, and what this driver does about it:
+
+- **Keys** must be at most 250 bytes of printable ASCII without spaces. A key that is not that (spaces,
+  control characters, non-ASCII, empty) or that is longer than :data:`MAX_PLAIN_KEY` bytes is stored
+  under ``namespace + "h:" + sha256(key)``, and its value is framed with the original key, so two keys
+  can never read each other's value: a frame naming another key reads as a miss. Keys that already
+  start with ``namespace + "h:"`` are hashed too, so a plain key can never land on a hashed one.
+- **Values** larger than ``config.max_value_size`` (after serialization) are refused with
+  :class:`~cachekit.errors.ValueTooLargeError` before anything is sent; the previous value stays.
+- **Expiry** is whole seconds: a TTL is rounded up; past 30 days memcached wants an absolute Unix
+  time, computed from this machine's clock. The server's clock ticks once a second, so an item may
+  expire up to a second early; the runtime checks expiry itself, so that is only an early miss.
+- **Counters**: ``incr`` works on unsigned 64-bit decimal ASCII and ``decr`` stops at 0. An increment
+  by a positive amount uses ``incr`` (and ``add`` of the amount when the key is missing, retrying if
+  another client created it first). A decrement, an increment of a negative counter, and any counter
+  under a hashed key use a ``gets``/``cas`` loop instead, so ``decrement`` below 0 returns a negative
+  number, exactly. The TTL given to ``increment`` applies when the counter is created; the ``cas``
+  path stores the counter again and so sets its expiry to that TTL (none: never).
+- **No enumeration**: :meth:`MemcachedDriver.scan` raises; :meth:`MemcachedDriver.flush` raises unless
+  the driver owns the whole server (``owns_server=True``, then ``flush_all``). The runtime invalidates
+  by generation counters, which need neither.
+- **Several servers**: keys are spread by rendezvous hashing (pymemcache ``HashClient``). A server
+  that is down is *not* taken out of the ring: its keys fail (``ProviderError``, counted by the
+  runtime, read as misses) until it is back. Moving them to another server would serve stale
+  values once it returns and would restart the generation counters it holds.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import re
+import struct
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any, Final
+
+from ..errors import ProviderError, UnsupportedOperation, ValueTooLargeError, require
+from ..serializers import SerializationError, Serializer, make_serializer
+from .base import MISSING, CacheDriver
+
+if TYPE_CHECKING:
+    from ..config.models import MemcachedProviderConfig
+
+__all__ = ["MAX_PLAIN_KEY", "MemcachedDriver"]
+
+_base: Any = require("pymemcache.client.base", "memcached")
+_hash: Any = require("pymemcache.client.hash", "memcached")
+_exceptions: Any = require("pymemcache.exceptions", "memcached")
+
+#: Longest key stored as is, in bytes; longer ones are hashed (memcached's own limit is 250).
+MAX_PLAIN_KEY: Final = 200
+_PLAIN_KEY = re.compile(rf"[\x21-\x7e]{{1,{MAX_PLAIN_KEY}}}").fullmatch
+_SERVER_KEY_LIMIT: Final = 250
+#: memcached reads an expiry above 30 days as an absolute Unix time.
+_RELATIVE_EXPIRY_LIMIT: Final = 30 * 24 * 3600
+_MAX_EXPIRY: Final = 2**31 - 1
+_CAS_ATTEMPTS: Final = 1000
+_MAX_INCR: Final = 2**64 - 1
+
+# Value stored under a hashed key: magic, length of the original key, the key, the payload.
+_FRAME_MAGIC: Final = b"\xcbK"
+_FRAME_LENGTH = struct.Struct(">I")
+_FRAME_HEADER: Final = len(_FRAME_MAGIC) + _FRAME_LENGTH.size
+
+_ERRORS: tuple[type[BaseException], ...] = (_exceptions.MemcacheError, OSError)
+# A pooled connection the server closed (restart, idle timeout): worth one more try on a fresh one.
+_STALE_CONNECTION: tuple[type[BaseException], ...] = (
+    _exceptions.MemcacheUnexpectedCloseError,
+    BrokenPipeError,
+    ConnectionResetError,
+    ConnectionAbortedError,
+)
+
+
+class _NoFailoverHashClient(_hash.HashClient):  # type: ignore[misc]
+    """``HashClient`` without its failover: every error reaches the caller and no server leaves the ring.
+
+    The stock client answers a default (a miss, a failed set) without an error while a server is in
+    its retry window, then remaps the server's keys to the others; the failure bookkeeping is also
+    not thread-safe. The driver wants errors it can report and keys that stay where they hash.
+    """
+
+    def _safely_run_func(self, client: Any, func: Callable[..., Any], default_val: Any,
+                         *args: Any, **kwargs: Any) -> Any:
+        return func(*args, **kwargs)
+
+    def _safely_run_set_many(self, client: Any, values: Any, *args: Any, **kwargs: Any) -> Any:
+        return client.set_many(values, *args, **kwargs)
+
+
+def _expire(ttl: float | None) -> int:
+    """memcached's ``exptime`` for a TTL in seconds: 0 = never, -1 = already expired."""
+    if ttl is None or ttl == math.inf:
+        return 0
+    if not ttl > 0:  # also NaN
+        return -1
+    seconds = math.ceil(ttl)
+    if seconds <= _RELATIVE_EXPIRY_LIMIT:
+        return seconds
+    return min(math.ceil(time.time() + ttl), _MAX_EXPIRY)
+
+
+def _show(key: str) -> str:
+    return repr(key) if len(key) <= 80 else f"{key[:60]!r}... ({len(key)} characters)"
+
+
+class MemcachedDriver(CacheDriver):
+    """A shared store on one memcached server or several (consistent hashing).
+
+    ``config.servers`` lists ``host:port`` addresses (or ``unix:/path``): one gives a pooled client,
+    several a hashing client with a pool per server; both are thread-safe. Values are encoded with
+    ``serializer`` (by default the one the config describes). ``namespace`` is the key prefix this
+    driver owns; hashed keys live under it. ``owns_server=True`` says the servers hold nothing but
+    this cache, which lets :meth:`flush` run ``flush_all``; it defaults to ``config.owns_server``
+    when the config has such a field, else ``False``.
+
+    >>> from cachekit.config.models import MemcachedProviderConfig
+    >>> driver = MemcachedDriver(MemcachedProviderConfig(servers=["127.0.0.1:11211"]),
+    ...                          namespace="cachekit:")            # doctest: +SKIP
+    >>> driver.put("cachekit:default:user 1", ("v", float("inf"), None), ttl=60)  # doctest: +SKIP
+    True
+    """
+
+    can_scan = False
+    shared = True
+
+    def __init__(
+        self,
+        config: MemcachedProviderConfig,
+        serializer: Serializer | None = None,
+        namespace: str = "",
+        *,
+        owns_server: bool | None = None,
+    ) -> None:
+        if namespace and not _PLAIN_KEY(namespace):
+            raise ValueError(f"memcached namespace {namespace!r} must be printable ASCII without spaces")
+        hashed_prefix = namespace + "h:"
+        if len(hashed_prefix) + hashlib.sha256().digest_size * 2 > _SERVER_KEY_LIMIT:
+            raise ValueError(f"memcached namespace {namespace!r} is too long to prefix a hashed key")
+        if serializer is None:
+            secret = config.signing_key.get_secret_value() if config.signing_key else None
+            serializer = make_serializer(
+                config.serializer, compress_threshold=config.compress_threshold, signing_key=secret
+            )
+        #: The config the driver was built from.
+        self.config = config
+        #: Key prefix this driver owns.
+        self.namespace = namespace
+        #: Whether :meth:`flush` may wipe the whole server(s).
+        self.owns_server = bool(getattr(config, "owns_server", False) if owns_server is None else owns_server)
+        #: ``config.max_value_size``: the largest encoded value stored, in bytes (``None``: no check).
+        self.max_value_size: int | None = config.max_value_size
+        self._serializer = serializer
+        self._hashed_prefix = hashed_prefix
+        self._where = "memcached " + ",".join(config.servers)
+        options: dict[str, Any] = {
+            "connect_timeout": config.connect_timeout,
+            "timeout": config.timeout,
+            "no_delay": True,
+            "default_noreply": False,  # wait for every answer: a failed write must be seen
+        }
+        #: The pymemcache client (``PooledClient`` or ``HashClient``); exposed for diagnostics and tests.
+        self.client: Any
+        if len(config.servers) == 1:
+            self.client = _base.PooledClient(_base.normalize_server_spec(config.servers[0]), **options)
+        else:
+            self.client = _NoFailoverHashClient(config.servers, use_pooling=True, **options)
+
+    # -- keys and payloads ------------------------------------------------------------------
+    def storage_key(self, key: str) -> str:
+        """The key memcached sees for ``key``: ``key`` itself when safe, else its hashed form."""
+        if _PLAIN_KEY(key) is not None and not key.startswith(self._hashed_prefix):
+            return key
+        digest = hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()
+        return self._hashed_prefix + digest
+
+    def _frame(self, key: str, payload: bytes) -> bytes:
+        raw = key.encode("utf-8", "surrogatepass")
+        return b"".join((_FRAME_MAGIC, _FRAME_LENGTH.pack(len(raw)), raw, payload))
+
+    def _unframe(self, key: str, data: bytes) -> bytes | None:
+        """The payload of a hashed key's value; ``None`` when the frame names another key."""
+        if data[: len(_FRAME_MAGIC)] != _FRAME_MAGIC or len(data) < _FRAME_HEADER:
+            raise SerializationError(f"{self._where}: the value under the hashed key of {_show(key)} "
+                                     "is not framed")
+        (length,) = _FRAME_LENGTH.unpack_from(data, len(_FRAME_MAGIC))
+        end = _FRAME_HEADER + length
+        if len(data) < end:
+            raise SerializationError(f"{self._where}: truncated frame under the hashed key of {_show(key)}")
+        if data[_FRAME_HEADER:end] != key.encode("utf-8", "surrogatepass"):
+            return None
+        return data[end:]
+
+    def _encode(self, key: str, skey: str, value: Any) -> bytes:
+        data = self._serializer.dumps(value)
+        if skey != key:
+            data = self._frame(key, data)
+        limit = self.max_value_size
+        if limit is not None and len(data) > limit:
+            raise ValueTooLargeError(
+                f"{self._where}: value for key {_show(key)} is {len(data)} bytes once serialized, over "
+                f"max_value_size = {limit} bytes; nothing was stored (the previous value, if any, is kept)"
+            )
+        return data
+
+    def _decode(self, key: str, skey: str, data: bytes) -> Any:
+        if skey != key:
+            payload = self._unframe(key, data)
+            if payload is None:
+                return MISSING
+            data = payload
+        return self._serializer.loads(data)
+
+    def _counter_payload(self, key: str, skey: str, number: int) -> bytes:
+        data = b"%d" % number
+        return data if skey == key else self._frame(key, data)
+
+    # -- errors -----------------------------------------------------------------------------
+    def _error(self, op: str, key: str | None, exc: BaseException) -> ProviderError:
+        where = f"{self._where}: {op}" + (f" {_show(key)}" if key is not None else "")
+        if isinstance(exc, _exceptions.MemcacheServerError) and "too large" in str(exc):
+            return ValueTooLargeError(f"{where} refused by the server: {exc} (memcached's item size limit)")
+        return ProviderError(f"{where} failed: {type(exc).__name__}: {exc}")
+
+    def _again(self, exc: BaseException, op: str, key: str | None,
+               call: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """After ``exc``, retry an idempotent ``call`` once if a stale connection caused it; else raise."""
+        if not isinstance(exc, _STALE_CONNECTION):
+            raise self._error(op, key, exc) from exc
+        try:
+            return call(*args, **kwargs)
+        except _ERRORS as again:
+            raise self._error(op, key, again) from again
+
+    # -- required ---------------------------------------------------------------------------
+    def get(self, key: str) -> Any:
+        """The stored object, or :data:`MISSING`."""
+        skey = self.storage_key(key)
+        try:
+            data = self.client.get(skey)
+        except _ERRORS as exc:
+            data = self._again(exc, "get", key, self.client.get, skey)
+        if data is None:
+            return MISSING
+        return self._decode(key, skey, data)
+
+    def put(self, key: str, value: Any, ttl: float | None = None) -> bool:
+        """Store ``value``; raises :class:`ValueTooLargeError` past ``max_value_size``."""
+        skey = self.storage_key(key)
+        data = self._encode(key, skey, value)
+        expire = _expire(ttl)
+        try:
+            return bool(self.client.set(skey, data, expire=expire))
+        except _ERRORS as exc:
+            return bool(self._again(exc, "set", key, self.client.set, skey, data, expire=expire))
+
+    def forget(self, key: str) -> bool:
+        """Delete ``key``; ``True`` if it existed."""
+        skey = self.storage_key(key)
+        try:
+            return bool(self.client.delete(skey, noreply=False))
+        except _ERRORS as exc:
+            return bool(self._again(exc, "delete", key, self.client.delete, skey, noreply=False))
+
+    def flush(self) -> bool:
+        """``flush_all`` on every server if the driver owns them; else :class:`UnsupportedOperation`."""
+        if not self.owns_server:
+            raise UnsupportedOperation(
+                f"{self._where}: memcached cannot enumerate keys, so flush() cannot delete only the keys "
+                f"under {self.namespace!r} without deleting other tenants' keys too. Invalidate with "
+                "generations (region or tag flush through the runtime), or construct the driver with "
+                "owns_server=True when these servers hold nothing but this cache (flush_all)."
+            )
+        try:
+            self.client.flush_all(noreply=False)
+        except _ERRORS as exc:
+            self._again(exc, "flush_all", None, self.client.flush_all, noreply=False)
+        return True
+
+    # -- optional ---------------------------------------------------------------------------
+    def has(self, key: str) -> bool:
+        """Whether ``key`` holds a value (without deserializing it)."""
+        skey = self.storage_key(key)
+        try:
+            data = self.client.get(skey)
+        except _ERRORS as exc:
+            data = self._again(exc, "get", key, self.client.get, skey)
+        return data is not None and (skey == key or self._unframe(key, data) is not None)
+
+    def get_many(self, keys: Iterable[str]) -> dict[str, Any]:
+        """``{key: object or MISSING}`` in one ``get_multi`` (one round trip per server involved)."""
+        by_skey = {self.storage_key(key): key for key in keys}
+        out = dict.fromkeys(by_skey.values(), MISSING)
+        if not by_skey:
+            return out
+        skeys = list(by_skey)
+        try:
+            found = self.client.get_many(skeys)
+        except _ERRORS as exc:
+            found = self._again(exc, "get_many", None, self.client.get_many, skeys)
+        for skey, data in found.items():
+            key = by_skey[skey]
+            out[key] = self._decode(key, skey, data)
+        return out
+
+    def put_many(self, mapping: Mapping[str, Any], ttl: float | None = None) -> bool:
+        """Store every item with one ``set_many``; nothing is stored if any value is too large."""
+        values = {}
+        for key, value in mapping.items():
+            skey = self.storage_key(key)
+            values[skey] = self._encode(key, skey, value)
+        if not values:
+            return True
+        expire = _expire(ttl)
+        try:
+            failed = self.client.set_many(values, expire=expire)
+        except _ERRORS as exc:
+            failed = self._again(exc, "set_many", None, self.client.set_many, values, expire=expire)
+        return not failed
+
+    def delete_many(self, keys: Iterable[str]) -> int:
+        """Delete ``keys`` (one ``delete`` each, to count the ones that existed)."""
+        return sum(1 for key in keys if self.forget(key))
+
+    def add(self, key: str, value: Any, ttl: float | None = None) -> bool:
+        """memcached ``add``: store only if absent, atomically on the server; ``True`` when stored."""
+        skey = self.storage_key(key)
+        data = self._encode(key, skey, value)
+        try:
+            return bool(self.client.add(skey, data, expire=_expire(ttl), noreply=False))
+        except _ERRORS as exc:
+            raise self._error("add", key, exc) from exc
+
+    def increment(self, key: str, amount: int = 1, ttl: float | None = None) -> int:
+        """Add ``amount`` atomically on the server (a missing key counts as 0); the new value.
+
+        Positive amounts use ``incr``; anything ``incr`` cannot do (a negative amount or counter,
+        a hashed key) goes through a ``gets``/``cas`` loop, so results below 0 are exact.
+        """
+        skey = self.storage_key(key)
+        expire = _expire(ttl)
+        try:
+            if skey == key and 0 <= amount <= _MAX_INCR:
+                for _ in range(_CAS_ATTEMPTS):
+                    try:
+                        new = self.client.incr(skey, amount, noreply=False)
+                    except _exceptions.MemcacheClientError:  # not unsigned decimal: negative, or not a number
+                        break
+                    if new is not None:
+                        return int(new)
+                    if self.client.add(skey, b"%d" % amount, expire=expire, noreply=False):
+                        return amount
+                    # another client created it between our incr and add: incr again
+            return self._cas_increment(key, skey, amount, expire)
+        except _ERRORS as exc:
+            raise self._error("increment", key, exc) from exc
+
+    def _cas_increment(self, key: str, skey: str, amount: int, expire: int) -> int:
+        client = self.client
+        for _ in range(_CAS_ATTEMPTS):
+            data, token = client.gets(skey)
+            if data is None:
+                if client.add(skey, self._counter_payload(key, skey, amount), expire=expire, noreply=False):
+                    return amount
+                continue
+            current = self._decode(key, skey, data)
+            if current is MISSING:  # a frame naming another key: overwrite it
+                current = 0
+            if type(current) is not int:
+                raise ProviderError(
+                    f"{self._where}: cannot increment {_show(key)}: it holds a {type(current).__name__}, "
+                    "not an integer"
+                )
+            new = current + amount
+            if client.cas(skey, self._counter_payload(key, skey, new), token, expire=expire, noreply=False):
+                return new
+        raise ProviderError(f"{self._where}: increment {_show(key)} lost {_CAS_ATTEMPTS} cas races in a row")
+
+    def scan(self, pattern: str) -> Iterator[str]:
+        """Always raises :class:`UnsupportedOperation`: memcached cannot enumerate keys."""
+        raise UnsupportedOperation(
+            f"{self._where}: memcached cannot enumerate keys, so pattern {pattern!r} cannot be scanned; "
+            "declare a pattern_based rule for it instead (its entries are invalidated by a generation "
+            "counter, which needs no scan)"
+        )
+
+    def close(self) -> None:
+        """Close every pooled connection; safe to call twice (the driver reconnects if used again)."""
+        try:
+            self.client.close()
+        except _ERRORS as exc:
+            raise self._error("close", None, exc) from exc
+
+    def ping(self) -> float:
+        """Ask every server for its version; the seconds taken. Raises :class:`ProviderError`."""
+        if isinstance(self.client, _hash.HashClient):
+            clients = list(self.client.clients.values())
+        else:
+            clients = [self.client]
+        start = time.perf_counter()
+        for client in clients:
+            try:
+                client.version()
+            except _ERRORS as exc:
+                self._again(exc, "version", None, client.version)
+        return time.perf_counter() - start
+
+    def __repr__(self) -> str:
+        return f"<MemcachedDriver {self._where} namespace={self.namespace!r}>"

@@ -1,0 +1,300 @@
+"""The runtime on real shared servers: faults, signing, multi-level with the bus, cross-process locks."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import pickle
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from cachekit import CacheConfig, ProviderError, Runtime
+
+
+def redis_runtime(url: str, **region: Any) -> Runtime:
+    return CacheConfig(
+        cache={"prefix": "app"},
+        providers={"redis": {"type": "redis", "url": url, "socket_timeout": 0.5, "connect_timeout": 0.5,
+                             "retries": 0}},
+        regions={"default": {"provider": "redis", "ttl": 60, **region}},
+    ).compile()
+
+
+# -- faults ---------------------------------------------------------------------------------
+def test_killing_redis_mid_workload_never_raises_and_recovers(redis_server: Any,
+                                                              caplog: pytest.LogCaptureFixture) -> None:
+    rt = redis_runtime(redis_server.url)
+    r = rt.region()
+    loads: list[int] = []
+    try:
+        for i in range(20):
+            r.put(f"k{i}", i)
+        redis_server.stop()
+        with caplog.at_level(logging.WARNING, logger="cachekit"):
+            for i in range(20):
+                assert r.get(f"k{i}", "default") == "default"
+                assert r.put(f"k{i}", i) is False
+                assert r.remember(f"r{i}", 60, lambda i=i: loads.append(i) or i) == i
+                assert r.has(f"k{i}") is False
+                assert r.increment("n") is None
+        assert loads == list(range(20))
+        assert rt.stats.rows()[0]["errors"] >= 80
+        warnings = [rec for rec in caplog.records if "failed" in rec.getMessage()]
+        assert len(warnings) == 1  # logged once per outage, not per call
+        redis_server.start()
+        assert r.put("back", "yes")  # the same runtime works again, no restart
+        assert r.get("back") == "yes"
+    finally:
+        rt.close()
+
+
+def test_on_error_raise_makes_a_provider_strict(redis_server: Any) -> None:
+    rt = CacheConfig(providers={"redis": {"type": "redis", "url": redis_server.url, "on_error": "raise",
+                                          "retries": 0, "socket_timeout": 0.5, "connect_timeout": 0.5}},
+                     regions={"default": {"provider": "redis"}}).compile()
+    try:
+        redis_server.stop()
+        with pytest.raises(ProviderError):
+            rt.region().get("k")
+    finally:
+        redis_server.start()
+        rt.close()
+
+
+def test_unreachable_server_is_counted_not_raised() -> None:
+    rt = redis_runtime("redis://127.0.0.1:1/0")  # nothing listens on port 1
+    try:
+        assert rt.region().get("k", "fallback") == "fallback"
+        assert rt.stats.rows()[0]["errors"] == 1
+    finally:
+        rt.close()
+
+
+# -- signing --------------------------------------------------------------------------------
+class Exploit:
+    def __init__(self, marker: str) -> None:
+        self.marker = marker
+
+    def __reduce__(self) -> Any:
+        return (Path.touch, (Path(self.marker),))
+
+
+def test_tampered_payload_in_redis_is_rejected_and_never_unpickled(redis_server: Any, tmp_path: Path) -> None:
+    rt = CacheConfig(providers={"redis": {"type": "redis", "url": redis_server.url, "signing_key": "s3cret"}},
+                     regions={"default": {"provider": "redis"}}).compile()
+    try:
+        r = rt.region()
+        r.put("user:1", {"name": "ada"})
+        assert r.get("user:1") == {"name": "ada"}
+        client = redis_server.client()
+        marker = tmp_path / "pwned"
+        raw = client.get("cachekit:default:user:1")
+        assert raw is not None
+        # An attacker with write access to Redis swaps in a pickle that runs code when loaded,
+        # unsigned and then with a forged signature-shaped tail.
+        evil = pickle.dumps((Exploit(str(marker)), float("inf"), None))
+        for payload in (evil, raw[:-5] + b"xxxxx", raw[:4] + evil):
+            client.set("cachekit:default:user:1", payload)
+            assert r.get("user:1", "miss") == "miss"
+            assert not marker.exists()
+        assert rt.stats.rows()[0]["errors"] == 3
+    finally:
+        rt.close()
+
+
+# -- namespacing ----------------------------------------------------------------------------
+def test_flush_never_touches_foreign_keys(redis_server: Any) -> None:
+    client = redis_server.client()
+    client.set("foreign", "keep")
+    client.set("app:other-app-key", "keep")
+    rt = redis_runtime(redis_server.url)
+    try:
+        rt.region().put("mine", 1)
+        rt.region("second").put("mine", 2)
+        rt.region().flush()
+        assert rt.region().get("mine") is None
+        assert rt.region("second").get("mine") == 2
+        assert client.get("foreign") == b"keep"
+        assert client.get("app:other-app-key") == b"keep"
+    finally:
+        rt.close()
+
+
+# -- multi-level + bus ----------------------------------------------------------------------
+def multi_level_config(url: str, path: Path) -> Path:
+    path.write_text(textwrap.dedent(f"""
+        [cache]
+        prefix = "ml"
+
+        [providers.redis]
+        type = "redis"
+        url = "{url}"
+
+        [providers.local]
+        type = "memory"
+
+        [regions.default]
+        provider = "redis"
+        ttl = 600
+        l1 = {{ provider = "local", ttl = 300 }}
+
+        [bus]
+        enabled = true
+    """))
+    return path
+
+
+def test_l1_serves_without_a_round_trip_and_fills_from_l2(redis_server: Any, tmp_path: Path) -> None:
+    from cachekit import load
+
+    rt = load(multi_level_config(redis_server.url, tmp_path / "c.toml"))
+    try:
+        r = rt.region()
+        r.put("k", "v")
+        redis_server.client().delete("ml:default:k")  # gone from L2, still in L1
+        assert r.get("k") == "v"
+        assert rt.stats.rows()[0]["l1_hits"] == 1
+    finally:
+        rt.close()
+
+
+def test_bus_invalidates_l1_in_another_process(redis_server: Any, tmp_path: Path) -> None:
+    from cachekit import load
+
+    config = multi_level_config(redis_server.url, tmp_path / "c.toml")
+    rt = load(config)
+    child = subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(f"""
+            import sys, time
+            from cachekit import load
+            rt = load({str(config)!r})
+            r = rt.region()
+            r.get("user:1")          # fills L1 in this process
+            rt.bus.wait_ready()
+            print("ready", r.get("user:1"), flush=True)
+            sys.stdin.readline()     # parent has written a new value
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline:
+                if r.get("user:1") == "new":
+                    print("saw new", flush=True)
+                    break
+                time.sleep(0.005)
+            else:
+                print("stale", r.get("user:1"), flush=True)
+            rt.close()
+        """)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        rt.region().put("user:1", "old")
+        assert child.stdin is not None and child.stdout is not None
+        # the child may start before the write: it re-reads after the parent's put either way
+        line = child.stdout.readline().strip()
+        assert line.startswith("ready")
+        rt.bus.wait_ready()
+        rt.region().put("user:1", "old2")
+        rt.region().put("user:1", "new")
+        child.stdin.write("go\n")
+        child.stdin.flush()
+        assert child.stdout.readline().strip() == "saw new"
+    finally:
+        child.wait(15)
+        rt.close()
+
+
+def test_bus_down_is_counted_and_l1_ttl_bounds_staleness(redis_server: Any, tmp_path: Path) -> None:
+    from cachekit import load
+
+    rt = load(multi_level_config(redis_server.url, tmp_path / "c.toml"))
+    try:
+        r = rt.region()
+        r.put("k", 1)
+        rt.bus.wait_ready()
+        redis_server.stop()
+        r.forget("k")  # publish fails: counted, never raised
+        assert rt.bus.errors >= 1
+        redis_server.start()
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and not (rt.bus.wait_ready(0.1) and not rt.bus.down):
+            time.sleep(0.05)
+        assert not rt.bus.down  # reconnected by itself
+    finally:
+        rt.close()
+
+
+# -- stampede control across processes ------------------------------------------------------
+LOCK_WORKER = """
+import json, sys, threading, time
+import redis
+from cachekit import CacheConfig
+url, n = sys.argv[1], int(sys.argv[2])
+rt = CacheConfig(providers={"redis": {"type": "redis", "url": url}},
+                 regions={"default": {"provider": "redis", "lock": True, "lock_timeout": 10}}).compile()
+counter = redis.Redis.from_url(url)
+barrier = threading.Barrier(n)
+results = []
+
+def loader():
+    counter.incr("loader-calls")
+    time.sleep(0.5)
+    return "value"
+
+def work():
+    barrier.wait()
+    results.append(rt.region().remember("hot", 60, loader))
+
+threads = [threading.Thread(target=work) for _ in range(n)]
+for t in threads: t.start()
+for t in threads: t.join()
+print(json.dumps(results))
+rt.close()
+"""
+
+
+def test_hundred_concurrent_remembers_over_four_processes_load_once(redis_server: Any) -> None:
+    procs = [subprocess.Popen([sys.executable, "-c", LOCK_WORKER, redis_server.url, "25"],
+                              stdout=subprocess.PIPE, text=True) for _ in range(4)]
+    outputs = [json.loads(p.communicate(timeout=60)[0]) for p in procs]
+    assert all(p.returncode == 0 for p in procs)
+    assert sum(len(o) for o in outputs) == 100
+    assert all(v == "value" for o in outputs for v in o)
+    assert int(redis_server.client().get("loader-calls")) == 1
+
+
+def test_stale_while_revalidate_on_redis_does_not_block(redis_server: Any) -> None:
+    from cachekit import FakeClock
+
+    clock = FakeClock()
+    rt = CacheConfig(providers={"redis": {"type": "redis", "url": redis_server.url}},
+                     regions={"default": {"provider": "redis", "ttl": 10, "stale_ttl": 600}}).compile(clock=clock)
+    try:
+        r = rt.region()
+        assert r.remember("k", None, lambda: "old") == "old"
+        clock.advance(11)
+        import threading
+
+        gate = threading.Event()
+
+        def slow() -> str:
+            gate.wait(5)
+            return "new"
+
+        started = time.monotonic()
+        assert [r.remember("k", None, slow) for _ in range(10)] == ["old"] * 10
+        assert time.monotonic() - started < 4  # nobody waited for the 5 s loader
+        gate.set()
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and r.get("k") != "new":
+            time.sleep(0.01)
+        assert r.get("k") == "new"
+    finally:
+        rt.close()
+
+
