@@ -51,6 +51,14 @@ def load(path: str | os.PathLike[str] | None = None) -> Runtime:
     return config.compile(source=str(path) if path is not None else "<cachekit default>")
 
 
+def _repo() -> Region:
+    """The default repository of the bound runtime: the facade's hot path."""
+    runtime = _runtime
+    if runtime is None or runtime.closed:
+        runtime = _current()
+    return runtime.default_repository or runtime.resolve_default()
+
+
 def _current() -> Runtime:
     runtime = _runtime
     if runtime is None or runtime.closed:
@@ -71,15 +79,7 @@ def _bind(runtime: Runtime, *, owned: bool) -> Runtime:
     return runtime
 
 
-class _CacheMeta(type):
-    def __getattr__(cls, name: str) -> Any:
-        # Anything else a repository offers (aget, aput, pull, add, keys...) is forwarded.
-        if name.startswith("_"):
-            raise AttributeError(name)
-        return getattr(_current().region(), name)
-
-
-class Cache(metaclass=_CacheMeta):
+class Cache:
     """The process-wide cache, as in Laravel.
 
     >>> from cachekit import Cache
@@ -147,60 +147,60 @@ class Cache(metaclass=_CacheMeta):
     @staticmethod
     def put(key: str, value: Any, ttl: Any = None) -> bool:
         """Store ``value`` for ``ttl`` seconds (default: the region's TTL)."""
-        return _current().region().put(key, value, ttl)
+        return _repo().put(key, value, ttl)
 
     @staticmethod
     def get(key: str, default: Any = None) -> Any:
         """The cached value or ``default``."""
-        return _current().region().get(key, default)
+        return _repo().get(key, default)
 
     @staticmethod
     def has(key: str) -> bool:
-        return _current().region().has(key)
+        return _repo().has(key)
 
     @staticmethod
     def forget(key: str) -> bool:
-        return _current().region().forget(key)
+        return _repo().forget(key)
 
     @staticmethod
     def flush() -> bool:
         """Remove every entry of the default region (nothing outside its namespace)."""
-        return _current().region().flush()
+        return _repo().flush()
 
     @staticmethod
     def remember(key: str, ttl: Any, callback: Callable[[], Any]) -> Any:
         """Cached value, or ``callback()`` stored and returned; async callbacks give an awaitable."""
-        return _current().region().remember(key, ttl, callback)
+        return _repo().remember(key, ttl, callback)
 
     @staticmethod
     def remember_forever(key: str, callback: Callable[[], Any]) -> Any:
-        return _current().region().remember_forever(key, callback)
+        return _repo().remember_forever(key, callback)
 
     @staticmethod
     def forever(key: str, value: Any) -> bool:
-        return _current().region().forever(key, value)
+        return _repo().forever(key, value)
 
     @staticmethod
     def get_many(keys: Iterable[str]) -> dict[str, Any]:
         """``{key: value or None}``."""
-        return _current().region().get_many(keys)
+        return _repo().get_many(keys)
 
     @staticmethod
     def put_many(mapping: Mapping[str, Any], ttl: Any = None) -> bool:
-        return _current().region().put_many(mapping, ttl)
+        return _repo().put_many(mapping, ttl)
 
     @staticmethod
     def increment(key: str, amount: int = 1) -> int | None:
-        return _current().region().increment(key, amount)
+        return _repo().increment(key, amount)
 
     @staticmethod
     def decrement(key: str, amount: int = 1) -> int | None:
-        return _current().region().decrement(key, amount)
+        return _repo().decrement(key, amount)
 
     @staticmethod
     def tags(names: Iterable[str] | str, *more: str) -> TaggedCache:
         """``Cache.tags(['users']).put(...)``; ``Cache.tags(['users']).flush()``."""
-        return _current().region().tags(names, *more)
+        return _repo().tags(names, *more)
 
     @staticmethod
     def emit(event: str, /, **params: Any) -> InvalidationResult:
@@ -233,3 +233,21 @@ class Cache(metaclass=_CacheMeta):
 
 
 _ABSENT = object()
+
+
+def _forward(name: str) -> Callable[..., Any]:
+    def call(*args: Any, **kwargs: Any) -> Any:
+        return getattr(_repo(), name)(*args, **kwargs)
+
+    call.__name__ = name
+    call.__doc__ = f"``Cache.{name}(...)``: :meth:`Region.{name}` on the default repository."
+    return call
+
+
+# The rest of the repository API (async twins and extras), forwarded to the default repository.
+# Plain attributes, not a metaclass __getattr__, which would slow every Cache.<name> lookup.
+for _name in ("aget", "aput", "ahas", "aforget", "aflush", "aforever", "aremember", "aget_many",
+              "aput_many", "aincrement", "adecrement", "pull", "add", "keys", "forget_many", "many", "set",
+              "delete", "clear"):
+    setattr(Cache, _name, staticmethod(_forward(_name)))
+del _name

@@ -98,6 +98,8 @@ class Runtime:
         self._regions: dict[str, Region] = {}
         self._stores: dict[str, Region] = {}
         self._default_store: str | None = None
+        #: the repository plain facade calls use; resolved once, reset when the default changes
+        self.default_repository: Region | None = None
         self._background: set[asyncio.Task[Any]] = set()
         self._listeners: list[Callable[[str, str, Any], None]] = []
         self.closed = False
@@ -270,6 +272,12 @@ class Runtime:
         """Make ``store(name)`` what the facade's plain calls (``Cache.put``...) use."""
         self.store(name)
         self._default_store = name
+        self.default_repository = None
+
+    def resolve_default(self) -> Region:
+        """The repository of plain facade calls (cached in ``default_repository``)."""
+        repo = self.default_repository = self.region()
+        return repo
 
     @property
     def default_store(self) -> str:
@@ -544,6 +552,7 @@ class Runtime:
         if problems:
             raise ConfigError(problems, file=getattr(self.config, "source_path", None))
         with self._lock:
+            self.default_repository = None
             for name, region in list(self._regions.items()):
                 self._build(name, self._policy(name), existing=region)
             default = self.config.cache.default_region
