@@ -77,7 +77,7 @@ def __dir__() -> list[str]:
     return sorted([*globals(), *_LAZY])
 
 
-__all__ = [  # noqa: RUF022 - grouped by concept
+__all__ = [
     "Cache", "CacheConfig", "CacheDriver", "MISSING", "Runtime", "Region", "TaggedCache",
     "InvalidationResult", "load", "Clock", "FakeClock", "SystemClock",
     "CacheError", "ConfigError", "ConfigErrorItem", "MissingExtraError", "ProviderError",

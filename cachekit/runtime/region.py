@@ -44,9 +44,12 @@ def _as_entry(obj: Any) -> Any:
 
 
 def is_async_callable(fn: Any) -> bool:
+    """``True`` for coroutine functions, partials of them and objects with an ``async __call__``."""
     while hasattr(fn, "func"):  # functools.partial
         fn = fn.func
-    return inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(getattr(fn, "__call__", None))
+    if inspect.iscoroutinefunction(fn):
+        return True
+    return not inspect.isroutine(fn) and inspect.iscoroutinefunction(getattr(type(fn), "__call__", None))
 
 
 class Region:
@@ -215,7 +218,7 @@ class Region:
             return {k: self._lookup(k, tags) for k in keys}
         now = self._now()
         out: dict[str, Any] = {}
-        for k, full in zip(keys, fulls):
+        for k, full in zip(keys, fulls, strict=True):
             entry = MISSING if got is None else _as_entry(got.get(full, MISSING))
             if entry is not MISSING and entry[1] > now and self._stamps_current(entry[2], got or {}):
                 self.stats.hits += 1
@@ -255,7 +258,7 @@ class Region:
             got.update(more)
         return got
 
-    def _stamps(self, key: str, tags: tuple[str, ...]) -> tuple[tuple[str, int], ...] | None | bool:
+    def _stamps(self, key: str, tags: tuple[str, ...]) -> tuple[tuple[str, int], ...] | bool | None:
         gen_keys = self._gen_keys(key, tags)
         if not gen_keys:
             return None

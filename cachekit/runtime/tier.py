@@ -6,7 +6,7 @@ import logging
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from ..errors import CacheError
+from ..errors import CacheError, ValueTooLargeError
 from ..providers.base import MISSING, CacheDriver
 from ..serializers import SerializationError
 from ..stats import RegionStats
@@ -56,9 +56,9 @@ class Tier:
 
     def failed(self, exc: BaseException, fallback: T) -> T:
         self.stats.errors += 1
-        if isinstance(exc, SerializationError):
-            # garbage or tampered payload: counted and read as a miss; the store itself is fine
-            log.debug("cachekit provider %r returned an unreadable payload: %s", self.provider, exc)
+        if isinstance(exc, (SerializationError, ValueTooLargeError)):
+            # a bad payload or an oversize value: counted, a miss or a failed write; not an outage
+            log.warning("cachekit provider %r: %s", self.provider, exc)
             if self.on_error == "raise":
                 raise exc
             return fallback

@@ -201,6 +201,30 @@ class StoreConformance:
         assert r.get("item:1") == 3
 
     # -- visibility from a second runtime ------------------------------------------------
+    def test_second_process_sees_writes_and_invalidations(self, rt: Runtime, config_data: dict[str, Any]) -> None:
+        if not self.shared:
+            pytest.skip("store is process-local")
+        rt.region().put("from-parent", {"n": 1})
+        rt.region().put("user:1", 1)
+        rt.region().put("profile:3", 3)
+        rt.region("other").put("k", 1)
+        rt.region().tags(["t"]).put("tagged", 1)
+        code = (
+            "import json, sys; from cachekit import CacheConfig;"
+            "rt = CacheConfig(**json.loads(sys.argv[1])).compile();"
+            "r = rt.region(); r.tags(['t']).flush(); print(json.dumps(r.get('from-parent')));"
+            "r.put('from-child', 2); rt.invalidate(pattern='user:*'); rt.emit('user_updated', user_id=3);"
+            "rt.region('other').flush(); rt.close()"
+        )
+        out = subprocess.run([sys.executable, "-c", code, json.dumps(config_data)],
+                             capture_output=True, text=True, check=True)
+        assert json.loads(out.stdout) == {"n": 1}
+        assert rt.region().get("from-child") == 2
+        assert rt.region().get("tagged") is None
+        assert rt.region().get("user:1") is None
+        assert rt.region().get("profile:3") is None
+        assert rt.region("other").get("k") is None
+
     def test_second_runtime_sees_writes_and_invalidations(self, rt: Runtime, peer: Runtime) -> None:
         rt.region().put("shared", "v1")
         assert peer.region().get("shared") == "v1"
@@ -231,21 +255,6 @@ class TestFile(StoreConformance):
     @pytest.fixture
     def provider(self, tmp_path: Path) -> dict[str, Any]:
         return {"type": "file", "path": str(tmp_path / "store")}
-
-    def test_second_process_sees_writes(self, rt: Runtime, config_data: dict[str, Any]) -> None:
-        rt.region().put("from-parent", {"n": 1})
-        rt.region().tags(["t"]).put("tagged", 1)
-        code = (
-            "import json, sys; from cachekit import CacheConfig;"
-            "rt = CacheConfig(**json.loads(sys.argv[1])).compile();"
-            "r = rt.region(); r.tags(['t']).flush(); print(json.dumps(r.get('from-parent')));"
-            "r.put('from-child', 2)"
-        )
-        out = subprocess.run([sys.executable, "-c", code, json.dumps(config_data)],
-                             capture_output=True, text=True, check=True)
-        assert json.loads(out.stdout) == {"n": 1}
-        assert rt.region().get("from-child") == 2
-        assert rt.region().get("tagged") is None
 
 
 class TestCustomDriver(StoreConformance):

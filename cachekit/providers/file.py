@@ -1,0 +1,482 @@
+"""A directory of files, shareable by the processes of one machine.
+
+Layout
+------
+The driver owns one directory. A key is stored in ``<dir>/<h[:2]>/<h>.ck`` where ``h`` is the
+SHA-256 hex digest of the UTF-8 key, so any key (``/``, ``..``, unicode, kilobytes long) maps to a
+safe, fixed-length name, spread over at most 256 sub-directories. Each file holds::
+
+    b"CKF\\x01" | crc32 (4) | expires_at (float64) | key length (4) | payload length (8) | key | payload
+
+all integers big-endian. The key is stored so :meth:`FileDriver.scan` can enumerate real keys and a
+(theoretical) digest collision reads as a miss; ``expires_at`` is an absolute timestamp from the
+driver's clock (``inf``: no expiry); the CRC-32 covers everything after it, so a corrupt or truncated
+file is detected even when its payload would still unpickle. The payload is what the
+:class:`~cachekit.serializers.Serializer` produced.
+
+Concurrency
+-----------
+- Writes are atomic: the file is written under a temporary name in the same directory, then moved into
+  place with :func:`os.replace`; readers see the old file or the new one, never half of one, and take
+  no lock. (No fsync: a cache may lose its last writes in a power cut.)
+- Every change to a key's file (put, forget, add, increment, removing an expired or corrupt file) happens
+  under an exclusive lock on one of 64 lock files in ``<dir>/.locks/`` (``fcntl.flock``, chosen by the
+  key's digest), plus a thread lock for the threads of one process. So ``increment`` and ``add`` are
+  atomic across processes, and a reader that finds an expired file removes it only if it is still the
+  file it read. Locks are released by the kernel when a process dies. The lock files are reopened after
+  ``fork`` (a lock on an inherited descriptor would be shared with the parent).
+- A corrupt or truncated file is removed, and the operation that found it raises
+  :class:`~cachekit.serializers.SerializationError` (the runtime counts it as an error and a miss).
+  Leftover temporary files of a crashed writer (``.<name>.<pid>.<random>.tmp``) are not removed.
+- ``flock`` needs a local filesystem (not NFS). Without ``fcntl`` (Windows) the locks only cover the
+  threads of one process.
+
+A shared, writable directory lets anyone who can write to it plant a pickle payload: configure a
+``signing_key`` (or use ``json``) when the directory is not private. Files are created mode ``0600``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fnmatch
+import os
+import re
+import secrets
+import struct
+import threading
+import weakref
+import zlib
+from collections.abc import Iterable, Iterator
+from hashlib import sha256
+from pathlib import Path
+from typing import Any
+
+from ..clock import Clock, SystemClock
+from ..errors import ProviderError
+from ..serializers import SerializationError, Serializer, make_serializer
+from .base import MISSING, CacheDriver
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows
+    fcntl = None  # type: ignore[assignment]
+
+__all__ = ["FileDriver"]
+
+_MAGIC = b"CKF\x01"
+_HEADER = struct.Struct(">4sIdIQ")  # magic, crc32 of what follows it, expires_at, key len, payload len
+_CRC_FROM = 8  # the CRC covers bytes [8:]: expires_at, lengths, key and payload
+_SUFFIX = ".ck"
+_SEP = os.sep
+_ENTRY_NAME = re.compile(r"[0-9a-f]{64}\.ck")
+_FANOUT_NAME = re.compile(r"[0-9a-f]{2}")
+_LOCK_STRIPES = 64
+_INF = float("inf")
+_FILE_MODE = 0o600
+_TEMP_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0)
+
+# (lock stripe index, path of the entry file, UTF-8 key)
+_Slot = tuple[int, str, bytes]
+
+
+class FileDriver(CacheDriver):
+    """Store serialized entries as files under ``path``, safe to share between processes.
+
+    >>> import tempfile
+    >>> from cachekit.clock import FakeClock
+    >>> clock = FakeClock(1000.0)
+    >>> d = FileDriver(tempfile.mkdtemp(), clock=clock)
+    >>> d.put("app:user:1", {"name": "Ada"}, ttl=60)
+    True
+    >>> d.get("app:user:1")
+    {'name': 'Ada'}
+    >>> d.increment("app:hits", 5), d.increment("app:hits")
+    (5, 6)
+    >>> sorted(d.scan("app:*"))
+    ['app:hits', 'app:user:1']
+    >>> clock.advance(61)
+    >>> d.get("app:user:1")
+    MISSING
+    >>> d.close()
+
+    ``serializer`` defaults to pickle; ``clock`` (default :class:`~cachekit.clock.SystemClock`) gives
+    the absolute expiry written in each file, so processes sharing a directory should all use wall time.
+    """
+
+    can_scan = True
+    shared = True
+
+    def __init__(
+        self, path: str | Path, serializer: Serializer | None = None, clock: Clock | None = None
+    ) -> None:
+        #: The directory this driver owns.
+        self.path = Path(path).expanduser()
+        self.serializer: Serializer = serializer if serializer is not None else make_serializer("pickle")
+        self.clock: Clock = clock if clock is not None else SystemClock()
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ProviderError(f"file cache: cannot create directory {str(self.path)!r}: {exc}") from exc
+        self._root = str(self.path)
+        self._lock_dir = os.path.join(self._root, ".locks")
+        self._lock_fds: dict[int, int] = {}
+        self._thread_locks = [threading.Lock() for _ in range(_LOCK_STRIPES)]
+        self._fds_guard = threading.Lock()
+        self._pid = os.getpid()
+        self._finalizer = weakref.finalize(self, _close_fds, self._lock_fds)
+
+    def __repr__(self) -> str:
+        return f"FileDriver({self._root!r}, serializer={self.serializer!r})"
+
+    # -- required -------------------------------------------------------------------------
+    def get(self, key: str) -> Any:
+        """Return the object stored under ``key``, or :data:`MISSING` (absent or expired).
+
+        A corrupt, truncated or undecodable file raises
+        :class:`~cachekit.serializers.SerializationError` and is removed.
+        """
+        slot = self._slot(key)
+        found = self._read_live(key, slot)
+        if found is None:
+            return MISSING
+        data, payload = found
+        try:
+            return self.serializer.loads(payload)
+        except SerializationError:
+            self._discard(slot, data)
+            raise
+
+    def put(self, key: str, value: Any, ttl: float | None = None) -> bool:
+        """Write ``value`` under ``key`` atomically; ``ttl`` seconds from the clock (``None``: forever).
+
+        A ``ttl`` of zero or less removes the key, as storing an already expired entry would.
+        """
+        slot = self._slot(key)
+        if ttl is not None and ttl <= 0:
+            self._unlink(slot)
+            return True
+        payload = self.serializer.dumps(value)
+        expires_at = _INF if ttl is None else self.clock() + ttl
+        temp = self._write_temp(slot[1], _pack(slot[2], expires_at, payload))
+        try:
+            with self._locked(slot[0]):
+                os.replace(temp, slot[1])
+        except BaseException as exc:
+            with contextlib.suppress(OSError):
+                os.unlink(temp)
+            if isinstance(exc, OSError):
+                raise ProviderError(f"file cache: cannot write {key!r}: {exc}") from exc
+            raise
+        return True
+
+    def forget(self, key: str) -> bool:
+        """Remove ``key``; ``True`` if a file was there (even an expired one)."""
+        return self._unlink(self._slot(key))
+
+    def flush(self) -> bool:
+        """Remove every entry file of this driver.
+
+        Only files named like entries (``<2 hex>/<64 hex>.ck``) are removed; anything else in the
+        directory, the sub-directories themselves and the lock files are left alone (removing a
+        sub-directory would race with a writer about to create a file in it).
+        """
+        for fanout in self._fanout_dirs():
+            for name in _listdir(fanout):
+                if _ENTRY_NAME.fullmatch(name):
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(os.path.join(fanout, name))
+        return True
+
+    # -- optional -------------------------------------------------------------------------
+    def has(self, key: str) -> bool:
+        """``True`` when a live entry exists (the payload is checked by CRC, not decoded)."""
+        return self._read_live(key, self._slot(key)) is not None
+
+    def get_many(self, keys: Iterable[str]) -> dict[str, Any]:
+        """``{key: object or MISSING}``; one undecodable file raises for the whole call."""
+        get = self.get
+        return {key: get(key) for key in keys}
+
+    def delete_many(self, keys: Iterable[str]) -> int:
+        """Remove ``keys``; return how many files were there."""
+        forget = self.forget
+        return sum(1 for key in keys if forget(key))
+
+    def add(self, key: str, value: Any, ttl: float | None = None) -> bool:
+        """Store only if no live entry exists; atomic across processes (under the key's lock)."""
+        slot = self._slot(key)
+        payload = self.serializer.dumps(value)
+        with self._locked(slot[0]):
+            if self._read_live(key, slot, locked=True) is not None:
+                return False
+            if ttl is not None and ttl <= 0:
+                return True
+            expires_at = _INF if ttl is None else self.clock() + ttl
+            self._replace(slot[1], _pack(slot[2], expires_at, payload))
+        return True
+
+    def increment(self, key: str, amount: int = 1, ttl: float | None = None) -> int:
+        """Add ``amount`` to the integer under ``key`` (absent: 0); atomic across processes.
+
+        With ``ttl`` the counter expires ``ttl`` seconds from now; with ``None`` it keeps the expiry
+        it had. Raises :class:`~cachekit.errors.ProviderError` when the key holds something other
+        than an integer.
+        """
+        slot = self._slot(key)
+        with self._locked(slot[0]):
+            found = self._read_live(key, slot, locked=True)
+            expires_at = _INF
+            current = 0
+            if found is not None:
+                data, payload = found
+                try:
+                    value = self.serializer.loads(payload)
+                except SerializationError:
+                    self._unlink_locked(slot[1])
+                    raise
+                if type(value) is not int:
+                    raise ProviderError(f"file cache: {key!r} holds {type(value).__name__}, not an integer")
+                current = value
+                expires_at = _HEADER.unpack_from(data)[2]
+            new = current + amount
+            if ttl is not None:
+                expires_at = self.clock() + ttl
+            self._replace(slot[1], _pack(slot[2], expires_at, self.serializer.dumps(new)))
+        return new
+
+    def scan(self, pattern: str) -> Iterator[str]:
+        """Yield the live keys matching the glob ``pattern`` (``fnmatch``, case-sensitive).
+
+        Reads only the header of each file; unreadable or corrupt files are skipped.
+        """
+        now = self.clock()
+        for fanout in self._fanout_dirs():
+            for name in _listdir(fanout):
+                if not _ENTRY_NAME.fullmatch(name):
+                    continue
+                key = _read_key(os.path.join(fanout, name), now)
+                if key is not None and fnmatch.fnmatchcase(key, pattern):
+                    yield key
+
+    def close(self) -> None:
+        """Close the lock files; the driver reopens them if used again. Safe to call twice."""
+        with self._fds_guard:
+            _close_fds(self._lock_fds)
+
+    # -- paths and files ------------------------------------------------------------------
+    def _slot(self, key: str) -> _Slot:
+        raw = key.encode("utf-8", "surrogatepass")
+        digest = sha256(raw).hexdigest()
+        stripe = int(digest[:2], 16) % _LOCK_STRIPES
+        return stripe, f"{self._root}{_SEP}{digest[:2]}{_SEP}{digest}{_SUFFIX}", raw
+
+    def _read_live(self, key: str, slot: _Slot, *, locked: bool = False) -> tuple[bytes, bytes] | None:
+        """Return ``(file bytes, payload)`` of the live entry for ``key``, or ``None``.
+
+        Removes an expired file; removes a corrupt one and raises SerializationError.
+        """
+        path = slot[1]
+        try:
+            with open(path, "rb") as f:
+                data = f.read()
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise ProviderError(f"file cache: cannot read {key!r}: {exc}") from exc
+        try:
+            stored_key, expires_at, payload = _unpack(data)
+        except SerializationError:
+            if locked:
+                self._unlink_locked(path)
+            else:
+                self._discard(slot, data)
+            raise
+        if expires_at <= self.clock():
+            if locked:
+                self._unlink_locked(path)
+            else:
+                self._discard(slot, data)
+            return None
+        if stored_key != slot[2]:
+            return None  # another key with the same digest: a miss, overwritten by the next put
+        return data, payload
+
+    def _discard(self, slot: _Slot, seen: bytes) -> None:
+        """Remove the file at ``slot`` if it still holds ``seen`` (best effort)."""
+        try:
+            with self._locked(slot[0]):
+                with open(slot[1], "rb") as f:
+                    if f.read() != seen:
+                        return  # replaced since we read it: not ours to remove
+                os.unlink(slot[1])
+        except OSError:
+            pass
+
+    def _unlink(self, slot: _Slot) -> bool:
+        with self._locked(slot[0]):
+            return self._unlink_locked(slot[1])
+
+    @staticmethod
+    def _unlink_locked(path: str) -> bool:
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            return False
+        except OSError as exc:
+            raise ProviderError(f"file cache: cannot remove {path!r}: {exc}") from exc
+        return True
+
+    def _replace(self, path: str, blob: bytes) -> None:
+        """Write ``blob`` to ``path`` atomically; the caller holds the key's lock."""
+        temp = self._write_temp(path, blob)
+        try:
+            os.replace(temp, path)
+        except OSError as exc:
+            with contextlib.suppress(OSError):
+                os.unlink(temp)
+            raise ProviderError(f"file cache: cannot write {path!r}: {exc}") from exc
+
+    @staticmethod
+    def _write_temp(path: str, blob: bytes) -> str:
+        """Write ``blob`` to a new temporary file next to ``path``; return its name."""
+        directory, name = os.path.split(path)
+        for _attempt in range(3):
+            # Random part: pids alone can collide between containers sharing the directory.
+            temp = os.path.join(directory, f".{name}.{os.getpid()}.{secrets.token_hex(6)}.tmp")
+            try:
+                fd = os.open(temp, _TEMP_FLAGS, _FILE_MODE)
+            except FileNotFoundError:
+                _mkdir(directory)
+                continue
+            except FileExistsError:
+                continue
+            except OSError as exc:
+                raise ProviderError(f"file cache: cannot create {temp!r}: {exc}") from exc
+            try:
+                with open(fd, "wb") as f:
+                    f.write(blob)
+            except BaseException as exc:
+                with contextlib.suppress(OSError):
+                    os.unlink(temp)
+                if isinstance(exc, OSError):
+                    raise ProviderError(f"file cache: cannot write {temp!r}: {exc}") from exc
+                raise
+            return temp
+        raise ProviderError(f"file cache: cannot create a temporary file in {directory!r}")
+
+    def _fanout_dirs(self) -> list[str]:
+        return [
+            os.path.join(self._root, name) for name in _listdir(self._root) if _FANOUT_NAME.fullmatch(name)
+        ]
+
+    # -- locks ----------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def _locked(self, stripe: int) -> Iterator[None]:
+        """Hold the key's stripe lock: a thread lock, then ``flock`` on the stripe's lock file."""
+        if self._pid != os.getpid():
+            self._after_fork()
+        with self._thread_locks[stripe]:
+            if fcntl is None:  # pragma: no cover - Windows
+                yield
+                return
+            fd = self._lock_fd(stripe)
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(fd, fcntl.LOCK_UN)
+
+    def _lock_fd(self, stripe: int) -> int:
+        fd = self._lock_fds.get(stripe)
+        if fd is not None:
+            return fd
+        with self._fds_guard:
+            fd = self._lock_fds.get(stripe)
+            if fd is None:
+                path = os.path.join(self._lock_dir, f"{stripe:02d}.lock")
+                try:
+                    try:
+                        fd = os.open(path, os.O_RDWR | os.O_CREAT, _FILE_MODE)
+                    except FileNotFoundError:
+                        _mkdir(self._lock_dir)
+                        fd = os.open(path, os.O_RDWR | os.O_CREAT, _FILE_MODE)
+                except OSError as exc:
+                    raise ProviderError(f"file cache: cannot open lock file {path!r}: {exc}") from exc
+                self._lock_fds[stripe] = fd
+            return fd
+
+    def _after_fork(self) -> None:
+        # Inherited descriptors share the parent's open file description, hence its flock: drop them.
+        # Closing them in the child does not release the parent's locks.
+        self._fds_guard = threading.Lock()
+        self._thread_locks = [threading.Lock() for _ in range(_LOCK_STRIPES)]
+        _close_fds(self._lock_fds)
+        self._pid = os.getpid()
+
+
+# -- file format -------------------------------------------------------------------------------
+def _pack(kb: bytes, expires_at: float, payload: bytes) -> bytes:
+    body = struct.pack(">dIQ", expires_at, len(kb), len(payload)) + kb + payload
+    return _MAGIC + struct.pack(">I", zlib.crc32(body)) + body
+
+
+def _unpack(data: bytes) -> tuple[bytes, float, bytes]:
+    """Return ``(key bytes, expires_at, payload)``; raise SerializationError for a bad file."""
+    size = _HEADER.size
+    if len(data) < size:
+        raise SerializationError(f"file cache: truncated entry ({len(data)} bytes)")
+    magic, crc, expires_at, key_len, payload_len = _HEADER.unpack_from(data)
+    if magic != _MAGIC:
+        raise SerializationError(f"file cache: not an entry file (magic {magic!r})")
+    if len(data) != size + key_len + payload_len:
+        raise SerializationError(
+            f"file cache: entry is {len(data)} bytes, header says {size + key_len + payload_len}"
+        )
+    if zlib.crc32(memoryview(data)[_CRC_FROM:]) != crc:
+        raise SerializationError("file cache: entry checksum mismatch (corrupt file)")
+    return data[size : size + key_len], expires_at, data[size + key_len :]
+
+
+def _read_key(path: str, now: float) -> str | None:
+    """The key of a live entry file from its header only; ``None`` if gone, expired or unreadable."""
+    size = _HEADER.size
+    try:
+        with open(path, "rb") as f:
+            header = f.read(size)
+            if len(header) < size:
+                return None
+            magic, _crc, expires_at, key_len, _payload_len = _HEADER.unpack(header)
+            if magic != _MAGIC or expires_at <= now:
+                return None
+            raw = f.read(key_len)
+    except OSError:
+        return None
+    if len(raw) != key_len:
+        return None
+    try:
+        return raw.decode("utf-8", "surrogatepass")
+    except UnicodeDecodeError:
+        return None
+
+
+def _listdir(path: str) -> list[str]:
+    try:
+        return os.listdir(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+    except OSError as exc:
+        raise ProviderError(f"file cache: cannot list {path!r}: {exc}") from exc
+
+
+def _mkdir(path: str) -> None:
+    try:
+        os.makedirs(path, exist_ok=True)
+    except OSError as exc:
+        raise ProviderError(f"file cache: cannot create directory {path!r}: {exc}") from exc
+
+
+def _close_fds(fds: dict[int, int]) -> None:
+    while fds:
+        _stripe, fd = fds.popitem()
+        with contextlib.suppress(OSError):
+            os.close(fd)

@@ -1,0 +1,342 @@
+"""Turn cached objects into bytes for shared stores (file, redis, memcached) and back.
+
+Wire format
+-----------
+Every payload but one kind starts with a three-byte header::
+
+    0xCA | format | flags [| 32-byte HMAC-SHA256 tag] | body
+
+``format`` is ``p`` (pickle), ``j`` (json) or ``m`` (msgpack), so a reader knows what it reads whatever
+it is configured to write. ``flags`` bit 0 means the body is zlib-compressed, bit 1 that a tag follows
+the header. The tag covers the header and the body, and is checked before anything is decompressed or
+decoded.
+
+The exception is a plain ``int`` (exactly ``int``, not ``bool`` nor an ``IntEnum``): it is written as
+decimal ASCII with no header (``b"42"``, ``b"-7"``), the form Redis ``INCRBY`` and memcached ``incr``
+work on, and :meth:`Serializer.loads` reads any payload matching ``-?[0-9]+`` back as an ``int``
+(trailing spaces are allowed: memcached may pad a number that a ``decr`` made shorter). ``0xCA`` is not
+an ASCII digit nor ``-``, so a header can never be mistaken for a number.
+
+Formats
+-------
+- ``pickle`` (highest protocol): any picklable object, exact round trip (tuples stay tuples).
+- ``json``: JSON types only; **tuples come back as lists**, dict keys must be strings, bytes are
+  refused. ``float('inf')`` and ``nan`` are written as ``Infinity``/``NaN`` (Python reads them back).
+- ``msgpack`` (``pip install 'cachekit[msgpack]'``): like json, plus ``bytes``; **tuples come back
+  as lists** too (arrays are read with ``use_list=True``: reading them as tuples would turn every
+  user list into a tuple, the worse surprise). Integers must fit in 64 bits.
+
+The runtime accepts an entry read back as a list, so all three formats work with every store.
+
+Signing
+-------
+With a signing key every headed payload carries an HMAC-SHA256 tag. A payload whose tag does not match,
+or that carries none, raises :class:`TamperedPayloadError` and is never decompressed nor unpickled.
+Raw ints are accepted unsigned: they are parsed with ``int()``, which cannot run code, and a signed
+counter could not be incremented by the server. Someone who can write to the store can still change a
+counter's value (for example roll a generation back); signing protects against code execution and forged
+entries, not against that. A serializer without a key reads signed payloads (skipping the check), so
+readers can be given the key after writers.
+
+A serializer only unpickles when it is itself a ``pickle`` serializer: a ``json`` or ``msgpack`` one
+reads json and msgpack payloads and refuses pickle ones, so choosing json keeps pickle out of the process
+even when the store holds pickle payloads written by someone else.
+
+Errors
+------
+Anything that goes wrong while decoding (garbage, truncated data, a bad zlib stream, a pickle naming a
+missing class...) raises :class:`SerializationError` with the original exception as ``__cause__``;
+a value that cannot be encoded (a lambda, bytes in json) raises it too.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import os
+import pickle
+import re
+import zlib
+from collections.abc import Callable
+from functools import partial
+from hashlib import sha256
+from typing import Any
+
+from .errors import ProviderError, require
+
+__all__ = [
+    "ENV_SIGNING_KEY",
+    "SERIALIZER_NAMES",
+    "SerializationError",
+    "Serializer",
+    "TamperedPayloadError",
+    "make_serializer",
+]
+
+#: Environment variable read by ``make_serializer(..., use_env_key=True)`` when no key is given.
+ENV_SIGNING_KEY = "CACHEKIT_SIGNING_KEY"
+#: The names :func:`make_serializer` accepts.
+SERIALIZER_NAMES = ("pickle", "json", "msgpack")
+
+_MAGIC = 0xCA
+_MAGIC_BYTE = bytes((_MAGIC,))
+_FORMAT_BYTES = {"pickle": ord("p"), "json": ord("j"), "msgpack": ord("m")}
+_FORMAT_NAMES = {code: name for name, code in _FORMAT_BYTES.items()}
+_FLAG_COMPRESSED = 0x01
+_FLAG_SIGNED = 0x02
+_KNOWN_FLAGS = _FLAG_COMPRESSED | _FLAG_SIGNED
+_HEADER_SIZE = 3
+_TAG_SIZE = sha256().digest_size
+_INT_PAYLOAD = re.compile(rb"-?[0-9]+ *")
+
+
+class SerializationError(ProviderError):
+    """A payload could not be decoded (garbage, truncated, unknown format) or a value encoded.
+
+    The runtime counts it and treats the read as a miss. ``__cause__`` holds the original error.
+    """
+
+
+class TamperedPayloadError(SerializationError):
+    """A signing key is configured and the payload's HMAC tag is wrong, truncated or absent."""
+
+
+# -- codecs -----------------------------------------------------------------------------------------
+def _json_dumps(obj: Any) -> bytes:
+    return json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+def _json_loads(body: bytes) -> Any:
+    return json.loads(body)
+
+
+_msgpack: Any = None
+
+
+def _msgpack_module() -> Any:
+    global _msgpack
+    if _msgpack is None:
+        _msgpack = require("msgpack", "msgpack")
+    return _msgpack
+
+
+def _msgpack_dumps(obj: Any) -> bytes:
+    return _msgpack_module().packb(obj, use_bin_type=True)  # type: ignore[no-any-return]
+
+
+def _msgpack_loads(body: bytes) -> Any:
+    return _msgpack_module().unpackb(body, raw=False, use_list=True, strict_map_key=False)
+
+
+_ENCODERS: dict[str, Callable[[Any], bytes]] = {
+    "pickle": partial(pickle.dumps, protocol=pickle.HIGHEST_PROTOCOL),
+    "json": _json_dumps,
+    "msgpack": _msgpack_dumps,
+}
+_DECODERS: dict[int, Callable[[bytes], Any]] = {
+    _FORMAT_BYTES["pickle"]: pickle.loads,
+    _FORMAT_BYTES["json"]: _json_loads,
+    _FORMAT_BYTES["msgpack"]: _msgpack_loads,
+}
+
+
+class Serializer:
+    """Encode objects to bytes and back, with optional zlib compression and HMAC signing.
+
+    Build one with :func:`make_serializer` (or directly, same arguments).
+
+    >>> s = Serializer("json")
+    >>> s.loads(s.dumps({"a": (1, 2)}))      # json: tuples come back as lists
+    {'a': [1, 2]}
+    >>> s.dumps(42), s.loads(b"-7")           # raw ints are decimal ASCII
+    (b'42', -7)
+    >>> s.loads(s.dumps(True))                # a bool is not a raw int
+    True
+    """
+
+    __slots__ = ("_code", "_decoders", "_encode", "_key", "_mac", "compress_threshold", "name")
+
+    def __init__(
+        self,
+        name: str = "pickle",
+        *,
+        compress_threshold: int | None = None,
+        signing_key: bytes | str | None = None,
+    ) -> None:
+        if name not in _FORMAT_BYTES:
+            raise ValueError(f"unknown serializer {name!r}; expected one of {', '.join(SERIALIZER_NAMES)}")
+        if compress_threshold is not None and compress_threshold < 0:
+            raise ValueError("compress_threshold must be >= 0 or None")
+        if name == "msgpack":
+            _msgpack_module()  # fail now, with the extra's name, not on the first write
+        key = signing_key.encode("utf-8") if isinstance(signing_key, str) else signing_key
+        if key is not None and not key:
+            raise ValueError("signing_key must not be empty")
+        #: ``pickle``, ``json`` or ``msgpack``: the format :meth:`dumps` writes.
+        self.name = name
+        #: Bodies at least this many bytes are zlib-compressed (kept only when smaller); ``None``: never.
+        self.compress_threshold = compress_threshold
+        self._code = _FORMAT_BYTES[name]
+        self._encode = _ENCODERS[name]
+        self._key = key
+        # Keyed once; each tag starts from a copy (saves the key schedule on every call).
+        self._mac = hmac.new(key, digestmod=sha256) if key is not None else None
+        # Only a pickle serializer unpickles; every serializer reads json and msgpack payloads.
+        self._decoders = {
+            code: decode for code, decode in _DECODERS.items() if name == "pickle" or code != ord("p")
+        }
+
+    @property
+    def signed(self) -> bool:
+        """``True`` when payloads are signed and unsigned ones are rejected."""
+        return self._key is not None
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild, (self.name, self.compress_threshold, self._key))
+
+    def __repr__(self) -> str:
+        return (
+            f"Serializer(name={self.name!r}, compress_threshold={self.compress_threshold!r}, "
+            f"signed={self.signed})"
+        )
+
+    # -- encode ---------------------------------------------------------------------------------
+    def dumps(self, obj: object) -> bytes:
+        """Encode ``obj``; a plain ``int`` becomes decimal ASCII, anything else a headed payload.
+
+        >>> s = Serializer("pickle", signing_key=b"k")
+        >>> s.dumps(10)
+        b'10'
+        >>> payload = s.dumps(("v", float("inf"), None))
+        >>> payload[:1], len(payload) > 3 + 32
+        (b'\\xca', True)
+
+        Raises :class:`SerializationError` when the format cannot encode ``obj``.
+        """
+        if type(obj) is int:
+            try:
+                return b"%d" % obj
+            except ValueError:  # more digits than int(str) accepts: keep it exact through the format
+                pass
+        try:
+            body = self._encode(obj)
+        except Exception as exc:
+            raise SerializationError(f"cannot encode {type(obj).__name__} with {self.name}: {exc}") from exc
+        flags = 0
+        threshold = self.compress_threshold
+        if threshold is not None and len(body) >= threshold:
+            packed = zlib.compress(body)
+            if len(packed) < len(body):
+                body = packed
+                flags = _FLAG_COMPRESSED
+        if self._key is None:
+            return bytes((_MAGIC, self._code, flags)) + body
+        header = bytes((_MAGIC, self._code, flags | _FLAG_SIGNED))
+        mac = self._mac.copy()  # type: ignore[union-attr]
+        mac.update(header)
+        mac.update(body)
+        return header + mac.digest() + body
+
+    # -- decode ---------------------------------------------------------------------------------
+    def loads(self, data: bytes) -> object:
+        """Decode a payload written by :meth:`dumps` (or a decimal integer written by a server).
+
+        >>> s = Serializer("pickle")
+        >>> s.loads(s.dumps({"k": b"v"}))
+        {'k': b'v'}
+        >>> s.loads(b"12 ")                       # memcached may pad a decremented number
+        12
+        >>> s.loads(b"garbage")
+        Traceback (most recent call last):
+        ...
+        cachekit.serializers.SerializationError: not a cachekit payload (starts with b'garb')
+
+        Raises :class:`TamperedPayloadError` when a key is configured and the tag is bad or missing,
+        :class:`SerializationError` for anything else that cannot be decoded.
+        """
+        if type(data) is not bytes:
+            data = _as_bytes(data)
+        if data[:1] != _MAGIC_BYTE:
+            if _INT_PAYLOAD.fullmatch(data):
+                try:
+                    return int(data)
+                except ValueError as exc:  # more digits than int(str) accepts
+                    raise SerializationError(f"integer payload rejected: {exc}") from exc
+            raise SerializationError(f"not a cachekit payload (starts with {data[:4]!r})")
+        if len(data) < _HEADER_SIZE:
+            raise SerializationError("truncated payload: incomplete header")
+        code, flags = data[1], data[2]
+        if flags & ~_KNOWN_FLAGS:
+            raise SerializationError(f"unknown payload flags 0x{flags:02x}")
+        key = self._key
+        if flags & _FLAG_SIGNED:
+            body_start = _HEADER_SIZE + _TAG_SIZE
+            if len(data) < body_start:
+                error = TamperedPayloadError if key is not None else SerializationError
+                raise error("truncated payload: incomplete signature")
+            body = data[body_start:]
+            if key is not None:
+                mac = self._mac.copy()  # type: ignore[union-attr]
+                mac.update(data[:_HEADER_SIZE])
+                mac.update(body)
+                if not hmac.compare_digest(mac.digest(), data[_HEADER_SIZE:body_start]):
+                    raise TamperedPayloadError("payload signature does not match: rejected without decoding")
+        elif key is not None:
+            raise TamperedPayloadError("unsigned payload rejected: this serializer requires a signature")
+        else:
+            body = data[_HEADER_SIZE:]
+        decode = self._decoders.get(code)
+        if decode is None:
+            fmt = _FORMAT_NAMES.get(code)
+            if fmt is None:
+                raise SerializationError(f"unknown payload format byte {code!r}")
+            raise SerializationError(
+                f"{fmt} payload refused by a {self.name} serializer (only pickle unpickles)"
+            )
+        try:
+            if flags & _FLAG_COMPRESSED:
+                body = zlib.decompress(body)
+            return decode(body)
+        except Exception as exc:
+            raise SerializationError(f"cannot decode {_FORMAT_NAMES[code]} payload: {exc!r}") from exc
+
+
+def _rebuild(name: str, compress_threshold: int | None, key: bytes | None) -> Serializer:
+    return Serializer(name, compress_threshold=compress_threshold, signing_key=key)
+
+
+def _as_bytes(data: object) -> bytes:
+    if isinstance(data, (bytearray, memoryview)):
+        return bytes(data)
+    raise SerializationError(f"payload must be bytes, not {type(data).__name__}")
+
+
+def make_serializer(
+    name: str = "pickle",
+    *,
+    compress_threshold: int | None = None,
+    signing_key: bytes | str | None = None,
+    use_env_key: bool = False,
+) -> Serializer:
+    """Build a :class:`Serializer`.
+
+    ``name``: ``pickle`` | ``json`` | ``msgpack`` (msgpack needs ``pip install 'cachekit[msgpack]'``).
+    ``compress_threshold``: zlib-compress bodies of at least this many bytes (``None``: never).
+    ``signing_key``: HMAC-SHA256 key (a ``str`` is UTF-8 encoded); with ``use_env_key=True`` and no key
+    given, the environment variable ``CACHEKIT_SIGNING_KEY`` is used when set and not empty.
+
+    >>> s = make_serializer("pickle", compress_threshold=64, signing_key="s3cret")
+    >>> s.loads(s.dumps(["x"] * 1000)) == ["x"] * 1000
+    True
+    >>> len(s.dumps(["x"] * 1000)) < 200            # compressed
+    True
+    >>> make_serializer("pickle").loads(s.dumps("hi"))   # a reader without the key skips the check
+    'hi'
+    >>> s.loads(make_serializer("pickle").dumps("hi"))
+    Traceback (most recent call last):
+    ...
+    cachekit.serializers.TamperedPayloadError: unsigned payload rejected: this serializer requires a signature
+    """
+    if signing_key is None and use_env_key:
+        signing_key = os.environ.get(ENV_SIGNING_KEY) or None
+    return Serializer(name, compress_threshold=compress_threshold, signing_key=signing_key)
