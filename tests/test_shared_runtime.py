@@ -297,3 +297,42 @@ def test_stale_while_revalidate_on_redis_does_not_block(redis_server: Any) -> No
         rt.close()
 
 
+
+
+# -- native asyncio -------------------------------------------------------------------------
+def test_async_twins_on_redis_use_the_asyncio_client(redis_server: Any) -> None:
+    import asyncio
+
+    rt = redis_runtime(redis_server.url)
+    calls: list[int] = []
+
+    async def loader() -> dict[str, int]:
+        calls.append(1)
+        await asyncio.sleep(0.05)
+        return {"id": 1}
+
+    async def main() -> None:
+        r = rt.region()
+        assert await r.aput("a", [1, 2])
+        assert await r.aget("a") == [1, 2]
+        assert await r.ahas("a")
+        assert await r.aget_many(["a", "b"]) == {"a": [1, 2], "b": None}
+        assert await r.aput_many({"x": 1, "y": "two"})
+        assert await r.aincrement("x", 4) == 5
+        assert await r.aforget("a")
+        assert await r.aget("a", "gone") == "gone"
+        results = await asyncio.gather(*(r.aremember("user:1", 60, loader) for _ in range(50)))
+        assert results == [{"id": 1}] * 50
+        r.tags(["t"]).put("tagged", 1)
+        assert await r.aget("tagged") == 1
+        r.tags(["t"]).flush()
+        assert await r.aget("tagged") is None
+
+    try:
+        asyncio.run(main())
+        assert calls == [1]
+        driver = rt.region().l2.driver
+        assert len(driver._loop_clients) == 1  # type: ignore[attr-defined]  # native, not a thread
+        assert rt.region().get("y") == "two"  # sync and async see the same data
+    finally:
+        rt.close()

@@ -8,6 +8,7 @@ with a miss.
 
 from __future__ import annotations
 
+import asyncio
 import fnmatch
 import threading
 from collections.abc import Iterable, Iterator, Mapping
@@ -146,6 +147,30 @@ class CacheDriver:
         self.put(probe, b"1", 5)
         self.forget(probe)
         return time.perf_counter() - start
+
+    # -- async twins ----------------------------------------------------------------------
+    # Defaults run the sync method in a worker thread; drivers with an asyncio client (Redis)
+    # override them with native coroutines.
+    async def aget(self, key: str) -> Any:
+        return await asyncio.to_thread(self.get, key)
+
+    async def aget_many(self, keys: Iterable[str]) -> dict[str, Any]:
+        return await asyncio.to_thread(self.get_many, list(keys))
+
+    async def aput(self, key: str, value: Any, ttl: float | None = None) -> bool:
+        return await asyncio.to_thread(self.put, key, value, ttl)
+
+    async def aput_many(self, mapping: Mapping[str, Any], ttl: float | None = None) -> bool:
+        return await asyncio.to_thread(self.put_many, dict(mapping), ttl)
+
+    async def aforget(self, key: str) -> bool:
+        return await asyncio.to_thread(self.forget, key)
+
+    async def aadd(self, key: str, value: Any, ttl: float | None = None) -> bool:
+        return await asyncio.to_thread(self.add, key, value, ttl)
+
+    async def aincrement(self, key: str, amount: int = 1, ttl: float | None = None) -> int:
+        return await asyncio.to_thread(self.increment, key, amount, ttl)
 
     # -- helpers --------------------------------------------------------------------------
     def _lock(self) -> threading.Lock:

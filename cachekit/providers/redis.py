@@ -19,6 +19,7 @@ import fnmatch
 import math
 import threading
 import time
+import weakref
 from collections.abc import Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -113,6 +114,7 @@ class RedisDriver(CacheDriver):
         self._has_config = True
         self._sentinel: Any = None
         self._async_client: Any = None
+        self._loop_clients: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
         self._increment_script: Any = None
         self._connect_lock = threading.Lock()
 
@@ -224,6 +226,81 @@ class RedisDriver(CacheDriver):
         client, self._async_client = self._async_client, None
         if client is not None:
             await client.aclose()
+
+    def _loop_client(self) -> Any:
+        """The asyncio client of the running event loop (redis.asyncio connections are loop-bound)."""
+        import asyncio
+
+        loop = asyncio.get_running_loop()
+        client = self._loop_clients.get(loop)
+        if client is None:
+            if not self._has_config:
+                raise UnsupportedOperation("async operations need a config: from_client(client, config=...)")
+            client = self._loop_clients[loop] = self._build_client(asyncio=True)
+        return client
+
+    # -- native asyncio twins (the runtime's aget/aput/... use these) ------------------------
+    async def aget(self, key: str) -> Any:
+        try:
+            data = await self._loop_client().get(key)
+        except self._errors as exc:
+            raise self._fail("get", exc) from exc
+        return MISSING if data is None else self.serializer.loads(data)
+
+    async def aget_many(self, keys: Iterable[str]) -> dict[str, Any]:
+        keys = list(keys)
+        if not keys:
+            return {}
+        client = self._loop_client()
+        try:
+            values = await (client.mget_nonatomic(keys) if self.cluster else client.mget(keys))
+        except self._errors as exc:
+            raise self._fail("get_many", exc) from exc
+        loads = self.serializer.loads
+        return {key: MISSING if data is None else loads(data) for key, data in zip(keys, values, strict=True)}
+
+    async def aput(self, key: str, value: Any, ttl: float | None = None) -> bool:
+        payload = self._encode(value)
+        try:
+            return bool(await self._loop_client().set(key, payload, px=_px(ttl)))
+        except self._errors as exc:
+            raise self._fail("put", exc) from exc
+
+    async def aput_many(self, mapping: Mapping[str, Any], ttl: float | None = None) -> bool:
+        if not mapping:
+            return True
+        payloads = [(key, self._encode(value)) for key, value in mapping.items()]
+        px = _px(ttl)
+        try:
+            pipe = self._loop_client().pipeline(transaction=False)
+            for key, payload in payloads:
+                pipe.set(key, payload, px=px)
+            return all(await pipe.execute())
+        except self._errors as exc:
+            raise self._fail("put_many", exc) from exc
+
+    async def aforget(self, key: str) -> bool:
+        try:
+            return bool(await self._loop_client().unlink(key))
+        except self._errors as exc:
+            raise self._fail("forget", exc) from exc
+
+    async def aadd(self, key: str, value: Any, ttl: float | None = None) -> bool:
+        payload = self._encode(value)
+        try:
+            return bool(await self._loop_client().set(key, payload, nx=True, px=_px(ttl)))
+        except self._errors as exc:
+            raise self._fail("add", exc) from exc
+
+    async def aincrement(self, key: str, amount: int = 1, ttl: float | None = None) -> int:
+        px = _px(ttl)
+        try:
+            client = self._loop_client()
+            if px is None:
+                return int(await client.incrby(key, amount))
+            return int(await client.eval(_INCREMENT_WITH_TTL, 1, key, amount, px))
+        except self._errors as exc:
+            raise self._fail("increment", exc) from exc
 
     def _fail(self, operation: str, exc: Exception) -> ProviderError:
         return ProviderError(f"redis {operation} failed: {type(exc).__name__}: {exc}")

@@ -14,7 +14,7 @@ import asyncio
 import inspect
 import threading
 import time
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Generator, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from ..errors import CacheError
@@ -27,7 +27,10 @@ if TYPE_CHECKING:
 
 __all__ = ["Region", "TaggedCache"]
 
-_ENTRY_TYPES = (tuple, list)
+#: a generator yielding driver operations ``(method, args, fallback)`` and returning a result
+Plan = Generator[tuple[str, tuple[Any, ...], Any], Any, Any]
+#: ``_before_fetch`` says: ask L2
+_FETCH = object()
 
 
 def _as_entry(obj: Any) -> Any:
@@ -49,7 +52,7 @@ def is_async_callable(fn: Any) -> bool:
         fn = fn.func
     if inspect.iscoroutinefunction(fn):
         return True
-    return not inspect.isroutine(fn) and inspect.iscoroutinefunction(getattr(type(fn), "__call__", None))
+    return not inspect.isroutine(fn) and inspect.iscoroutinefunction(type(fn).__call__)  # type: ignore[operator]
 
 
 class Region:
@@ -133,30 +136,47 @@ class Region:
         return value
 
     def _lookup(self, key: str, tags: tuple[str, ...], *, allow_stale: bool = False) -> Any:
-        policy = self.policy
-        stats = self.stats
-        if not policy.enabled:
-            stats.misses += 1
+        hit = self._before_fetch(key)
+        if hit is not _FETCH:
+            return hit
+        return self._settle(key, self._fetch(key, tags), allow_stale)
+
+    async def _alookup(self, key: str, tags: tuple[str, ...], *, allow_stale: bool = False) -> Any:
+        hit = self._before_fetch(key)
+        if hit is not _FETCH:
+            return hit
+        return self._settle(key, await self._afetch(key, tags), allow_stale)
+
+    def _before_fetch(self, key: str) -> Any:
+        """A disabled region's miss, an L1 hit, or ``_FETCH`` when L2 must be asked."""
+        if not self.policy.enabled:
+            self.stats.misses += 1
             return MISSING
-        now = self._now()
         l1 = self.l1
         if l1 is not None:
             e = l1.driver.get(key)
-            if e is not MISSING and e[1] > now:
-                stats.hits += 1
-                stats.l1_hits += 1
+            if e is not MISSING and e[1] > self._now():
+                self.stats.hits += 1
+                self.stats.l1_hits += 1
                 return e[0]
-        entry = self._fetch(key, tags)
+        return _FETCH
+
+    def _settle(self, key: str, entry: Any, allow_stale: bool) -> Any:
+        """Count a fetched entry as a hit, a stale hit or a miss; fill L1 on a hit."""
+        stats = self.stats
         if entry is MISSING:
             stats.misses += 1
             return MISSING
+        now = self._now()
         expires = entry[1]
+        policy = self.policy
         if expires <= now:
             if allow_stale and policy.stale_ttl and now < expires + policy.stale_ttl:
                 stats.stale_hits += 1
                 return _Stale(entry[0])
             stats.misses += 1
             return MISSING
+        l1 = self.l1
         if l1 is not None:
             l1_deadline = now + policy.l1_ttl if policy.l1_ttl else INF
             deadline = expires if expires < l1_deadline else l1_deadline
@@ -164,63 +184,112 @@ class Region:
         stats.hits += 1
         return entry[0]
 
-    def _fetch(self, key: str, tags: tuple[str, ...]) -> Any:
-        """The entry for ``key`` from L2 with its stamps checked, or MISSING."""
+    # -- shared-store I/O as plans ----------------------------------------------------------
+    # A plan is a generator that yields driver operations ``(method, args, fallback)`` and
+    # receives their results; ``_drive`` runs it with the sync driver, ``_adrive`` with the
+    # driver's async twins (native asyncio on Redis, a worker thread elsewhere). One logic, two I/O.
+    def _drive(self, plan: Plan) -> Any:
         tier = self.l2
-        if tier.private:
-            entry = tier.driver.get(key)
-            if entry is MISSING:
-                return MISSING
-            stamps = entry[2]
-            if stamps is not None:
-                gens = self._local_gens
-                for gen_key, gen in stamps:
-                    if gens.get(gen_key, 0) != gen:
-                        return MISSING
-            return entry
-        full = tier.namespace + key
+        driver = tier.driver
+        try:
+            op = next(plan)
+            while True:
+                op = plan.send(tier.call(op[2], getattr(driver, op[0]), *op[1]))
+        except StopIteration as done:
+            return done.value
+
+    async def _adrive(self, plan: Plan) -> Any:
+        tier = self.l2
+        driver = tier.driver
+        try:
+            op = next(plan)
+            while True:
+                op = plan.send(await tier.acall(op[2], getattr(driver, "a" + op[0]), *op[1]))
+        except StopIteration as done:
+            return done.value
+
+    def _fetch_private(self, key: str) -> Any:
+        entry = self.l2.driver.get(key)
+        if entry is MISSING:
+            return MISSING
+        stamps = entry[2]
+        if stamps is not None:
+            gens = self._local_gens
+            for gen_key, gen in stamps:
+                if gens.get(gen_key, 0) != gen:
+                    return MISSING
+        return entry
+
+    def _fetch_plan(self, key: str, tags: tuple[str, ...]) -> Plan:
+        full = self.l2.namespace + key
         gen_keys = self._gen_keys(key, tags)
         if gen_keys:
-            got = tier.call(None, tier.driver.get_many, [full, *gen_keys])
+            got = yield ("get_many", ([full, *gen_keys],), None)
             if got is None:
                 return MISSING
             entry = _as_entry(got.get(full, MISSING))
         else:
             got = {}
-            entry = _as_entry(tier.call(MISSING, tier.driver.get, full))
+            entry = _as_entry((yield ("get", (full,), MISSING)))
         if entry is MISSING:
             return MISSING
-        return entry if self._stamps_current(entry[2], got) else MISSING
+        current = yield from self._stamps_current_plan(entry[2], got)
+        return entry if current else MISSING
 
-    def _stamps_current(self, stamps: Any, known: dict[str, Any]) -> bool:
+    def _stamps_current_plan(self, stamps: Any, known: dict[str, Any]) -> Plan:
         if not stamps:
             return True
-        tier = self.l2
         unknown = [k for k, _ in stamps if k not in known]
         if unknown:
-            more = tier.call(None, tier.driver.get_many, unknown)
+            more = yield ("get_many", (unknown,), None)
             if more is None:
                 return False
             known = {**known, **more}
         return all(known.get(k, MISSING) == gen for k, gen in stamps)
 
+    def _fetch(self, key: str, tags: tuple[str, ...]) -> Any:
+        """The entry for ``key`` from L2 with its stamps checked, or MISSING."""
+        if self.l2.private:
+            return self._fetch_private(key)
+        return self._drive(self._fetch_plan(key, tags))
+
+    async def _afetch(self, key: str, tags: tuple[str, ...]) -> Any:
+        if self.l2.private:
+            return self._fetch_private(key)
+        return await self._adrive(self._fetch_plan(key, tags))
+
     def _lookup_many(self, keys: list[str], tags: tuple[str, ...]) -> dict[str, Any]:
-        tier = self.l2
-        if tier.private or self.l1 is not None or not self.policy.enabled:
+        if self.l2.private or self.l1 is not None or not self.policy.enabled:
             return {k: self._lookup(k, tags) for k in keys}
-        ns = tier.namespace
+        found = self._drive(self._many_plan(keys, tags))
+        if found is None:  # one unreadable payload: do not lose the whole batch
+            return {k: self._lookup(k, tags) for k in keys}
+        return found  # type: ignore[no-any-return]
+
+    async def _alookup_many(self, keys: list[str], tags: tuple[str, ...]) -> dict[str, Any]:
+        if self.l2.private or self.l1 is not None or not self.policy.enabled:
+            return {k: await self._alookup(k, tags) for k in keys}
+        found = await self._adrive(self._many_plan(keys, tags))
+        if found is None:
+            return {k: await self._alookup(k, tags) for k in keys}
+        return found  # type: ignore[no-any-return]
+
+    def _many_plan(self, keys: list[str], tags: tuple[str, ...]) -> Plan:
+        """One multi-get for every key and every generation they depend on."""
+        ns = self.l2.namespace
         gen_keys: list[str] = []
         for k in keys:
             gen_keys.extend(g for g in self._gen_keys(k, tags) if g not in gen_keys)
         fulls = [ns + k for k in keys]
-        got = tier.call(None, tier.driver.get_many, fulls + gen_keys)
-        if got is None and not tier.down:  # one unreadable payload: do not lose the whole batch
-            return {k: self._lookup(k, tags) for k in keys}
+        got = yield ("get_many", (fulls + gen_keys,), None)
+        if got is None and not self.l2.down:
+            return None
         now = self._now()
         out: dict[str, Any] = {}
         for k, full in zip(keys, fulls, strict=True):
             entry = MISSING if got is None else _as_entry(got.get(full, MISSING))
-            if entry is not MISSING and entry[1] > now and self._stamps_current(entry[2], got or {}):
+            if entry is not MISSING and entry[1] > now and (
+                    yield from self._stamps_current_plan(entry[2], got or {})):
                 self.stats.hits += 1
                 out[k] = entry[0]
             else:
@@ -238,34 +307,28 @@ class Region:
             keys.append(self._region_gen)
         return keys
 
-    def _current_gens(self, gen_keys: list[str]) -> dict[str, Any] | None:
-        tier = self.l2
-        if tier.private:
-            gens = self._local_gens
-            return {k: gens.setdefault(k, 0) for k in gen_keys}
-        got = tier.call(None, tier.driver.get_many, gen_keys)
-        if got is None:
+    def _stamps_plan(self, key: str, tags: tuple[str, ...]) -> Plan:
+        """The stamps a new entry carries: ``None`` (none apply), a tuple, or ``False`` (store failing)."""
+        gen_keys = self._gen_keys(key, tags)
+        if not gen_keys:
             return None
+        if self.l2.private:
+            gens = self._local_gens
+            return tuple((k, gens.setdefault(k, 0)) for k in gen_keys)
+        got = yield ("get_many", (gen_keys,), None)
+        if got is None:
+            return False
         absent = [k for k in gen_keys if not isinstance(got.get(k), int)]
         if absent:
             # A fresh (or evicted) generation starts at a unique value, never at one an old entry has.
             seed = time.time_ns() // 1000
             for k in absent:
-                tier.call(False, tier.driver.add, k, seed, None)
-            more = tier.call(None, tier.driver.get_many, absent)
+                yield ("add", (k, seed, None), False)
+            more = yield ("get_many", (absent,), None)
             if more is None:
-                return None
+                return False
             got.update(more)
-        return got
-
-    def _stamps(self, key: str, tags: tuple[str, ...]) -> tuple[tuple[str, int], ...] | bool | None:
-        gen_keys = self._gen_keys(key, tags)
-        if not gen_keys:
-            return None
-        gens = self._current_gens(gen_keys)
-        if gens is None:
-            return False
-        return tuple((k, gens[k]) for k in gen_keys)
+        return tuple((k, got[k]) for k in gen_keys)
 
     def bump(self, kind: str, names: Iterable[str]) -> int:
         """Advance the generation of tags / rules: every entry stamped with them becomes a miss."""
@@ -310,13 +373,21 @@ class Region:
             return self.put(key, value, ttl)
 
     def _store(self, key: str, value: Any, ttl: float | None, tags: tuple[str, ...]) -> bool:
-        policy = self.policy
-        if not policy.enabled:
+        if not self.policy.enabled:
             return False
+        return self._drive(self._store_plan(key, value, ttl, tags))  # type: ignore[no-any-return]
+
+    async def _astore(self, key: str, value: Any, ttl: float | None, tags: tuple[str, ...]) -> bool:
+        if not self.policy.enabled:
+            return False
+        return await self._adrive(self._store_plan(key, value, ttl, tags))  # type: ignore[no-any-return]
+
+    def _store_plan(self, key: str, value: Any, ttl: float | None, tags: tuple[str, ...]) -> Plan:
+        policy = self.policy
         now = self._now()
         expires = now + ttl if ttl is not None else INF
         keep = None if ttl is None else ttl + (policy.stale_ttl or 0)
-        stamps = self._stamps(key, tags)
+        stamps = yield from self._stamps_plan(key, tags)
         if stamps is False:  # generations unreadable: the store is failing
             return False
         tier = self.l2
@@ -325,7 +396,7 @@ class Region:
             ok = True
         else:
             payload = value if (type(value) is int and stamps is None) else (value, expires, stamps)
-            ok = tier.call(False, tier.driver.put, tier.namespace + key, payload, keep)
+            ok = bool((yield ("put", (tier.namespace + key, payload, keep), False)))
         l1 = self.l1
         if l1 is not None:
             if ok and not tags:
@@ -336,32 +407,45 @@ class Region:
             self.runtime._published(self, "forget", key)
         if ok:
             self.stats.sets += 1
-        return bool(ok)
+        return ok
 
     def put_many(self, mapping: Mapping[str, Any], ttl: Any = None) -> bool:
         """Store several values; shared stores take them in one round trip."""
-        tier = self.l2
-        if tier.private or self.l1 is not None or self.policy.pattern_rules or self._region_gen:
+        if self._put_one_by_one():
             ok = True
             for k, v in mapping.items():
                 ok = self.put(k, v, ttl) and ok
             return ok
+        return self._drive(self._put_many_plan(mapping, ttl))  # type: ignore[no-any-return]
+
+    async def aput_many(self, mapping: Mapping[str, Any], ttl: Any = None) -> bool:
+        """Async :meth:`put_many`."""
+        if self._put_one_by_one():
+            return bool(await self._aio(self.put_many, dict(mapping), ttl))
+        return await self._adrive(self._put_many_plan(mapping, ttl))  # type: ignore[no-any-return]
+
+    def _put_one_by_one(self) -> bool:
+        return bool(self.l2.private or self.l1 is not None or self.policy.pattern_rules or self._region_gen)
+
+    def _put_many_plan(self, mapping: Mapping[str, Any], ttl: Any) -> Plan:
         policy = self.policy
         if not policy.enabled:
             return False
+        ns = self.l2.namespace
         now = self._now()
         groups: dict[float | None, dict[str, Any]] = {}
         for key, value in mapping.items():
             policy.check_key(key)
             t = policy.ttl_for(key, ttl)
             payload = value if type(value) is int else (value, now + t if t is not None else INF, None)
-            groups.setdefault(t, {})[tier.namespace + key] = payload
+            groups.setdefault(t, {})[ns + key] = payload
         ok = True
         for t, batch in groups.items():
             keep = None if t is None else t + (policy.stale_ttl or 0)
-            ok = bool(tier.call(False, tier.driver.put_many, batch, keep)) and ok
-            if ok:
+            done = bool((yield ("put_many", (batch, keep), False)))
+            if done:
                 self.stats.sets += len(batch)
+            ok = ok and done
         return ok
 
     def increment(self, key: str, amount: int = 1) -> int | None:
@@ -552,7 +636,7 @@ class Region:
     async def aremember(self, key: str, ttl: Any, callback: Callable[[], Any], *,
                         tags: tuple[str, ...] = ()) -> Any:
         """Async ``remember``: ``callback`` may be sync or async; the loader runs once per key."""
-        value = await self._aio(self._lookup, key, tags, allow_stale=True)
+        value = await self._alookup(key, tags, allow_stale=True)
         if type(value) is _Stale:
             self._arefresh(key, ttl, callback, tags)
             return value.value
@@ -561,7 +645,7 @@ class Region:
         ttl_s = self.policy.ttl_for(key, ttl)
 
         async def load() -> Any:
-            again = await self._aio(self._fetch, key, tags)
+            again = await self._afetch(key, tags)
             if again is not MISSING and again[1] > self._now():
                 return again[0]
             started = time.perf_counter()
@@ -570,7 +654,7 @@ class Region:
                 result = await result
             self.stats.loads += 1
             self.stats.load_time += time.perf_counter() - started
-            await self._aio(self._store, key, result, ttl_s, tags)
+            await self._astore(key, result, ttl_s, tags)
             return result
 
         return await self._singleflight.ado(self._flight_key(key), lambda: self.runtime._alocked(self, key, load))
@@ -585,7 +669,7 @@ class Region:
                 result = callback()
                 if inspect.isawaitable(result):
                     result = await result
-                await self._aio(self._store, key, result, self.policy.ttl_for(key, ttl), tags)
+                await self._astore(key, result, self.policy.ttl_for(key, ttl), tags)
                 self.stats.loads += 1
             except Exception:
                 self.stats.errors += 1
@@ -602,34 +686,53 @@ class Region:
         return await asyncio.to_thread(fn, *args, **kwargs)
 
     async def aget(self, key: str, default: Any = None) -> Any:
-        return await self._aio(self.get, key, default)
+        """Async :meth:`get` (native asyncio on Redis; a worker thread on memcached and file)."""
+        if self._fast:
+            return self.get(key, default)
+        value = await self._alookup(key, ())
+        return default if value is MISSING else value
 
     async def ahas(self, key: str) -> bool:
-        return bool(await self._aio(self.has, key))
+        return (await self._alookup(key, ())) is not MISSING
 
     async def aput(self, key: str, value: Any, ttl: Any = None) -> bool:
-        return bool(await self._aio(self.put, key, value, ttl))
+        self.policy.check_key(key)
+        return await self._astore(key, value, self.policy.ttl_for(key, ttl), ())
 
     async def aforever(self, key: str, value: Any) -> bool:
-        return bool(await self._aio(self.forever, key, value))
+        self.policy.check_key(key)
+        return await self._astore(key, value, None, ())
 
     async def aforget(self, key: str) -> bool:
-        return bool(await self._aio(self.forget, key))
+        tier = self.l2
+        if tier.private:
+            return self.forget(key)
+        if self.l1 is not None:
+            self.l1.driver.forget(key)
+            self.runtime._published(self, "forget", key)
+        self.stats.deletes += 1
+        return bool(await tier.acall(False, tier.driver.aforget, tier.namespace + key))
 
     async def aflush(self) -> bool:
         return bool(await self._aio(self.flush))
 
     async def aget_many(self, keys: Iterable[str], default: Any = None) -> dict[str, Any]:
-        return await self._aio(self.get_many, list(keys), default)  # type: ignore[no-any-return]
-
-    async def aput_many(self, mapping: Mapping[str, Any], ttl: Any = None) -> bool:
-        return bool(await self._aio(self.put_many, dict(mapping), ttl))
+        keys = list(keys)
+        found = await self._alookup_many(keys, ())
+        return {k: (default if found[k] is MISSING else found[k]) for k in keys}
 
     async def aincrement(self, key: str, amount: int = 1) -> int | None:
-        return await self._aio(self.increment, key, amount)  # type: ignore[no-any-return]
+        tier = self.l2
+        if tier.private or self.l1 is not None or self._gen_keys(key, ()):
+            return await self._aio(self.increment, key, amount)  # type: ignore[no-any-return]
+        self.policy.check_key(key)
+        result = await tier.acall(None, tier.driver.aincrement, tier.namespace + key, amount, None)
+        if result is not None:
+            self.stats.sets += 1
+        return result  # type: ignore[no-any-return]
 
     async def adecrement(self, key: str, amount: int = 1) -> int | None:
-        return await self._aio(self.decrement, key, amount)  # type: ignore[no-any-return]
+        return await self.aincrement(key, -amount)
 
     # -- tags -----------------------------------------------------------------------------
     def tags(self, names: Iterable[str] | str, *more: str) -> TaggedCache:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 from ..errors import CacheError, ValueTooLargeError
@@ -44,6 +44,20 @@ class Tier:
     def call(self, fallback: T, fn: Callable[..., T], *args: Any) -> T:
         try:
             result = fn(*args)
+        except CacheError as exc:
+            if not getattr(exc, "is_fault", True):
+                raise
+            return self.failed(exc, fallback)
+        except Exception as exc:
+            return self.failed(exc, fallback)
+        if self.down:
+            self.recovered()
+        return result
+
+    async def acall(self, fallback: T, fn: Callable[..., Awaitable[T]], *args: Any) -> T:
+        """:meth:`call` for a driver's async twin."""
+        try:
+            result = await fn(*args)
         except CacheError as exc:
             if not getattr(exc, "is_fault", True):
                 raise
