@@ -11,7 +11,6 @@ import pytest
 # CPython 3.11.7 can raise "SystemError: AST constructor recursion depth mismatch" when a module is
 # first parsed after worker threads ran; hypothesis' pytest plugin would otherwise import (and so
 # parse) hypothesis only in the terminal summary, at the very end of the session.
-
 # tests/ is on sys.path (pytest's rootdir-conftest import, no tests/__init__.py)
 from servers import (
     MemcachedPool,

@@ -396,10 +396,8 @@ class MemcachedDriver(CacheDriver):
 
     def ping(self) -> float:
         """Ask every server for its version; the seconds taken. Raises :class:`ProviderError`."""
-        if isinstance(self.client, _hash.HashClient):
-            clients = list(self.client.clients.values())
-        else:
-            clients = [self.client]
+        is_pool = isinstance(self.client, _hash.HashClient)
+        clients = list(self.client.clients.values()) if is_pool else [self.client]
         start = time.perf_counter()
         for client in clients:
             try:
