@@ -7,8 +7,9 @@ import threading
 from typing import Any
 
 import pytest
+from dict_driver import DictDriver
 
-from cachekit import MISSING, Cache, CacheDriver, CacheError, Runtime
+from cachekit import MISSING, Cache, CacheError, Runtime
 
 
 @pytest.fixture(autouse=True)
@@ -257,27 +258,6 @@ def test_store_redis_and_file_and_default_store(tmp_path: Any) -> None:
 def test_unknown_store_names_the_known_ones() -> None:
     with pytest.raises(CacheError, match=r"unknown provider 'redsi'.*did you mean 'redis'"):
         Cache.store("redsi")
-
-
-class DictDriver(CacheDriver):
-    """The seed's custom driver: only the four required methods."""
-
-    def __init__(self) -> None:
-        self.data: dict[str, Any] = {}
-
-    def get(self, key: str) -> Any:
-        return self.data.get(key)
-
-    def put(self, key: str, value: Any, ttl: int | None = None) -> bool:
-        self.data[key] = value
-        return True
-
-    def forget(self, key: str) -> bool:
-        return self.data.pop(key, None) is not None
-
-    def flush(self) -> bool:
-        self.data.clear()
-        return True
 
 
 def test_custom_store_with_four_methods_works_everywhere(fake: Runtime) -> None:

@@ -44,10 +44,6 @@ class Tier:
     def call(self, fallback: T, fn: Callable[..., T], *args: Any) -> T:
         try:
             result = fn(*args)
-        except CacheError as exc:
-            if not getattr(exc, "is_fault", True):
-                raise
-            return self.failed(exc, fallback)
         except Exception as exc:
             return self.failed(exc, fallback)
         if self.down:
@@ -58,10 +54,6 @@ class Tier:
         """:meth:`call` for a driver's async twin."""
         try:
             result = await fn(*args)
-        except CacheError as exc:
-            if not getattr(exc, "is_fault", True):
-                raise
-            return self.failed(exc, fallback)
         except Exception as exc:
             return self.failed(exc, fallback)
         if self.down:
@@ -69,6 +61,10 @@ class Tier:
         return result
 
     def failed(self, exc: BaseException, fallback: T) -> T:
+        """Count a driver failure; re-raise it (caller's mistake or ``on_error = "raise"``) or
+        return ``fallback``."""
+        if isinstance(exc, CacheError) and not getattr(exc, "is_fault", True):
+            raise exc  # a caller's mistake (bad key...), not a store fault
         self.stats.errors += 1
         if isinstance(exc, (SerializationError, ValueTooLargeError)):
             # a bad payload or an oversize value: counted, a miss or a failed write; not an outage

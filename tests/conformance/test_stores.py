@@ -14,30 +14,9 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
+from dict_driver import DictDriver
 
-from cachekit import CacheConfig, CacheDriver, FakeClock, Runtime
-
-
-class DictDriver(CacheDriver):
-    """A custom driver implementing only the four required methods."""
-
-    def __init__(self) -> None:
-        self.data: dict[str, Any] = {}
-        self.lock = threading.Lock()
-
-    def get(self, key: str) -> Any:
-        return self.data.get(key)
-
-    def put(self, key: str, value: Any, ttl: float | None = None) -> bool:
-        self.data[key] = value
-        return True
-
-    def forget(self, key: str) -> bool:
-        return self.data.pop(key, None) is not None
-
-    def flush(self) -> bool:
-        self.data.clear()
-        return True
+from cachekit import CacheConfig, FakeClock, Runtime
 
 
 class StoreConformance:
