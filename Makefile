@@ -33,7 +33,11 @@ test: $(VENV)/.dev servers
 	$(VENV)/bin/ruff check cachekit tests bench
 	$(VENV)/bin/pytest tests --nbval-lax notebooks
 
-bench: $(VENV)/.dev servers
+$(VENV)/.bench: $(VENV)/.dev
+	$(PIP) install -q -e '.[dev,bench]'
+	touch $@
+
+bench: $(VENV)/.bench servers
 	$(PY) bench/run.py
 
 clean:

@@ -37,6 +37,7 @@ class MemoryDriver(CacheDriver):
     def __init__(self, max_size: int | None = 10_000, clock: Clock | None = None) -> None:
         self.max_size = max_size
         self.clock: Clock = clock or SystemClock()
+        self._now = self.clock.now
         self.data: OrderedDict[str, Any] = OrderedDict()
         self.expiry: dict[str, float] = {}
         self.evictions = 0
@@ -52,7 +53,7 @@ class MemoryDriver(CacheDriver):
         if value is MISSING:
             return MISSING
         deadline = self.expiry.get(key)
-        if deadline is not None and deadline <= self.clock():
+        if deadline is not None and deadline <= self._now():
             self._expire(key)
             return MISSING
         if self.lru_active:
@@ -66,7 +67,7 @@ class MemoryDriver(CacheDriver):
                 data.move_to_end(key)
             data[key] = value
             if ttl is not None:
-                self.expiry[key] = self.clock() + ttl
+                self.expiry[key] = self._now() + ttl
             elif key in self.expiry:
                 del self.expiry[key]
             if self._half is not None and len(data) > self._half:
@@ -140,7 +141,7 @@ class MemoryDriver(CacheDriver):
     def _expire(self, key: str) -> None:
         with self._lock:
             deadline = self.expiry.get(key)
-            if deadline is not None and deadline <= self.clock():
+            if deadline is not None and deadline <= self._now():
                 self.data.pop(key, None)
                 del self.expiry[key]
                 self.expirations += 1

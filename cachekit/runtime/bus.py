@@ -72,7 +72,7 @@ class Bus:
         while not self._stop.is_set():
             try:
                 if pubsub is None:
-                    pubsub = self.client.pubsub(ignore_subscribe_messages=True)
+                    pubsub = self.client.pubsub(ignore_subscribe_messages=False)
                     pubsub.subscribe(self.channel)
                     # the subscribe reply confirms the subscription is registered on the server
                     for _ in range(50):

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+from inspect import CO_COROUTINE
+from types import FunctionType, MethodType
 import threading
 import time
 from collections.abc import Awaitable, Callable, Generator, Iterable, Mapping
@@ -31,6 +33,7 @@ __all__ = ["Region", "TaggedCache"]
 Plan = Generator[tuple[str, tuple[Any, ...], Any], Any, Any]
 #: ``_before_fetch`` says: ask L2
 _FETCH = object()
+_NO_KEYS: list[str] = []  # shared and never mutated: "no generations apply"
 
 
 def _as_entry(obj: Any) -> Any:
@@ -48,6 +51,9 @@ def _as_entry(obj: Any) -> Any:
 
 def is_async_callable(fn: Any) -> bool:
     """``True`` for coroutine functions, partials of them and objects with an ``async __call__``."""
+    kind = type(fn)
+    if kind is FunctionType or kind is MethodType:  # the common case, answered from the code flags
+        return bool(fn.__code__.co_flags & CO_COROUTINE)
     while hasattr(fn, "func"):  # functools.partial
         fn = fn.func
     if inspect.iscoroutinefunction(fn):
@@ -88,6 +94,8 @@ class Region:
             self._data_get = l2.driver.data.get  # type: ignore[attr-defined]
             self._mem = l2.driver
         self._region_gen = None if (l2.private or l2.driver.can_scan) else self._gen_key("region", "")
+        #: entries may carry generation stamps even without tags (declared patterns, region generation)
+        self._stamped = bool(policy.pattern_rules) or self._region_gen is not None
 
     @property
     def provider(self) -> str:
@@ -107,7 +115,10 @@ class Region:
         """The cached value, or ``default`` on a miss (a cached ``None`` is returned as ``None``)."""
         if self._fast:
             entry = self._data_get(key)
-            if entry is not None and entry[1] > self._now() and entry[2] is None:
+            if entry is None:
+                self.stats.misses += 1
+                return default
+            if entry[1] > self._now() and entry[2] is None:
                 if self._mem.lru_active:
                     self._mem.touch(key)
                 self.stats.hits += 1
@@ -299,6 +310,8 @@ class Region:
 
     # -- generations ----------------------------------------------------------------------
     def _gen_keys(self, key: str, tags: Iterable[str]) -> list[str]:
+        if not tags and not self._stamped:
+            return _NO_KEYS
         keys = [self._gen_key("tag", t) for t in tags]
         for regex, rule in self.policy.pattern_rules:
             if regex.match(key):
@@ -373,6 +386,15 @@ class Region:
             return self.put(key, value, ttl)
 
     def _store(self, key: str, value: Any, ttl: float | None, tags: tuple[str, ...]) -> bool:
+        if self._fast and not tags:
+            # private memory, no stamps, no L1: the plan would do exactly this
+            if ttl is None:
+                self._mem.put(key, (value, INF, None), None)
+            else:
+                stale = self.policy.stale_ttl
+                self._mem.put(key, (value, self._now() + ttl, None), ttl + stale if stale else ttl)
+            self.stats.sets += 1
+            return True
         if not self.policy.enabled:
             return False
         return self._drive(self._store_plan(key, value, ttl, tags))  # type: ignore[no-any-return]
@@ -562,6 +584,11 @@ class Region:
         """
         if is_async_callable(callback):
             return self.aremember(key, ttl, callback, tags=tags)
+        if self._fast and not tags:
+            entry = self._data_get(key)
+            if entry is not None and entry[1] > self._now() and entry[2] is None:
+                self.stats.hits += 1
+                return entry[0]
         value = self._lookup(key, tags, allow_stale=True)
         if type(value) is _Stale:
             self._refresh_in_background(key, ttl, callback, tags)

@@ -226,6 +226,9 @@ class Runtime:
         namespace, unless ``[cache].strict`` is set.
         """
         if name is None:
+            repo = self.default_repository
+            if repo is not None:
+                return repo
             if self._default_store is not None:
                 return self.store(self._default_store)
             name = self.config.cache.default_region
@@ -276,7 +279,9 @@ class Runtime:
 
     def resolve_default(self) -> Region:
         """The repository of plain facade calls (cached in ``default_repository``)."""
-        repo = self.default_repository = self.region()
+        repo = self.store(self._default_store) if self._default_store is not None else \
+            self.region(self.config.cache.default_region)
+        self.default_repository = repo
         return repo
 
     @property
