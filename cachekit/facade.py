@@ -217,7 +217,7 @@ class Cache:
     def assert_has(key: str, value: Any = ..., *, region: str | None = None) -> None:
         """Fail (AssertionError) unless ``key`` is cached (and equals ``value`` when given)."""
         repo = _current().region(region)
-        found = repo.get(key, _ABSENT)
+        found = repo.peek(key, _ABSENT)
         if found is _ABSENT:
             raise AssertionError(f"expected {key!r} in cache region {repo.name!r}, but it is missing")
         if value is not ... and found != value:
@@ -227,7 +227,7 @@ class Cache:
     def assert_missing(key: str, *, region: str | None = None) -> None:
         """Fail (AssertionError) if ``key`` is cached."""
         repo = _current().region(region)
-        found = repo.get(key, _ABSENT)
+        found = repo.peek(key, _ABSENT)
         if found is not _ABSENT:
             raise AssertionError(f"expected {key!r} to be missing from region {repo.name!r}, found {found!r}")
 

@@ -1,4 +1,4 @@
-"""pydantic models of a cachekit config: ``[cache]``, ``[providers.*]``, ``[regions.*]``, ``[[rules]]``, ``[bus]``.
+"""pydantic models of a cachekit config: ``[cache]``, ``[providers.*]``, ``[regions.*]``, ``[[rules]]``...
 
 The models validate shape and values; :mod:`cachekit.config.checks` validates cross-references
 (a region naming an unknown provider...) and :mod:`cachekit.config.loader` turns both into
@@ -7,6 +7,7 @@ The models validate shape and values; :mod:`cachekit.config.checks` validates cr
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import (
@@ -14,13 +15,18 @@ from pydantic import (
     ConfigDict,
     Discriminator,
     Field,
+    PrivateAttr,
     SecretStr,
     Tag,
     field_validator,
 )
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from .env import EnvCapture, current_capture, env_sources
+
 if TYPE_CHECKING:
+    from tomlkit import TOMLDocument
+
     from ..runtime.runtime import Runtime
 
 __all__ = [
@@ -62,7 +68,9 @@ class CacheSection(_Model):
     default_provider: str = Field("memory", description="provider of regions that do not name one")
     default_ttl: Seconds | None = Field(300, description="TTL of regions that do not set one; none = forever")
     multi_level: bool = Field(True, description="global switch for the L1 tiers declared on regions")
-    strict: bool = Field(False, description="undeclared region names raise instead of getting the default policy")
+    strict: bool = Field(
+        False, description="undeclared region names raise instead of getting the default policy"
+    )
     max_key_length: int = Field(1024, gt=0, description="longest key accepted, in UTF-8 bytes")
 
     @field_validator("prefix")
@@ -74,7 +82,9 @@ class CacheSection(_Model):
 
 
 class _ProviderBase(_Model):
-    on_error: OnError = Field("ignore", description="'ignore': failures are counted and read as misses; 'raise'")
+    on_error: OnError = Field(
+        "ignore", description="'ignore': failures are counted and read as misses; 'raise'"
+    )
     serializer: SerializerName = Field("pickle", description="how values are encoded in shared stores")
     compress_threshold: int | None = Field(None, ge=0, description="zlib-compress payloads at least this big")
     signing_key: SecretStr | None = Field(None, description="HMAC-SHA256 key; unsigned payloads are rejected")
@@ -84,14 +94,14 @@ class _ProviderBase(_Model):
 class MemoryProviderConfig(_ProviderBase):
     """An in-process store: references kept, LRU eviction past ``max_size``."""
 
-    type: Literal["memory"] = "memory"
+    type: Literal["memory"] = Field("memory", description="the provider kind")
     max_size: int | None = Field(10_000, gt=0, description="entries per region before LRU eviction")
 
 
 class FileProviderConfig(_ProviderBase):
     """A directory of files, safe to share between processes on one machine."""
 
-    type: Literal["file"] = "file"
+    type: Literal["file"] = Field("file", description="the provider kind")
     path: str = Field(".cache/cachekit", description="directory holding the files")
     max_size: int | None = Field(None, gt=0, description="not enforced for files; kept for symmetry")
 
@@ -99,31 +109,34 @@ class FileProviderConfig(_ProviderBase):
 class RedisProviderConfig(_ProviderBase):
     """Redis standalone (``url`` or host/port), Sentinel (``sentinel``) or Cluster (``cluster = true``)."""
 
-    type: Literal["redis"] = "redis"
+    type: Literal["redis"] = Field("redis", description="the provider kind")
     url: str | None = Field(None, description="redis://, rediss:// or unix:// URL")
-    host: str = "localhost"
-    port: int = Field(6379, gt=0, lt=65536)
-    db: int = Field(0, ge=0)
-    username: str | None = None
-    password: SecretStr | None = None
-    cluster: bool = False
+    host: str = Field("localhost", description="server host, when no url is given")
+    port: int = Field(6379, gt=0, lt=65536, description="server port, when no url is given")
+    db: int = Field(0, ge=0, description="database number")
+    username: str | None = Field(None, description="ACL user name")
+    password: SecretStr | None = Field(None, description="password (a secret: never printed)")
+    cluster: bool = Field(False, description="Redis Cluster: connect through startup_nodes (or url)")
     startup_nodes: list[str] = Field(default_factory=list, description="host:port of cluster nodes")
     sentinel: list[str] = Field(default_factory=list, description="host:port of sentinels")
-    service_name: str = "mymaster"
-    connect_timeout: Seconds = 1.0
-    socket_timeout: Seconds = 1.0
+    service_name: str = Field("mymaster", description="master name monitored by the sentinels")
+    connect_timeout: Seconds = Field(1.0, description="seconds to wait for a connection")
+    socket_timeout: Seconds = Field(1.0, description="seconds to wait for a reply")
     retries: int = Field(2, ge=0, description="retries with backoff on connection errors")
-    max_connections: int = Field(50, gt=0)
+    max_connections: int = Field(50, gt=0, description="connection pool size")
     max_size: int | None = Field(None, gt=0, description="not enforced: Redis evicts by its maxmemory policy")
 
 
 class MemcachedProviderConfig(_ProviderBase):
     """Memcached: one server, or several with consistent hashing (pymemcache ``HashClient``)."""
 
-    type: Literal["memcached"] = "memcached"
-    servers: list[str] = Field(default_factory=lambda: ["127.0.0.1:11211"], min_length=1)
-    connect_timeout: Seconds = 1.0
-    timeout: Seconds = 1.0
+    type: Literal["memcached"] = Field("memcached", description="the provider kind")
+    servers: list[str] = Field(
+        default_factory=lambda: ["127.0.0.1:11211"], min_length=1,
+        description="host:port of each server; several: consistent hashing",
+    )
+    connect_timeout: Seconds = Field(1.0, description="seconds to wait for a connection")
+    timeout: Seconds = Field(1.0, description="seconds to wait for a reply")
     max_value_size: int | None = Field(1024 * 1024 - 1024, gt=0, description="memcached's item size limit")
     max_size: int | None = Field(None, gt=0, description="not enforced: memcached evicts by its own LRU")
 
@@ -132,9 +145,9 @@ class CustomProviderConfig(_ProviderBase):
     """A driver from an entry point (``type = "name"``) or an import path (``driver = "pkg.mod:Class"``)."""
 
     model_config = ConfigDict(extra="allow", validate_assignment=True)
-    type: str
+    type: str = Field(description='"custom" (with driver) or the name of a cachekit.providers entry point')
     driver: str | None = Field(None, description="module:Class of a CacheDriver subclass")
-    max_size: int | None = Field(None, gt=0)
+    max_size: int | None = Field(None, gt=0, description="passed to the driver")
 
 
 def _provider_tag(value: Any) -> str:
@@ -157,7 +170,7 @@ class L1Config(_Model):
 
     provider: str = Field("memory", description="a memory provider")
     ttl: Seconds | None = Field(30, description="upper bound of L1 staleness without a bus")
-    max_size: int | None = Field(None, gt=0)
+    max_size: int | None = Field(None, gt=0, description="entries in L1 before LRU eviction")
 
 
 class RegionConfig(_Model):
@@ -166,45 +179,47 @@ class RegionConfig(_Model):
     provider: str | None = Field(None, description="provider name; default: [cache].default_provider")
     ttl: Seconds | None = Field(None, description="default TTL of entries; default: [cache].default_ttl")
     max_size: int | None = Field(None, gt=0, description="entries before LRU eviction (memory stores)")
-    l1: L1Config | None = None
-    invalidation_strategy: Literal["time_based", "event_based", "pattern_based"] | None = None
+    l1: L1Config | None = Field(None, description="an in-process tier in front of the provider")
+    invalidation_strategy: Literal["time_based", "event_based", "pattern_based"] | None = Field(
+        None, description="informative: the strategy the region's rules follow"
+    )
     stale_ttl: Seconds | None = Field(None, description="serve stale this long while one caller refreshes")
     lock: bool = Field(False, description="cross-process lock around loaders (Redis SET NX / memcached add)")
-    lock_timeout: Seconds = 10.0
-    serializer: SerializerName | None = None
-    enabled: bool = True
+    lock_timeout: Seconds = Field(10.0, description="seconds a loader may hold the lock")
+    serializer: SerializerName | None = Field(None, description="overrides the provider's serializer")
+    enabled: bool = Field(True, description="false: the region never stores anything")
     forever: bool = Field(False, description="entries never expire unless a TTL is given")
 
 
 class _RuleBase(_Model):
-    name: str = Field(min_length=1)
+    name: str = Field(min_length=1, description="unique name of the rule")
     regions: list[str] = Field(default_factory=list, description="regions the rule applies to; empty = all")
-    enabled: bool = True
+    enabled: bool = Field(True, description="false: the rule is kept but ignored")
 
 
 class TimeBasedRule(_RuleBase):
     """Keys matching ``pattern`` get ``ttl`` instead of the region's default."""
 
-    strategy: Literal["time_based"] = "time_based"
-    pattern: str = "*"
-    ttl: Seconds
+    strategy: Literal["time_based"] = Field("time_based", description="the rule kind")
+    pattern: str = Field("*", description="glob over the keys of the rule's regions")
+    ttl: Seconds = Field(description="TTL of matching keys, seconds")
 
 
 class PatternBasedRule(_RuleBase):
     """A declared glob that can be invalidated as a unit, in O(1), on every store."""
 
-    strategy: Literal["pattern_based"] = "pattern_based"
-    pattern: str = Field(min_length=1)
+    strategy: Literal["pattern_based"] = Field("pattern_based", description="the rule kind")
+    pattern: str = Field(min_length=1, description="glob invalidated as a unit")
 
 
 class EventBasedRule(_RuleBase):
     """Events that invalidate keys by pattern templates (``user:{user_id}``), tags or whole regions."""
 
-    strategy: Literal["event_based"] = "event_based"
-    events: list[str] = Field(min_length=1)
-    pattern: str | None = None
-    patterns: list[str] = Field(default_factory=list)
-    tags: list[str] = Field(default_factory=list)
+    strategy: Literal["event_based"] = Field("event_based", description="the rule kind")
+    events: list[str] = Field(min_length=1, description="event names that fire the rule")
+    pattern: str | None = Field(None, description="key template to invalidate, e.g. user:{user_id}")
+    patterns: list[str] = Field(default_factory=list, description="more key templates")
+    tags: list[str] = Field(default_factory=list, description="tags to flush")
     flush_regions: bool = Field(False, description="flush the rule's regions when an event fires")
 
     def all_patterns(self) -> list[str]:
@@ -220,9 +235,9 @@ RuleConfig = Annotated[
 class BusConfig(_Model):
     """Cross-process invalidation of L1 tiers over Redis pub/sub."""
 
-    enabled: bool = False
+    enabled: bool = Field(False, description="publish writes and invalidations to other processes")
     provider: str | None = Field(None, description="a redis provider; default: the first one declared")
-    channel: str = "cachekit:bus"
+    channel: str = Field("cachekit:bus", description="pub/sub channel")
 
 
 class HttpConfig(_Model):
@@ -248,6 +263,35 @@ class CacheConfig(BaseSettings):
     bus: BusConfig = Field(default_factory=BusConfig)
     http: HttpConfig = Field(default_factory=HttpConfig)
 
+    # Kept for save_config: the parsed file (comments and layout included), where it came from,
+    # what the environment set, and the values as loaded (to write back only what changed).
+    _document: TOMLDocument | None = PrivateAttr(default=None)
+    _path: Path | None = PrivateAttr(default=None)
+    _file: str | None = PrivateAttr(default=None)  # the name errors give the file (parse_config(file=))
+    _env: EnvCapture = PrivateAttr(default_factory=EnvCapture)
+    _baseline: dict[str, Any] | None = PrivateAttr(default=None)
+
+    def model_post_init(self, context: Any, /) -> None:
+        """Record what the environment contributed to this build (see :mod:`cachekit.config.env`)."""
+        self._env = current_capture() or EnvCapture()
+
+    @property
+    def source_path(self) -> Path | None:
+        """The TOML file this config was loaded from (or last saved to), if any."""
+        return self._path
+
+    @property
+    def document(self) -> TOMLDocument | None:
+        """The tomlkit document of the file, kept so that saving preserves comments and layout."""
+        return self._document
+
+    @property
+    def env_overrides(self) -> dict[str, str]:
+        """``{dotted path: variable}`` for every value set by a ``CACHEKIT_...`` variable."""
+        from .paths import format_path
+
+        return {format_path(path): name for path, name in self._env.names.items()}
+
     @classmethod
     def settings_customise_sources(
         cls,
@@ -258,7 +302,8 @@ class CacheConfig(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         # Environment wins over the file (passed as init kwargs): ops override what code declares.
-        return (env_settings, init_settings)
+        # env_sources reads the mapping given to load_config(environ=...) and records what it set.
+        return (env_sources(settings_cls, env_settings), init_settings)
 
     def compile(self, *, clock: Any = None, source: Any = None) -> Runtime:
         """Build a live :class:`~cachekit.Runtime` from this config."""

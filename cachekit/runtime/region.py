@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-from inspect import CO_COROUTINE
-from types import FunctionType, MethodType
 import threading
 import time
 from collections.abc import Awaitable, Callable, Generator, Iterable, Mapping
+from inspect import CO_COROUTINE
+from types import FunctionType, MethodType
 from typing import TYPE_CHECKING, Any
 
 from ..errors import CacheError
@@ -137,6 +137,18 @@ class Region:
         return {k: (default if found[k] is MISSING else found[k]) for k in keys}
 
     many = get_many
+
+    def peek(self, key: str, default: Any = None) -> Any:
+        """The cached value without counting a hit or a miss and without filling L1 (for assertions,
+        dashboards and the HTTP API)."""
+        if self.l1 is not None:
+            e = self.l1.driver.get(key)
+            if e is not MISSING and e[1] > self._now():
+                return e[0]
+        entry = self._fetch(key, ())
+        if entry is MISSING or entry[1] <= self._now():
+            return default
+        return entry[0]
 
     def pull(self, key: str, default: Any = None) -> Any:
         """Get and forget."""

@@ -1,0 +1,291 @@
+"""The ``cachekit`` command: ``validate``, ``schema``, ``show``, ``ping``, ``serve``, ``demo``.
+
+The CLI needs the ``cli`` extra (typer and rich); without it, ``cachekit`` says what to install and exits
+with status 2. ``validate`` is made for CI::
+
+    cachekit validate configs/ --format github   # annotations on the pull request
+    cachekit validate app.toml --format json     # [{"file", "line", "path", "message"}, ...]
+
+Exit status: 0 every file is valid, 1 some file is invalid (or could not be read), 2 usage error.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Iterator, Sequence
+from enum import Enum
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import typer
+
+__all__ = ["ShowFormat", "ValidateFormat", "build_app", "format_errors", "main"]
+
+INSTALL_HINT = "the CLI needs: pip install 'cachekit[cli]'"
+MASK = "**********"
+
+
+class ValidateFormat(str, Enum):
+    """Output of ``cachekit validate``."""
+
+    text = "text"
+    json = "json"
+    github = "github"
+
+
+class ShowFormat(str, Enum):
+    """Output of ``cachekit show``."""
+
+    toml = "toml"
+    json = "json"
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Entry point of the ``cachekit`` script and of ``python -m cachekit``."""
+    try:
+        app = build_app()
+    except ImportError:
+        print(INSTALL_HINT, file=sys.stderr)
+        raise SystemExit(2) from None
+    app(args=list(argv) if argv is not None else None, prog_name="cachekit")
+
+
+def build_app() -> typer.Typer:
+    """The typer application (raises ImportError when the ``cli`` extra is missing)."""
+    import typer
+
+    app = typer.Typer(
+        name="cachekit",
+        help="cachekit: cache configuration as code.",
+        add_completion=False,
+        no_args_is_help=True,
+        pretty_exceptions_enable=False,
+    )
+
+    @app.command()
+    def validate(
+        paths: list[Path] = typer.Argument(..., help="TOML files, or directories searched for *.toml"),
+        output: ValidateFormat = typer.Option(ValidateFormat.text, "--format", "-f", help="output format"),
+        with_env: bool = typer.Option(
+            False, "--with-env", help="apply CACHEKIT_... environment variables (default: the files alone)"
+        ),
+    ) -> None:
+        """Validate config files: exit 0 if all are valid, 1 otherwise."""
+        raise typer.Exit(run_validate(paths, output, with_env=with_env))
+
+    @app.command()
+    def schema(
+        markdown: bool = typer.Option(False, "--markdown", help="the field reference as Markdown instead"),
+    ) -> None:
+        """Print the JSON Schema of a config file."""
+        if markdown:
+            from .config.schema import reference_markdown
+
+            typer.echo(reference_markdown())
+            return
+        from .config.schema import json_schema
+
+        typer.echo(json.dumps(json_schema(), indent=2))
+
+    @app.command()
+    def show(
+        path: Path = typer.Argument(..., help="a TOML config file"),
+        output: ShowFormat = typer.Option(ShowFormat.toml, "--format", "-f", help="output format"),
+    ) -> None:
+        """Print the resolved config (file + environment + defaults); secrets are masked."""
+        raise typer.Exit(run_show(path, output))
+
+    @app.command()
+    def ping(
+        path: Path | None = typer.Argument(None, help="a TOML config file (default: the default config)"),
+    ) -> None:
+        """Check that every provider of a config answers."""
+        raise typer.Exit(_call_lead("ping", path))
+
+    @app.command()
+    def serve(
+        path: Path | None = typer.Argument(None, help="a TOML config file (default: the default config)"),
+        host: str = typer.Option("127.0.0.1", help="interface to listen on"),
+        port: int = typer.Option(8000, help="TCP port"),
+    ) -> None:
+        """Serve the HTTP API of a config (needs the ``http`` extra)."""
+        raise typer.Exit(_call_lead("serve", path, host, port))
+
+    @app.command()
+    def demo(
+        plot: str | None = typer.Option(None, help="write a plot of the hit ratio to this file"),
+        requests: int = typer.Option(5000, help="number of requests of the workload"),
+        seed: int = typer.Option(7, help="random seed"),
+    ) -> None:
+        """Run a workload on the embedded default config and print its statistics."""
+        raise typer.Exit(_call_lead("demo", plot=plot, requests=requests, seed=seed))
+
+    return app
+
+
+# -- validate -------------------------------------------------------------------------------------
+
+
+def run_validate(paths: Sequence[Path], output: ValidateFormat, *, with_env: bool = False) -> int:
+    """Validate ``paths``, print the report in ``output`` format, return the exit status."""
+    from .errors import ConfigErrorItem
+
+    files = list(_toml_files(paths))
+    if not files:
+        print(f"no *.toml file under: {', '.join(map(str, paths))}", file=sys.stderr)
+        return 2
+    results: list[tuple[str, list[ConfigErrorItem]]] = [
+        (str(file), _problems(file, with_env=with_env)) for file in files
+    ]
+    print(format_errors(results, output.value), end="")
+    return 1 if any(problems for _, problems in results) else 0
+
+
+def format_errors(results: Sequence[tuple[str, Sequence[Any]]], output: str) -> str:
+    """The report of ``[(file, [ConfigErrorItem...])...]``: ``text``, ``json`` or ``github``."""
+    if output == "json":
+        rows = [
+            {"file": item.file or file, "line": item.line, "path": item.path, "message": item.message}
+            for file, problems in results
+            for item in problems
+        ]
+        return json.dumps(rows, indent=2) + "\n"
+    lines = []
+    for file, problems in results:
+        if output == "github":
+            for item in problems:
+                props = f"file={_gh_property(item.file or file)}"
+                if item.line is not None:
+                    props += f",line={item.line}"
+                lines.append(f"::error {props},title=cachekit::{_gh_data(f'{item.path}: {item.message}')}")
+        elif problems:
+            lines += [_text_line(file, item) for item in problems]
+        else:
+            lines.append(f"{file}: ok")
+    return "".join(line + "\n" for line in lines)
+
+
+def _text_line(file: str, item: Any) -> str:
+    where = item.file or file
+    if item.line is not None:
+        where += f":{item.line}"
+    return f"{where}: {item.path or '<file>'}: {item.message}"
+
+
+def _gh_data(value: str) -> str:
+    return value.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+
+def _gh_property(value: str) -> str:
+    return _gh_data(value).replace(":", "%3A").replace(",", "%2C")
+
+
+def _toml_files(paths: Sequence[Path]) -> Iterator[Path]:
+    for path in paths:
+        if path.is_dir():
+            yield from sorted(path.rglob("*.toml"))
+        else:
+            yield path  # a missing file is reported by the loader, as an invalid file
+
+
+def _problems(file: Path, *, with_env: bool) -> list[Any]:
+    from .config.loader import load_config
+    from .errors import ConfigError, ConfigErrorItem
+
+    try:
+        load_config(file, environ=None if with_env else {})
+    except ConfigError as exc:
+        return exc.errors
+    except Exception as exc:  # never a traceback: an unexpected failure is reported like an error
+        message = f"internal error: {type(exc).__name__}: {exc}"
+        return [ConfigErrorItem(path="", message=message, file=str(file))]
+    return []
+
+
+# -- show -----------------------------------------------------------------------------------------
+
+
+def run_show(path: Path, output: ShowFormat) -> int:
+    """Print the resolved config at ``path``; return the exit status."""
+    from .config.loader import load_config
+    from .errors import ConfigError
+
+    try:
+        config = load_config(path)
+    except ConfigError as exc:
+        print(format_errors([(str(path), exc.errors)], "text"), end="", file=sys.stderr)
+        return 1
+    except Exception as exc:  # never a traceback
+        print(f"{path}: internal error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+    data = config.model_dump(mode="json")  # SecretStr dumps as "**********"
+    if output is ShowFormat.json:
+        print(json.dumps(data, indent=2))
+        return 0
+    print(_as_toml(data, config.env_overrides), end="")
+    return 0
+
+
+def _as_toml(data: dict[str, Any], overrides: dict[str, str]) -> str:
+    """The resolved config as TOML; a value set by the environment says so in a comment."""
+    import tomlkit
+
+    from .config.paths import format_path
+
+    def is_tables(value: Any) -> bool:
+        return isinstance(value, list) and bool(value) and all(isinstance(v, dict) for v in value)
+
+    def fill(container: Any, values: dict[str, Any], path: tuple[str | int, ...]) -> None:
+        leading = [k for k in ("name", "type", "strategy") if k in values]
+        keys = [*leading, *(k for k in values if k not in leading)]
+        for key in keys:  # plain values first: after a [table] header they would belong to it
+            value = values[key]
+            if value is None or isinstance(value, dict) or is_tables(value):
+                continue
+            container[key] = value
+            variable = overrides.get(format_path((*path, key)))
+            if variable is not None:
+                container[key].comment(f"from {variable}")
+        for key in keys:
+            value = values[key]
+            if isinstance(value, dict):
+                table = tomlkit.table(is_super_table=all(isinstance(v, dict) for v in value.values()))
+                fill(table, value, (*path, key))
+                container[key] = table
+            elif is_tables(value):
+                array = tomlkit.aot()
+                for index, element in enumerate(value):
+                    table = tomlkit.table()
+                    fill(table, element, (*path, key, index))
+                    array.append(table)
+                container[key] = array
+
+    document = tomlkit.document()
+    fill(document, data, ())
+    return document.as_string()
+
+
+# -- commands written in cachekit.cli_commands --------------------------------------------------
+
+
+def _call_lead(name: str, *args: Any, **kwargs: Any) -> int:
+    import importlib
+
+    try:
+        cli_commands = importlib.import_module(f"{__package__}.cli_commands")
+    except ModuleNotFoundError as exc:
+        if exc.name != f"{__package__}.cli_commands":
+            raise
+        print(f"cachekit {name}: not available in this installation (cachekit.cli_commands is missing)",
+              file=sys.stderr)
+        return 1
+    function = getattr(cli_commands, name, None)
+    if function is None:
+        print(f"cachekit {name}: not available in this installation", file=sys.stderr)
+        return 1
+    if args and isinstance(args[0], os.PathLike):
+        args = (os.fspath(args[0]), *args[1:])
+    return int(function(*args, **kwargs) or 0)

@@ -1,0 +1,214 @@
+"""Cross-reference checks, run after pydantic has validated the shape of a config.
+
+pydantic checks each value on its own; these checks look across the config: a region naming a provider
+that does not exist, an L1 tier on a shared store, a rule naming an unknown region, two rules with one
+name, a bus on something that is not Redis, a provider ``type`` that no driver answers to.
+
+:func:`validate_config` runs everything (shape and cross-references) on a live config, for example after
+a service edited it, and returns the problems as :class:`~cachekit.errors.ConfigErrorItem` s.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Iterator
+from importlib import metadata
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, ValidationError, create_model
+
+from ..errors import ConfigErrorItem
+from .diagnostics import Locator, did_you_mean, items_from_validation_error, one_of
+from .models import BUILTIN_PROVIDER_TYPES, CacheConfig, CustomProviderConfig, EventBasedRule
+from .paths import LineMap, PathKey
+
+__all__ = ["ENTRY_POINT_GROUP", "config_data", "cross_check", "provider_entry_points", "validate_config"]
+
+ENTRY_POINT_GROUP = "cachekit.providers"
+_DRIVER_PATH = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
+
+Problem = tuple[PathKey, str]
+
+
+def validate_config(config: CacheConfig) -> list[ConfigErrorItem]:
+    """Every problem of a (possibly edited) live config; an empty list means valid.
+
+    The shape is validated again (a dict entry replaced by hand skips pydantic's assignment
+    validation), then the cross-references. Lines refer to the kept TOML document, if any.
+    """
+    document = config.document
+    locator = Locator(
+        file=config._file or (str(config.source_path) if config.source_path else None),
+        lines=LineMap.from_text(document.as_string()) if document is not None else None,
+        env=config._env,
+    )
+    data = config_data(config)
+    try:
+        checked: Any = _data_model().model_validate(data)
+    except ValidationError as exc:
+        return items_from_validation_error(exc, _data_model(), locator, data)
+    return [locator.item(path, message) for path, message in cross_check(checked)]
+
+
+def cross_check(config: Any) -> list[Problem]:
+    """The cross-reference problems of a config whose shape is valid, in declaration order."""
+    return [
+        *_check_provider_types(config),
+        *_check_cache_section(config),
+        *_check_regions(config),
+        *_check_rules(config),
+        *_check_bus(config),
+    ]
+
+
+def provider_entry_points() -> list[str]:
+    """Names of the drivers registered under the ``cachekit.providers`` entry point group."""
+    try:
+        return sorted({ep.name for ep in metadata.entry_points(group=ENTRY_POINT_GROUP)})
+    except Exception:  # a broken distribution must not break validation
+        return []
+
+
+def config_data(model: Any) -> Any:
+    """Plain data of a config (models as dicts; secrets stay :class:`~pydantic.SecretStr`)."""
+    if isinstance(model, BaseModel):
+        data = {name: config_data(getattr(model, name)) for name in type(model).model_fields}
+        for key, value in (model.model_extra or {}).items():
+            data[key] = config_data(value)
+        return data
+    if isinstance(model, dict):
+        return {key: config_data(value) for key, value in model.items()}
+    if isinstance(model, list | tuple):
+        return [config_data(value) for value in model]
+    return model
+
+
+@functools.cache
+def _data_model() -> type[BaseModel]:
+    """``CacheConfig``'s fields on a plain model: validates data without reading the environment."""
+    fields: Any = {name: (field.annotation, field) for name, field in CacheConfig.model_fields.items()}
+    return create_model("CacheConfigData", __config__=ConfigDict(extra="forbid"), **fields)
+
+
+# -- the checks ---------------------------------------------------------------------------------
+
+
+def _provider_type(config: Any, name: str) -> str | None:
+    """The type of a declared provider, of an undeclared built-in name, or None when unknown."""
+    provider = config.providers.get(name)
+    if provider is not None:
+        return str(provider.type)
+    return name if name in BUILTIN_PROVIDER_TYPES else None
+
+
+def _known_providers(config: Any) -> list[str]:
+    return [*config.providers, *(b for b in BUILTIN_PROVIDER_TYPES if b not in config.providers)]
+
+
+def _unknown_provider(config: Any, name: str) -> str:
+    known = _known_providers(config)
+    return f"unknown provider '{name}'; known: {one_of(known)}{did_you_mean(name, known)}"
+
+
+def _check_provider_types(config: Any) -> Iterator[Problem]:
+    entry_points: list[str] | None = None
+    for name, provider in config.providers.items():
+        if not isinstance(provider, CustomProviderConfig):
+            continue
+        path: PathKey = ("providers", name)
+        if provider.driver is not None:
+            if not _DRIVER_PATH.match(provider.driver):
+                yield (*path, "driver"), (
+                    f"driver must look like 'package.module:ClassName', got '{provider.driver}'"
+                )
+            continue
+        if provider.type == "custom":
+            yield (*path, "driver"), 'a custom provider needs driver = "package.module:ClassName"'
+            continue
+        if entry_points is None:
+            entry_points = provider_entry_points()
+        if provider.type in entry_points:
+            continue
+        known = [*BUILTIN_PROVIDER_TYPES, *entry_points]
+        registered = f" (registered: {one_of(entry_points)})" if entry_points else ""
+        yield (*path, "type"), (
+            f"unknown provider type '{provider.type}'; known: {one_of(BUILTIN_PROVIDER_TYPES)}, "
+            f'or a custom driver (type = "custom", driver = "pkg.mod:Class") / an entry point of group '
+            f"{ENTRY_POINT_GROUP}{registered}{did_you_mean(provider.type, known)}"
+        )
+
+
+def _check_cache_section(config: Any) -> Iterator[Problem]:
+    default_provider = config.cache.default_provider
+    if _provider_type(config, default_provider) is None:
+        yield ("cache", "default_provider"), _unknown_provider(config, default_provider)
+    default_region = config.cache.default_region
+    # "default" needs no declaration: it takes the [cache] defaults.
+    if default_region != "default" and default_region not in config.regions:
+        known = list(config.regions)
+        yield ("cache", "default_region"), (
+            f"unknown region '{default_region}'; known: {one_of(known) or 'none declared'} "
+            f"(or leave it as \"default\"){did_you_mean(default_region, known)}"
+        )
+
+
+def _check_regions(config: Any) -> Iterator[Problem]:
+    for name, region in config.regions.items():
+        path: PathKey = ("regions", name)
+        if region.provider is not None and _provider_type(config, region.provider) is None:
+            yield (*path, "provider"), _unknown_provider(config, region.provider)
+        if region.l1 is not None:
+            l1 = region.l1.provider
+            kind = _provider_type(config, l1)
+            if kind is None:
+                yield (*path, "l1", "provider"), _unknown_provider(config, l1)
+            elif kind != "memory":
+                memory = [p for p in _known_providers(config) if _provider_type(config, p) == "memory"]
+                yield (*path, "l1", "provider"), (
+                    f"L1 must be an in-process memory provider; '{l1}' is {kind} "
+                    f"(memory providers: {one_of(memory)})"
+                )
+
+
+def _region_names(config: Any) -> list[str]:
+    names = list(config.regions)
+    if config.cache.default_region not in names:
+        names.append(config.cache.default_region)
+    return names
+
+
+def _check_rules(config: Any) -> Iterator[Problem]:
+    seen: dict[str, int] = {}
+    regions = _region_names(config)
+    for index, rule in enumerate(config.rules):
+        path: PathKey = ("rules", index)
+        if rule.name in seen:
+            first = seen[rule.name]
+            yield (*path, "name"), f"duplicate rule name '{rule.name}' (first used by rules[{first}])"
+        else:
+            seen[rule.name] = index
+        for position, region in enumerate(rule.regions):
+            if region not in regions:
+                yield (*path, "regions", position), (
+                    f"unknown region '{region}'; known: {one_of(regions)}{did_you_mean(region, regions)}"
+                )
+        if isinstance(rule, EventBasedRule) and not (rule.all_patterns() or rule.tags or rule.flush_regions):
+            yield (*path, "events"), (
+                "this rule invalidates nothing when its events fire: set pattern, patterns, tags "
+                "or flush_regions = true"
+            )
+
+
+def _check_bus(config: Any) -> Iterator[Problem]:
+    bus = config.bus
+    redis = [p for p in _known_providers(config) if _provider_type(config, p) == "redis"]
+    if bus.provider is not None:
+        kind = _provider_type(config, bus.provider)
+        if kind is None:
+            yield ("bus", "provider"), _unknown_provider(config, bus.provider)
+        elif kind != "redis":
+            yield ("bus", "provider"), (
+                f"the bus needs a redis provider; '{bus.provider}' is {kind} "
+                f"(redis providers: {one_of(redis)})"
+            )

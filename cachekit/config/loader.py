@@ -1,0 +1,182 @@
+"""Read a TOML config: parse (tomlkit), apply the environment, validate, check cross-references.
+
+Every failure — a missing or unreadable file, malformed TOML, a bad value, a dangling reference, a bad
+``CACHEKIT_...`` variable — is raised as one :class:`~cachekit.errors.ConfigError` listing every
+problem found, each with file, dotted path, line and a message saying what would be valid.
+
+>>> config = parse_config('[regions.users]\\nttl = 60\\n', environ={})
+>>> config.regions["users"].ttl
+60.0
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import tomlkit
+from pydantic import ValidationError
+from tomlkit.exceptions import ParseError
+
+from ..errors import ConfigError, ConfigErrorItem
+from .checks import config_data, cross_check
+from .diagnostics import Locator, explain, items_from_validation_error
+from .env import EnvCapture, current_capture, use_environ
+from .models import CacheConfig
+from .paths import LineMap
+
+__all__ = ["load_config", "parse_config"]
+
+
+def load_config(path: str | os.PathLike[str], *, environ: Mapping[str, str] | None = None) -> CacheConfig:
+    """Load, validate and check the TOML file at ``path``.
+
+    ``environ`` replaces :data:`os.environ` as the source of ``CACHEKIT_...`` overrides (pass ``{}``
+    to ignore the environment). The returned config keeps the parsed document for
+    :func:`~cachekit.config.save.save_config`.
+    """
+    file = os.fspath(path)
+    text = _read(Path(file), file)
+    config = parse_config(text, file=file, environ=environ)
+    config._path = Path(file).resolve()
+    return config
+
+
+def parse_config(
+    text: str, *, file: str | None = None, environ: Mapping[str, str] | None = None
+) -> CacheConfig:
+    """Validate a TOML text; ``file`` names it in errors. See :func:`load_config`."""
+    try:
+        document = tomlkit.parse(text)
+        data = document.unwrap()
+    except ParseError as exc:
+        raise _toml_error(exc, file) from None
+    except Exception as exc:  # tomlkit raises more than ParseError on some inputs
+        message = f"invalid TOML: {exc or type(exc).__name__}"
+        raise ConfigError([ConfigErrorItem(path="", message=message, file=file)], file=file) from None
+
+    lines = LineMap.from_text(text)
+    # Keys such as "_env_prefix" would be taken by BaseSettings as arguments: report them ourselves.
+    private = {key for key in data if key.startswith("_")}
+    sections = ", ".join(CacheConfig.model_fields)
+    items = [
+        Locator(file, lines).item((key,), f"unknown section '{key}'; valid keys: {sections}")
+        for key in sorted(private)
+    ]
+    fields = {key: value for key, value in data.items() if key not in private}
+
+    config: CacheConfig | None = None
+    with use_environ(environ):
+        try:
+            config = CacheConfig(**fields)
+        except ValidationError as exc:
+            locator = Locator(file, lines, current_capture())
+            shape = items_from_validation_error(exc, CacheConfig, locator, _merged(fields))
+            items += shape + _salvaged_cross_check(fields, exc, locator, {i.path for i in shape})
+        except Exception as exc:  # pydantic-settings: an env value it cannot parse (bad JSON...)
+            items.append(ConfigErrorItem(path="", message=_settings_message(exc), file=file))
+    if config is not None:
+        locator = Locator(file, lines, config._env)
+        items += [locator.item(path, message) for path, message in cross_check(config)]
+    if items or config is None:
+        raise ConfigError(_sorted(items), file=file)
+    config._document = document
+    config._file = file
+    config._baseline = config_data(config)
+    return config
+
+
+def _salvaged_cross_check(
+    fields: dict[str, Any], exc: ValidationError, locator: Locator, reported: set[str]
+) -> list[ConfigErrorItem]:
+    """Cross-reference problems too, when dropping the bad values leaves a config that validates.
+
+    Dropped values fall back to defaults, which never name anything undeclared, so this adds no
+    false alarm; when the shape stays invalid (a missing required key...), it adds nothing.
+    """
+    data = copy.deepcopy(fields)
+    for error in exc.errors(include_url=False):
+        path, _ = explain(error, CacheConfig)
+        parent = data
+        for part in path[:-1]:
+            try:
+                parent = parent[part]
+            except (KeyError, IndexError, TypeError):
+                break
+        else:
+            if isinstance(parent, dict) and path and path[-1] in parent:
+                del parent[path[-1]]
+    try:
+        salvaged = CacheConfig(**data)
+    except Exception:
+        return []
+    problems = [locator.item(path, message) for path, message in cross_check(salvaged)]
+    return [item for item in problems if item.path not in reported]
+
+
+def _read(path: Path, file: str) -> str:
+    def fail(message: str, line: int | None = None) -> ConfigError:
+        return ConfigError([ConfigErrorItem(path="", message=message, line=line, file=file)], file=file)
+
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise fail(f"no such file: {file}") from None
+    except IsADirectoryError:
+        raise fail(f"is a directory, not a TOML file: {file}") from None
+    except OSError as exc:
+        raise fail(f"cannot read {file}: {exc.strerror or exc}") from None
+    try:
+        # newline="" semantics: keep \r\n as is, so saving rewrites nothing it did not change.
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        message = f"not UTF-8 text: invalid byte 0x{raw[exc.start]:02x} at offset {exc.start}"
+        raise fail(message, line) from None
+
+
+_AT_LINE = re.compile(r"\s+at line \d+ col \d+$")
+
+
+def _toml_error(exc: ParseError, file: str | None) -> ConfigError:
+    reason = _AT_LINE.sub("", str(exc))
+    reason = reason.replace("Unexpected character: '\\x00'", "unexpected end of file")
+    reason = reason.replace("Unexpected character: '\\n'", "unexpected end of line")
+    line = getattr(exc, "line", None)
+    col = getattr(exc, "col", None)
+    where = f" (line {line}, column {col + 1})" if isinstance(col, int) and isinstance(line, int) else ""
+    item = ConfigErrorItem(path="", message=f"invalid TOML: {reason}{where}", line=line, file=file)
+    return ConfigError([item], file=file)
+
+
+def _settings_message(exc: Exception) -> str:
+    cause = exc.__cause__
+    detail = f": {cause}" if cause is not None else ""
+    return f"invalid environment override ({exc}{detail})"
+
+
+def _merged(fields: dict[str, Any]) -> dict[str, Any]:
+    """The file data with the env values laid over it: what pydantic saw, for error messages."""
+    capture: EnvCapture | None = current_capture()
+    merged: dict[str, Any] = dict(fields)
+    if capture is not None:
+        _deep_update(merged, capture.values)
+    return merged
+
+
+def _deep_update(target: dict[str, Any], update: Mapping[str, Any]) -> None:
+    for key, value in update.items():
+        if isinstance(value, Mapping) and isinstance(target.get(key), dict):
+            target[key] = dict(target[key])
+            _deep_update(target[key], value)
+        else:
+            target[key] = value
+
+
+def _sorted(items: list[ConfigErrorItem]) -> list[ConfigErrorItem]:
+    # File order; problems without a line (environment, whole file) last.
+    return sorted(items, key=lambda item: (item.line is None, item.line or 0))
