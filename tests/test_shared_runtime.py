@@ -336,3 +336,21 @@ def test_async_twins_on_redis_use_the_asyncio_client(redis_server: Any) -> None:
         assert rt.region().get("y") == "two"  # sync and async see the same data
     finally:
         rt.close()
+
+
+def test_editing_a_provider_live_reconnects_its_regions(redis_server: Any) -> None:
+    rt = redis_runtime("redis://127.0.0.1:1/0")  # wrong port first
+    try:
+        r = rt.region()
+        assert r.put("k", 1) is False
+        rt.config.providers["redis"].url = redis_server.url  # fix it live
+        rt.apply()
+        assert r.put("k", 1) is True
+        assert redis_server.client().get("app:default:k") == b"1"
+        rt.config.cache.prefix = "moved"
+        rt.apply()
+        r.put("k", 2)
+        assert redis_server.client().get("moved:default:k") == b"2"
+        assert rt.region("fresh").l2.namespace == "moved:fresh:"
+    finally:
+        rt.close()

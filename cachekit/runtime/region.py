@@ -138,6 +138,14 @@ class Region:
 
     many = get_many
 
+    def entry(self, key: str) -> tuple[Any, float] | None:
+        """``(value, expires_at)`` of a fresh entry (``expires_at`` is ``inf`` for no expiry), or
+        ``None``; no stats counted."""
+        entry = self._fetch(key, ())
+        if entry is MISSING or entry[1] <= self._now():
+            return None
+        return entry[0], entry[1]
+
     def peek(self, key: str, default: Any = None) -> Any:
         """The cached value without counting a hit or a miss and without filling L1 (for assertions,
         dashboards and the HTTP API)."""
@@ -846,6 +854,18 @@ class TaggedCache:
 
     async def aremember(self, key: str, ttl: Any, callback: Callable[[], Any]) -> Any:
         return await self.region.aremember(key, ttl, callback, tags=self.tag_names)
+
+    async def aput(self, key: str, value: Any, ttl: Any = None) -> bool:
+        r = self.region
+        r.policy.check_key(key)
+        return await r._astore(key, value, r.policy.ttl_for(key, ttl), self.tag_names)
+
+    async def aget(self, key: str, default: Any = None) -> Any:
+        value = await self.region._alookup(key, self.tag_names)
+        return default if value is MISSING else value
+
+    async def aflush(self) -> bool:
+        return bool(await self.region._aio(self.flush))
 
     def forget(self, key: str) -> bool:
         return self.region.forget(key)

@@ -94,6 +94,9 @@ class Runtime:
         self.id = uuid.uuid4().hex
         self._lock = threading.RLock()
         self._drivers: dict[str, CacheDriver] = {}
+        #: the provider config each shared driver was built from (to rebuild it when edited live)
+        self._driver_configs: dict[str, Any] = {}
+        self._built_prefix = config.cache.prefix
         self._custom: dict[str, CacheDriver] = {}
         self._regions: dict[str, Region] = {}
         self._stores: dict[str, Region] = {}
@@ -111,7 +114,8 @@ class Runtime:
     def prefix(self) -> str:
         return self.config.cache.prefix
 
-    def _provider_config(self, name: str) -> Any:
+    def provider_config(self, name: str) -> Any:
+        """The config of provider ``name``: declared, or the default of a built-in type."""
         declared = self.config.providers.get(name)
         if declared is not None:
             return declared
@@ -130,13 +134,14 @@ class Runtime:
                 if driver is None:
                     from ..providers.registry import build_driver
 
-                    cfg = self._provider_config(name)
+                    cfg = self.provider_config(name)
                     if self.fake:
                         driver = MemoryDriver(max_size=None, clock=self.clock)
                     else:
                         driver = build_driver(cfg, namespace=f"{self.prefix}:", clock=self.clock)
                     driver.name = name
                     self._drivers[name] = driver
+                    self._driver_configs[name] = cfg.model_dump()
         return driver
 
     def _tier(self, provider: str, region: str, stats: RegionStats, max_size: int | None) -> Tier:
@@ -145,7 +150,7 @@ class Runtime:
         if custom is not None:
             return Tier(custom, provider=provider, namespace=namespace, private=False,
                         on_error="ignore", stats=stats)
-        cfg = self._provider_config(provider)
+        cfg = self.provider_config(provider)
         if cfg.type == "memory" or (self.fake and cfg.type in BUILTIN_PROVIDER_TYPES):
             size = max_size if max_size is not None else getattr(cfg, "max_size", None)
             driver = MemoryDriver(max_size=size, clock=self.clock)
@@ -190,21 +195,22 @@ class Runtime:
             pattern_rules=[(compile_glob(r.pattern), r.name) for r in applies if isinstance(r, PatternBasedRule)],
         )
 
-    def _build(self, label: str, policy: Policy, existing: Region | None = None) -> Region:
+    def _build(self, label: str, policy: Policy, existing: Region | None = None,
+               rebuilt: frozenset[str] = frozenset()) -> Region:
         stats = existing.stats if existing is not None else RegionStats(label, policy.provider)
         stats.provider = policy.provider
-        if existing is not None and existing.l2.provider == policy.provider:
+        if existing is not None and existing.l2.provider == policy.provider and policy.provider not in rebuilt:
             l2 = existing.l2
             if l2.private and isinstance(l2.driver, MemoryDriver):
                 size = policy.max_size if policy.max_size is not None else \
-                    getattr(self._provider_config(policy.provider), "max_size", None)
+                    getattr(self.provider_config(policy.provider), "max_size", None)
                 l2.driver.max_size = size
                 l2.driver._half = size // 2 if size else None
         else:
             l2 = self._tier(policy.provider, policy.name, stats, policy.max_size)
         l1 = None
         if policy.l1_provider is not None:
-            if existing is not None and existing.l1 is not None:
+            if existing is not None and existing.l1 is not None and policy.l1_provider not in rebuilt:
                 l1 = existing.l1
             else:
                 l1 = self._tier(policy.l1_provider, policy.name, stats, policy.l1_max_size)
@@ -214,6 +220,7 @@ class Runtime:
         if l1 is not None and self.config.bus.enabled and not self.fake:
             self._ensure_bus(l2)
         if existing is not None:
+            existing._gen_prefix = f"{self.prefix}:__gen__:{policy.name}:"
             existing.configure(policy, l2, l1)
             return existing
         return Region(self, policy, l2, l1, gen_prefix=f"{self.prefix}:__gen__:{policy.name}:")
@@ -258,7 +265,7 @@ class Runtime:
                 region = self._stores.get(name)
                 if region is None:
                     if name not in self._custom:
-                        self._provider_config(name)  # unknown names fail here, with suggestions
+                        self.provider_config(name)  # unknown names fail here, with suggestions
                     region = self._stores[name] = self._build(f"{default}@{name}", self._policy(default, name))
         return region
 
@@ -454,7 +461,7 @@ class Runtime:
             name = self.config.bus.provider
             if name is None:
                 if not l2.private and getattr(l2.driver, "client", None) is not None and \
-                        self._provider_config(l2.provider).type == "redis":
+                        self.provider_config(l2.provider).type == "redis":
                     name = l2.provider
                 else:
                     name = next((n for n, p in self.config.providers.items() if p.type == "redis"), None)
@@ -557,12 +564,37 @@ class Runtime:
         if problems:
             raise ConfigError(problems, file=getattr(self.config, "source_path", None))
         with self._lock:
+            rebuilt = self._drop_changed_drivers()
             self.default_repository = None
             for name, region in list(self._regions.items()):
-                self._build(name, self._policy(name), existing=region)
+                self._build(name, self._policy(name), existing=region, rebuilt=rebuilt)
             default = self.config.cache.default_region
             for store, region in list(self._stores.items()):
-                self._build(region.stats.region, self._policy(default, store), existing=region)
+                self._build(region.stats.region, self._policy(default, store), existing=region, rebuilt=rebuilt)
+
+    def _drop_changed_drivers(self) -> frozenset[str]:
+        """Close the drivers whose provider config was edited (or whose namespace moved); the
+        providers named in the result get new tiers."""
+        prefix_moved = self.prefix != self._built_prefix
+        self._built_prefix = self.prefix
+        changed = set()
+        for name, built_from in list(self._driver_configs.items()):
+            try:
+                now = self.provider_config(name).model_dump()
+            except CacheError:
+                now = None
+            if now != built_from or prefix_moved:
+                changed.add(name)
+                driver = self._drivers.pop(name)
+                del self._driver_configs[name]
+                try:
+                    driver.close()
+                except Exception:  # a broken old connection must not block the new config
+                    pass
+        if prefix_moved:  # every namespace changes: every tier is rebuilt
+            changed |= {r.l2.provider for r in self._all_regions()}
+            changed |= {r.l1.provider for r in self._all_regions() if r.l1 is not None}
+        return frozenset(changed)
 
     def _names_registered_store(self, problem: Any) -> bool:
         """A region naming a store added with ``register_store`` is valid at run time."""

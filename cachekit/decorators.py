@@ -1,0 +1,579 @@
+"""Decorators of seed 003: ``cached``, ``async_cached``, ``invalidate_cache`` and ``cache_aside``.
+
+>>> from cachekit import Cache, cached
+>>> _ = Cache.fake()
+>>> @cached(ttl=300, key_prefix="user")
+... def get_user(user_id):
+...     return {"id": user_id}
+>>> get_user(1)
+{'id': 1}
+>>> get_user.key(1)
+'user:1'
+>>> Cache.get("user:1")
+{'id': 1}
+
+Keys are built from the arguments, never from ``hash()``, so every process and every Python run
+computes the same key:
+
+- simple arguments (``str int float bool None``, enums, UUIDs, dates, decimals) are written out:
+  ``key_prefix:arg1:arg2``, keyword-only and ``**kwargs`` arguments sorted as ``k=v``;
+  in strings ``%``, ``:``, ``=``, whitespace and control characters are %-escaped;
+- anything else (dicts, lists, sets, objects) and strings over 100 characters become
+  ``type#`` and 32 hex digits of a sha256 over a canonical form (JSON with sorted keys; sets
+  sorted; objects by their ``repr``), so the key stays short;
+- arguments are bound to the signature first, defaults included: ``f(1)``, ``f(user_id=1)`` and
+  ``f(1, verbose=False)`` (when ``False`` is the default) share one key;
+- a first parameter named ``self`` or ``cls`` is left out; ``ignore=("db",)`` leaves others out;
+- the default prefix is ``module.qualname`` of the function.
+
+``1`` and ``"1"`` give the same key (``user:1``), which lets a decorated function and a hand-written
+``Cache.get("user:1")`` meet. Pass ``key="user:{user_id}"`` (a format string over the parameters)
+or ``key=callable`` (called with the function's arguments) to choose the key yourself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import functools
+import hashlib
+import inspect
+import json
+import string
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from datetime import date, datetime, time
+from decimal import Decimal
+from enum import Enum
+from typing import TYPE_CHECKING, Any, TypeVar
+from uuid import UUID
+
+from .errors import CacheError
+from .facade import Cache
+from .runtime.policy import normalize_ttl
+from .runtime.region import Region, TaggedCache, is_async_callable
+
+if TYPE_CHECKING:
+    from .runtime.runtime import Runtime
+
+__all__ = [
+    "AsyncCachedFunction",
+    "CachedFunction",
+    "async_cached",
+    "cache_aside",
+    "cache_key",
+    "cached",
+    "invalidate_cache",
+]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+MAX_PLAIN_STRING = 100
+"""Longer string arguments are digested instead of written out."""
+MAX_KEY_LENGTH = 200
+"""A longer key keeps its prefix and digests the rest (memcached accepts at most 250 bytes)."""
+_DIGEST_HEX = 32
+_PLAIN_TYPES = (int, float, UUID, Decimal, datetime, date, time)
+_ESCAPES = {ord("%"): "%25", ord(":"): "%3A", ord("="): "%3D"}
+_ESCAPES.update({c: f"%{c:02X}" for c in range(33)})
+_ESCAPES[127] = "%7F"
+
+
+# -- keys ---------------------------------------------------------------------------------------
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:_DIGEST_HEX]
+
+
+def _canonical(value: Any) -> Any:
+    """A JSON-able form of ``value`` that does not depend on the process (no ids, no set order)."""
+    if value is None or isinstance(value, (bool, int, str)):
+        return value
+    if isinstance(value, float):
+        return repr(value)  # keeps nan/inf and tells 1.0 from 1
+    if isinstance(value, Enum):
+        return [type(value).__qualname__, value.name]
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return ["bytes", bytes(value).hex()]
+    if isinstance(value, Mapping):
+        items = [(_canonical(k), _canonical(v)) for k, v in value.items()]
+        items.sort(key=lambda kv: json.dumps(kv[0], sort_keys=True))
+        return [type(value).__qualname__, [list(kv) for kv in items]]
+    if isinstance(value, (set, frozenset)):
+        members = [_canonical(v) for v in value]
+        members.sort(key=lambda m: json.dumps(m, sort_keys=True))
+        return [type(value).__qualname__, members]
+    if isinstance(value, (list, tuple)):
+        return [type(value).__qualname__, [_canonical(v) for v in value]]
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        fields = {f.name: _canonical(getattr(value, f.name)) for f in dataclasses.fields(value)}
+        return [type(value).__qualname__, fields]
+    dump = getattr(value, "model_dump", None)  # pydantic models
+    if callable(dump) and not isinstance(value, type):
+        try:
+            return [type(value).__qualname__, _canonical(dump(mode="json"))]
+        except Exception:
+            pass
+    if isinstance(value, _PLAIN_TYPES):
+        return [type(value).__qualname__, str(value)]
+    return [f"{type(value).__module__}.{type(value).__qualname__}", repr(value)]
+
+
+def _digest_of(value: Any) -> str:
+    try:
+        text = json.dumps(_canonical(value), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    except (RecursionError, TypeError, ValueError):
+        text = f"{type(value).__module__}.{type(value).__qualname__}:{value!r}"
+    return f"{type(value).__name__}#{_digest(text)}"
+
+
+def _part(value: Any) -> str:
+    """One argument as it appears in a key."""
+    if isinstance(value, str):
+        if len(value) > MAX_PLAIN_STRING:
+            return _digest_of(value)
+        return value.translate(_ESCAPES)
+    if value is None or isinstance(value, (bool, int)):
+        return str(value)
+    if isinstance(value, float):
+        return repr(value)
+    if isinstance(value, Enum):
+        return f"{type(value).__name__}.{value.name}".translate(_ESCAPES)
+    if isinstance(value, _PLAIN_TYPES):
+        text = value.isoformat() if isinstance(value, (datetime, date, time)) else str(value)
+        return text.translate(_ESCAPES)
+    return _digest_of(value)
+
+
+def _join(prefix: str, positional: Iterable[Any], named: Iterable[tuple[str, Any]]) -> str:
+    parts = [_part(v) for v in positional]
+    parts.extend(f"{k}={_part(v)}" for k, v in sorted(named))
+    if not parts:
+        return prefix
+    key = prefix + ":" + ":".join(parts)
+    if len(key) > MAX_KEY_LENGTH:
+        key = f"{prefix}:#{_digest(key)}"
+    return key
+
+
+def cache_key(prefix: str, /, *args: Any, **kwargs: Any) -> str:
+    """The key the decorators build for ``prefix`` and these arguments.
+
+    >>> cache_key("user", 1)
+    'user:1'
+    >>> cache_key("search", "shoes", page=2, sort="price")
+    'search:shoes:page=2:sort=price'
+    >>> cache_key("report", {"b": 1, "a": 2})
+    'report:dict#...'
+    """
+    return _join(prefix, args, kwargs.items())
+
+
+_KeyOption = str | Callable[..., str] | None
+
+
+class _KeyBuilder:
+    """Turns a call's arguments into a key for one decorated function."""
+
+    def __init__(self, fn: Callable[..., Any], key_prefix: str | None, key: _KeyOption,
+                 ignore: Iterable[str]) -> None:
+        if key is not None and key_prefix is not None:
+            raise CacheError("give key_prefix or key, not both (key is the whole key)")
+        self.fn = fn
+        self.signature = inspect.signature(fn)
+        params = list(self.signature.parameters.values())
+        self.ignore = set(ignore)
+        unknown = self.ignore - {p.name for p in params}
+        if unknown:
+            raise CacheError(f"ignore names {sorted(unknown)}, which are not parameters of "
+                             f"{fn.__qualname__}{self.signature}")
+        if params and params[0].name in ("self", "cls"):
+            self.ignore.add(params[0].name)
+        self.params = params
+        self.prefix = key_prefix if key_prefix is not None else f"{fn.__module__}.{fn.__qualname__}"
+        self.template: str | None = None
+        self.key_fn: Callable[..., str] | None = None
+        if isinstance(key, str):
+            self._check_template(key)
+            self.template = key
+        elif key is not None:
+            if not callable(key):
+                raise CacheError(f"key must be a format string or a callable, not {type(key).__name__}")
+            self.key_fn = key
+        # Fast path: every parameter positional, no defaults to fill in, nothing to skip but self.
+        simple = all(p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) for p in params)
+        self.fast_arity = len(params) if simple else -1
+        self.fast_skip = 1 if (params and params[0].name in ("self", "cls")) else 0
+        if any(p.name in self.ignore for p in params[self.fast_skip:]):
+            self.fast_arity = -1
+
+    def _check_template(self, template: str) -> None:
+        names = {p.name for p in self.params}
+        for _, field, _, _ in string.Formatter().parse(template):
+            if field is None:
+                continue
+            root = field.split(".", 1)[0].split("[", 1)[0]
+            if root and not root.isdigit() and root not in names:
+                raise CacheError(f"key {template!r} names {root!r}, which is not a parameter of "
+                                 f"{self.fn.__qualname__}{self.signature}")
+
+    def arguments(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
+        """The call's arguments by parameter name, defaults filled in, ``**kwargs`` flattened."""
+        try:
+            bound = self.signature.bind(*args, **kwargs)
+        except TypeError as exc:
+            raise TypeError(f"{self.fn.__qualname__}(): {exc}") from None
+        bound.apply_defaults()
+        out: dict[str, Any] = {}
+        for p in self.params:
+            value = bound.arguments.get(p.name)
+            if p.kind is p.VAR_KEYWORD:
+                out.update(value or {})
+            else:
+                out[p.name] = value
+        return out
+
+    def __call__(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
+        if self.key_fn is not None:
+            return self.key_fn(*args, **kwargs)
+        if self.template is not None:
+            positional = args[self.fast_skip:]
+            return self.template.format(*positional, **self.arguments(args, kwargs))
+        if not kwargs and len(args) == self.fast_arity:
+            return _join(self.prefix, args[self.fast_skip:], ())
+        try:
+            bound = self.signature.bind(*args, **kwargs)
+        except TypeError as exc:
+            raise TypeError(f"{self.fn.__qualname__}(): {exc}") from None
+        bound.apply_defaults()
+        positional: list[Any] = []
+        named: list[tuple[str, Any]] = []
+        for p in self.params:
+            if p.name in self.ignore:
+                continue
+            value = bound.arguments[p.name]
+            if p.kind is p.VAR_POSITIONAL:
+                positional.extend(value)
+            elif p.kind is p.VAR_KEYWORD:
+                named.extend((k, v) for k, v in value.items() if k not in self.ignore)
+            elif p.kind is p.KEYWORD_ONLY:
+                named.append((p.name, value))
+            else:
+                positional.append(value)
+        return _join(self.prefix, positional, named)
+
+
+# -- shared plumbing ----------------------------------------------------------------------------
+
+
+def _resolve(runtime: Runtime | None) -> Runtime:
+    return runtime if runtime is not None else Cache.runtime()
+
+
+def _mark_coroutine(obj: Any) -> None:
+    """Make ``inspect.iscoroutinefunction`` (3.12+) and ``asyncio.iscoroutinefunction`` say yes."""
+    mark = getattr(inspect, "markcoroutinefunction", None)
+    if mark is not None:
+        mark(obj)
+    marker = getattr(asyncio.coroutines, "_is_coroutine", None)
+    if marker is not None:
+        obj._is_coroutine = marker
+
+
+def _tag_names(tags: Iterable[str] | str) -> tuple[str, ...]:
+    names = (tags,) if isinstance(tags, str) else tuple(tags)
+    for t in names:
+        if not isinstance(t, str) or not t:
+            raise CacheError(f"tags are non-empty strings, not {t!r}")
+    return names
+
+
+def _format_all(templates: tuple[str, ...], arguments: dict[str, Any], what: str,
+                fn: Callable[..., Any]) -> list[str]:
+    out = []
+    for t in templates:
+        if "{" not in t:
+            out.append(t)
+            continue
+        try:
+            out.append(t.format(**arguments))
+        except (KeyError, IndexError, AttributeError) as exc:
+            raise CacheError(f"{what} {t!r} of {fn.__qualname__} needs {exc.args[0]!r}; "
+                             f"parameters: {sorted(arguments)}") from None
+    return out
+
+
+async def _off_loop(region: Region, fn: Callable[..., Any], *args: Any) -> Any:
+    """Run a blocking region call in a thread unless the region lives in process memory."""
+    if region.l2.private:
+        return fn(*args)
+    return await asyncio.to_thread(fn, *args)
+
+
+class CachedFunction:
+    """A function whose results are cached (what ``@cached`` returns for a sync function).
+
+    Call it like the function. Extra methods, each taking the function's arguments:
+
+    - ``.key(*args, **kwargs)`` -> the cache key of that call;
+    - ``.invalidate(*args, **kwargs)`` -> forget that call's entry (``True`` if it was cached);
+    - ``.refresh(*args, **kwargs)`` -> run the function now, store and return the new value;
+    - ``.region()`` -> the :class:`~cachekit.Region` used (resolved at call time).
+
+    On a method (first parameter ``self``), reach them through the instance:
+    ``repo.find.invalidate(1)``; the instance is not part of the key.
+    """
+
+    def __init__(self, fn: Callable[..., Any], *, ttl: Any, key_prefix: str | None, region: str | None,
+                 tags: Iterable[str] | str, key: _KeyOption, runtime: Runtime | None,
+                 ignore: Iterable[str] = ()) -> None:
+        functools.update_wrapper(self, fn)
+        self.__wrapped__ = fn
+        self.ttl = normalize_ttl(ttl)
+        self.region_name = region
+        self.tags = _tag_names(tags)
+        self._tag_templates = any("{" in t for t in self.tags)
+        self.runtime = runtime
+        self.make_key = _KeyBuilder(fn, key_prefix, key, ignore)
+
+    # -- plumbing -------------------------------------------------------------------------
+    def region(self) -> Region:
+        """The region this function caches in, in the runtime in use now."""
+        return _resolve(self.runtime).region(self.region_name)
+
+    def _target(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Region | TaggedCache:
+        region = self.region()
+        if not self.tags:
+            return region
+        tags = self.tags
+        if self._tag_templates:
+            tags = tuple(_format_all(tags, self.make_key.arguments(args, kwargs), "tag", self.__wrapped__))
+        return region.tags(tags)
+
+    def __get__(self, instance: Any, owner: type | None = None) -> Any:
+        if instance is None:
+            return self
+        return _BoundCached(self, instance)
+
+    def __repr__(self) -> str:
+        name = self.__wrapped__.__qualname__
+        return f"<cached {name} region={self.region_name or 'default'} ttl={self.ttl}>"
+
+    # -- API ------------------------------------------------------------------------------
+    def key(self, *args: Any, **kwargs: Any) -> str:
+        """The cache key of a call with these arguments."""
+        return self.make_key(args, kwargs)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        key = self.make_key(args, kwargs)
+        fn = self.__wrapped__
+        return self._target(args, kwargs).remember(key, self.ttl, lambda: fn(*args, **kwargs))
+
+    def invalidate(self, *args: Any, **kwargs: Any) -> bool:
+        """Forget the cached result of a call with these arguments; ``True`` if one was cached."""
+        return self.region().forget(self.make_key(args, kwargs))
+
+    async def ainvalidate(self, *args: Any, **kwargs: Any) -> bool:
+        """``invalidate`` without blocking the event loop on a shared store."""
+        region = self.region()
+        return bool(await _off_loop(region, region.forget, self.make_key(args, kwargs)))
+
+    def refresh(self, *args: Any, **kwargs: Any) -> Any:
+        """Run the function now, store its result (replacing any cached one) and return it."""
+        value = self.__wrapped__(*args, **kwargs)
+        self._target(args, kwargs).put(self.make_key(args, kwargs), value, self.ttl)
+        return value
+
+
+class AsyncCachedFunction(CachedFunction):
+    """What ``@async_cached`` (or ``@cached`` on an ``async def``) returns.
+
+    Calling it gives a coroutine. ``.refresh(...)`` and ``.ainvalidate(...)`` are coroutines too;
+    ``.key(...)`` and ``.invalidate(...)`` are plain calls.
+    """
+
+    def __init__(self, fn: Callable[..., Any], **options: Any) -> None:
+        super().__init__(fn, **options)
+        _mark_coroutine(self)
+
+    async def __call__(self, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
+        key = self.make_key(args, kwargs)
+        fn = self.__wrapped__
+        return await self._target(args, kwargs).aremember(key, self.ttl, lambda: fn(*args, **kwargs))
+
+    async def refresh(self, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
+        """Await the function now, store its result (replacing any cached one) and return it."""
+        value = await self.__wrapped__(*args, **kwargs)
+        target = self._target(args, kwargs)
+        region = target.region if isinstance(target, TaggedCache) else target
+        await _off_loop(region, target.put, self.make_key(args, kwargs), value, self.ttl)
+        return value
+
+
+class _BoundCached:
+    """A cached method bound to an instance: the instance is passed along, never keyed."""
+
+    def __init__(self, cached: CachedFunction, instance: Any) -> None:
+        self._cached = cached
+        self._instance = instance
+        functools.update_wrapper(self, cached.__wrapped__)
+        if isinstance(cached, AsyncCachedFunction):
+            _mark_coroutine(self)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self._cached(self._instance, *args, **kwargs)
+
+    def key(self, *args: Any, **kwargs: Any) -> str:
+        return self._cached.key(self._instance, *args, **kwargs)
+
+    def invalidate(self, *args: Any, **kwargs: Any) -> bool:
+        return self._cached.invalidate(self._instance, *args, **kwargs)
+
+    def ainvalidate(self, *args: Any, **kwargs: Any) -> Awaitable[bool]:
+        return self._cached.ainvalidate(self._instance, *args, **kwargs)
+
+    def refresh(self, *args: Any, **kwargs: Any) -> Any:
+        return self._cached.refresh(self._instance, *args, **kwargs)
+
+    def region(self) -> Region:
+        return self._cached.region()
+
+
+# -- the decorators -----------------------------------------------------------------------------
+
+
+def cached(ttl: Any = None, key_prefix: str | None = None, region: str | None = None,
+           tags: Iterable[str] | str = (), key: _KeyOption = None, runtime: Runtime | None = None,
+           *, ignore: Iterable[str] = ()) -> Any:
+    """Cache a function's results by its arguments (sync or ``async def``).
+
+    - ``ttl``: seconds or a ``timedelta``; ``None`` takes the region's TTL (and time_based rules);
+    - ``key_prefix``: the key's first part (default ``module.qualname``); ``key``: a format string
+      over the parameters (``"user:{user_id}"``) or a callable returning the whole key;
+    - ``region``: region name (default region when ``None``); ``tags``: carried by every entry
+      (format strings over the parameters allowed: ``"user:{user_id}"``);
+    - ``runtime``: a :class:`~cachekit.Runtime`; default: the ``Cache`` facade's runtime *at call
+      time*, so ``Cache.fake()`` in a test takes effect on functions decorated at import;
+    - ``ignore``: parameter names left out of the key (a database session, a logger...).
+
+    Concurrent calls with one key run the function once; a returned ``None`` is cached; an
+    exception is not. ``@cached`` without parentheses works too.
+    """
+    if callable(ttl) and not isinstance(ttl, (int, float)):  # bare @cached
+        return cached()(ttl)
+    options = {"ttl": ttl, "key_prefix": key_prefix, "region": region, "tags": tags, "key": key,
+               "runtime": runtime, "ignore": ignore}
+    normalize_ttl(ttl)  # fail at decoration, not at first call
+
+    def decorate(fn: F) -> F:
+        if is_async_callable(fn):
+            return AsyncCachedFunction(fn, **options)  # type: ignore[return-value]
+        return CachedFunction(fn, **options)  # type: ignore[return-value]
+
+    return decorate
+
+
+def async_cached(ttl: Any = None, key_prefix: str | None = None, region: str | None = None,
+                 tags: Iterable[str] | str = (), key: _KeyOption = None, runtime: Runtime | None = None,
+                 *, ignore: Iterable[str] = ()) -> Any:
+    """``cached`` for ``async def`` functions: awaiting the call gives the value, loaded once per key
+    across concurrent tasks. Options as in :func:`cached`."""
+    if callable(ttl) and not isinstance(ttl, (int, float)):  # bare @async_cached
+        return async_cached()(ttl)
+    options = {"ttl": ttl, "key_prefix": key_prefix, "region": region, "tags": tags, "key": key,
+               "runtime": runtime, "ignore": ignore}
+    normalize_ttl(ttl)
+
+    def decorate(fn: F) -> F:
+        if not is_async_callable(fn):
+            raise CacheError(f"@async_cached needs an async def function; {fn.__qualname__} is not "
+                             "(use @cached for plain functions)")
+        return AsyncCachedFunction(fn, **options)  # type: ignore[return-value]
+
+    return decorate
+
+
+def invalidate_cache(patterns: Iterable[str] | str = (), tags: Iterable[str] | str = (),
+                     events: Iterable[str] | str = (), region: str | Iterable[str] | None = None,
+                     runtime: Runtime | None = None) -> Callable[[F], F]:
+    """After the decorated function returns (not when it raises), invalidate:
+
+    - ``patterns``: globs (``"user:*"``) or keys; format strings over the parameters allowed
+      (``"user:{user_id}"``); a declared ``pattern_based`` rule's pattern is O(1) on every store;
+    - ``tags``: entries carrying any of them (format strings allowed);
+    - ``events``: fired with the call's arguments as parameters (``emit("user_updated",
+      user_id=..., data=...)``) for the ``event_based`` rules.
+
+    ``region`` limits patterns and tags to one region (or several); ``None`` means every region.
+    Works on sync and ``async def`` functions; for the latter the invalidation runs in a thread.
+    """
+    pattern_list = (patterns,) if isinstance(patterns, str) else tuple(patterns)
+    tag_list = _tag_names(tags)
+    event_list = (events,) if isinstance(events, str) else tuple(events)
+
+    def decorate(fn: F) -> F:
+        signature = inspect.signature(fn)
+        params = list(signature.parameters.values())
+        skip = params[0].name if params and params[0].name in ("self", "cls") else None
+
+        def arguments(args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
+            bound = signature.bind(*args, **kwargs)
+            bound.apply_defaults()
+            out: dict[str, Any] = {}
+            for p in params:
+                if p.name == skip:
+                    continue
+                if p.kind is p.VAR_KEYWORD:
+                    out.update(bound.arguments[p.name])
+                else:
+                    out[p.name] = bound.arguments[p.name]
+            return out
+
+        def invalidate(args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+            rt = _resolve(runtime)
+            params_ = arguments(args, kwargs)
+            for pattern in _format_all(pattern_list, params_, "pattern", fn):
+                rt.invalidate(pattern=pattern, region=region)
+            if tag_list:
+                rt.invalidate(tags=_format_all(tag_list, params_, "tag", fn), region=region)
+            for event in event_list:
+                rt.emit(event, **params_)
+
+        if is_async_callable(fn):
+            @functools.wraps(fn)
+            async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
+                result = await fn(*args, **kwargs)
+                await asyncio.to_thread(invalidate, args, kwargs)
+                return result
+
+            return async_wrapper  # type: ignore[return-value]
+
+        @functools.wraps(fn)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            result = fn(*args, **kwargs)
+            invalidate(args, kwargs)
+            return result
+
+        return wrapper  # type: ignore[return-value]
+
+    return decorate
+
+
+async def cache_aside(key: str, loader: Callable[[], Any], ttl: Any = None, region: str | None = None,
+                      tags: Iterable[str] | str = (), runtime: Runtime | None = None) -> Any:
+    """The cached value of ``key``, or ``loader()`` (sync, async, or returning an awaitable) stored
+    for ``ttl`` seconds and returned. Concurrent callers for one key run the loader once.
+
+    >>> import asyncio
+    >>> from cachekit import Cache, cache_aside
+    >>> _ = Cache.fake()
+    >>> async def load_user(user_id):
+    ...     return {"id": user_id}
+    >>> asyncio.run(cache_aside(key="user:7", loader=lambda: load_user(7), ttl=300, region="users"))
+    {'id': 7}
+    """
+    repo: Region | TaggedCache = _resolve(runtime).region(region)
+    names = _tag_names(tags)
+    if names:
+        repo = repo.tags(names)
+    return await repo.aremember(key, ttl, loader)
