@@ -39,6 +39,7 @@ import functools
 import hashlib
 import inspect
 import json
+import re
 import string
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from datetime import date, datetime, time
@@ -48,6 +49,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from uuid import UUID
 
 from .errors import CacheError
+from . import facade as _facade
 from .facade import Cache
 from .runtime.policy import normalize_ttl
 from .runtime.region import Region, TaggedCache, is_async_callable
@@ -76,6 +78,8 @@ _PLAIN_TYPES = (int, float, UUID, Decimal, datetime, date, time)
 _ESCAPES = {ord("%"): "%25", ord(":"): "%3A", ord("="): "%3D"}
 _ESCAPES.update({c: f"%{c:02X}" for c in range(33)})
 _ESCAPES[127] = "%7F"
+#: a string that needs no escaping (no control characters, '%', ':', '=' or DEL), in one C-level match
+_PLAIN_TEXT = re.compile(r"[^\x00-\x20%:=\x7f]*").fullmatch
 
 
 # -- keys ---------------------------------------------------------------------------------------
@@ -206,6 +210,7 @@ class _KeyBuilder:
         self.fast_skip = 1 if (params and params[0].name in ("self", "cls")) else 0
         if any(p.name in self.ignore for p in params[self.fast_skip:]):
             self.fast_arity = -1
+        self.fast_single = self.fast_arity - self.fast_skip == 1
 
     def _check_template(self, template: str) -> None:
         names = {p.name for p in self.params}
@@ -240,6 +245,13 @@ class _KeyBuilder:
             positional = args[self.fast_skip:]
             return self.template.format(*positional, **self.arguments(args, kwargs))
         if not kwargs and len(args) == self.fast_arity:
+            if self.fast_single:  # one plain argument: the common f(user_id) case, without a join
+                value = args[-1]
+                kind = type(value)
+                if kind is int or (kind is str and len(value) <= MAX_PLAIN_STRING and _PLAIN_TEXT(value)):
+                    key = f"{self.prefix}:{value}"
+                    if len(key) <= MAX_KEY_LENGTH:
+                        return key
             return _join(self.prefix, args[self.fast_skip:], ())
         try:
             bound = self.signature.bind(*args, **kwargs)
@@ -335,11 +347,24 @@ class CachedFunction:
         self._tag_templates = any("{" in t for t in self.tags)
         self.runtime = runtime
         self.make_key = _KeyBuilder(fn, key_prefix, key, ignore)
+        self._bound: tuple[Runtime, Region] | None = None
 
     # -- plumbing -------------------------------------------------------------------------
     def region(self) -> Region:
         """The region this function caches in, in the runtime in use now."""
-        return _resolve(self.runtime).region(self.region_name)
+        rt = self.runtime
+        if rt is None:
+            rt = _facade._runtime
+            if rt is None or rt.closed:
+                rt = Cache.runtime()
+        if self.region_name is None:
+            return rt.default_repository or rt.resolve_default()
+        bound = self._bound
+        if bound is not None and bound[0] is rt:
+            return bound[1]
+        region = rt.region(self.region_name)
+        self._bound = (rt, region)  # regions are re-configured in place: safe to keep per runtime
+        return region
 
     def _target(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Region | TaggedCache:
         region = self.region()
@@ -366,8 +391,9 @@ class CachedFunction:
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         key = self.make_key(args, kwargs)
+        target = self.region() if not self.tags else self._target(args, kwargs)
         fn = self.__wrapped__
-        return self._target(args, kwargs).remember(key, self.ttl, lambda: fn(*args, **kwargs))
+        return target.remember(key, self.ttl, lambda: fn(*args, **kwargs))
 
     def invalidate(self, *args: Any, **kwargs: Any) -> bool:
         """Forget the cached result of a call with these arguments; ``True`` if one was cached."""

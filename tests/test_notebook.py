@@ -8,8 +8,8 @@ import pytest
 
 pytest.importorskip("ipywidgets")
 
-from cachekit import load  # noqa: E402
-from cachekit.notebook import TuningPanel  # noqa: E402
+from cachekit import load
+from cachekit.notebook import TuningPanel
 
 CONFIG = """\
 # tuned in a notebook
