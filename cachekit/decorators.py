@@ -48,8 +48,8 @@ from enum import Enum
 from typing import TYPE_CHECKING, Any, TypeVar
 from uuid import UUID
 
-from .errors import CacheError
 from . import facade as _facade
+from .errors import CacheError
 from .facade import Cache
 from .runtime.policy import normalize_ttl
 from .runtime.region import Region, TaggedCache, is_async_callable
