@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
 
 import hypothesis  # noqa: F401  # imported (and assertion-rewritten) at start-up, see below
 import pytest
@@ -36,13 +38,20 @@ def _require_binaries(*names: str) -> None:
         pytest.skip(message)
 
 
+def _serve(factory: Callable[[Path], Any], tmp: pytest.TempPathFactory, name: str, *binaries: str) -> Iterator[Any]:
+    """Start one server (or a group) for the session in a fresh temp dir; always stop it."""
+    _require_binaries(*binaries)
+    server = factory(tmp.mktemp(name))
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()
+
+
 @pytest.fixture(scope="session")
 def _redis_server_process(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
-    _require_binaries("redis-server")
-    server = RedisServer(tmp_path_factory.mktemp("redis"))
-    server.start()
-    yield server
-    server.stop()
+    yield from _serve(RedisServer, tmp_path_factory, "redis", "redis-server")
 
 
 @pytest.fixture
@@ -55,13 +64,7 @@ def redis_server(_redis_server_process: RedisServer) -> RedisServer:
 
 @pytest.fixture(scope="session")
 def _redis_cluster_processes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisCluster]:
-    _require_binaries("redis-server", "redis-cli")
-    cluster = RedisCluster(tmp_path_factory.mktemp("redis-cluster"))
-    try:
-        cluster.start()
-        yield cluster
-    finally:
-        cluster.stop()
+    yield from _serve(RedisCluster, tmp_path_factory, "redis-cluster", "redis-server", "redis-cli")
 
 
 @pytest.fixture
@@ -73,13 +76,7 @@ def redis_cluster(_redis_cluster_processes: RedisCluster) -> RedisCluster:
 
 @pytest.fixture(scope="session")
 def _redis_sentinel_processes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisSentinel]:
-    _require_binaries("redis-server")
-    sentinel = RedisSentinel(tmp_path_factory.mktemp("redis-sentinel"))
-    try:
-        sentinel.start()
-        yield sentinel
-    finally:
-        sentinel.stop()
+    yield from _serve(RedisSentinel, tmp_path_factory, "redis-sentinel", "redis-server")
 
 
 @pytest.fixture
@@ -92,11 +89,7 @@ def redis_sentinel(_redis_sentinel_processes: RedisSentinel) -> RedisSentinel:
 
 @pytest.fixture(scope="session")
 def _memcached_process(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MemcachedServer]:
-    _require_binaries("memcached")
-    server = MemcachedServer(tmp_path_factory.mktemp("memcached"))
-    server.start()
-    yield server
-    server.stop()
+    yield from _serve(MemcachedServer, tmp_path_factory, "memcached", "memcached")
 
 
 @pytest.fixture
@@ -109,13 +102,7 @@ def memcached_server(_memcached_process: MemcachedServer) -> MemcachedServer:
 
 @pytest.fixture(scope="session")
 def _memcached_pool_processes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MemcachedPool]:
-    _require_binaries("memcached")
-    pool = MemcachedPool(tmp_path_factory.mktemp("memcached-pool"))
-    try:
-        pool.start()
-        yield pool
-    finally:
-        pool.stop()
+    yield from _serve(MemcachedPool, tmp_path_factory, "memcached-pool", "memcached")
 
 
 @pytest.fixture

@@ -338,6 +338,38 @@ def test_async_twins_on_redis_use_the_asyncio_client(redis_server: Any) -> None:
         rt.close()
 
 
+def test_async_with_closes_the_asyncio_connections(redis_server: Any) -> None:
+    import asyncio
+
+    probe = redis_server.client()
+
+    def connections() -> int:
+        return len(probe.client_list()) - 1  # all but the probe itself
+
+    def settled(expected: int) -> int:  # the server notices a closed socket on its next loop turn
+        deadline = time.monotonic() + 5
+        while connections() != expected and time.monotonic() < deadline:
+            time.sleep(0.01)
+        return connections()
+
+    baseline = connections()
+    rt = redis_runtime(redis_server.url)
+
+    async def main() -> None:
+        async with rt as runtime:
+            assert await runtime.region().aput("a", 1)
+            assert await runtime.region().aget("a") == 1
+            assert connections() > baseline
+        assert rt.closed
+
+    try:
+        asyncio.run(main())
+        assert settled(baseline) == baseline
+    finally:
+        rt.close()  # a second close is a no-op
+        probe.close()
+
+
 def test_editing_a_provider_live_reconnects_its_regions(redis_server: Any) -> None:
     rt = redis_runtime("redis://127.0.0.1:1/0")  # wrong port first
     try:

@@ -172,6 +172,10 @@ class CacheDriver:
     async def aincrement(self, key: str, amount: int = 1, ttl: float | None = None) -> int:
         return await asyncio.to_thread(self.increment, key, amount, ttl)
 
+    async def aclose(self) -> None:
+        """Release connections, the asyncio ones included. Safe to call twice."""
+        self.close()
+
     # -- helpers --------------------------------------------------------------------------
     def _lock(self) -> threading.Lock:
         lock = self.__dict__.get("_default_lock")

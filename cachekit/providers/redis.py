@@ -222,10 +222,18 @@ class RedisDriver(CacheDriver):
         return self._async_client
 
     async def aclose(self) -> None:
-        """Close the client made by :meth:`async_client`, if any."""
-        client, self._async_client = self._async_client, None
-        if client is not None:
-            await client.aclose()
+        """Close the client made by :meth:`async_client` and the running loop's client, then :meth:`close`.
+
+        Clients of other event loops cannot be awaited from this one; they close with their loop.
+        """
+        import asyncio
+
+        clients = [self._async_client, self._loop_clients.pop(asyncio.get_running_loop(), None)]
+        self._async_client = None
+        for client in clients:
+            if client is not None:
+                await client.aclose()
+        self.close()
 
     def _loop_client(self) -> Any:
         """The asyncio client of the running event loop (redis.asyncio connections are loop-bound)."""

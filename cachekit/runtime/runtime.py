@@ -639,25 +639,48 @@ class Runtime:
             raise CacheError("this runtime is closed")
 
     def close(self) -> None:
-        """Close every driver's connections. Safe to call twice."""
-        if self.closed:
-            return
-        self.closed = True
-        if self.bus is not None:
-            self.bus.close()
-            self.bus = None
-        for driver in list(self._drivers.values()):
+        """Close every driver's connections. Safe to call twice.
+
+        In an asyncio application prefer ``await runtime.aclose()``: it also closes the running
+        loop's Redis asyncio connections, which a sync call cannot await.
+        """
+        for driver in self._shut():
             try:
                 driver.close()
             except Exception:  # closing must not mask the caller's own error
                 pass
+
+    async def aclose(self) -> None:
+        """:meth:`close` for asyncio code (``async with runtime:`` calls it)."""
+        for driver in self._shut():
+            try:
+                await driver.aclose()
+            except Exception:  # closing must not mask the caller's own error
+                pass
+
+    def _shut(self) -> list[CacheDriver]:
+        """Mark the runtime closed, stop the bus, and hand over the drivers to close (none the second time)."""
+        if self.closed:
+            return []
+        self.closed = True
+        if self.bus is not None:
+            self.bus.close()
+            self.bus = None
+        drivers = list(self._drivers.values())
         self._drivers.clear()
+        return drivers
 
     def __enter__(self) -> Runtime:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    async def __aenter__(self) -> Runtime:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
 
     def __repr__(self) -> str:
         src = f" from {self.source}" if self.source else ""
