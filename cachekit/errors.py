@@ -66,6 +66,8 @@ class ProviderError(CacheError):
 class UnsupportedOperation(CacheError):
     """The store cannot do this (for example: memcached cannot enumerate keys for a pattern)."""
 
+    is_fault = False  # a limit of the store, raised whatever ``on_error`` says: not an outage
+
 
 class ValueTooLargeError(ProviderError):
     """A key or value exceeds what the store accepts."""

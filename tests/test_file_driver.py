@@ -563,3 +563,27 @@ def test_one_process_writes_and_another_reads(tmp_path: Path) -> None:
     assert done.stdout.strip() == repr(ENTRY)
     assert d.get("from-child") == {"pid-free": ("tuple", 1.5, None)}
     d.close()
+
+
+def test_oversize_value_is_refused_and_the_previous_value_is_kept(tmp_path: Path) -> None:
+    from cachekit import CacheConfig
+    from cachekit.errors import ValueTooLargeError
+
+    d = FileDriver(tmp_path / "c", max_value_size=200)
+    assert d.put("k", "small")
+    with pytest.raises(ValueTooLargeError, match="max_value_size is 200"):
+        d.put("k", "x" * 1000)
+    with pytest.raises(ValueTooLargeError):
+        d.add("new", "x" * 1000)
+    assert d.get("k") == "small" and d.get("new") is MISSING
+
+    # through a region: a failed write, counted, never raised; the old value stays
+    rt = CacheConfig(providers={"disk": {"type": "file", "path": str(tmp_path / "r"), "max_value_size": 200}},
+                     regions={"default": {"provider": "disk"}}).compile()
+    try:
+        r = rt.region()
+        assert r.put("k", "small")
+        assert r.put("k", "x" * 1000) is False
+        assert r.get("k") == "small" and r.stats.errors == 1
+    finally:
+        rt.close()

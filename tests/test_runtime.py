@@ -288,3 +288,61 @@ def test_missing_extra_error_names_the_pip_command() -> None:
 
     with pytest.raises(MissingExtraError, match=r"pip install 'cachekit\[nothing\]'"):
         require("no_such_module_xyz", "nothing")
+
+
+def test_remember_forever_is_single_flight_and_never_expires_in_a_region_with_a_ttl() -> None:
+    import threading
+    import time
+
+    clock = FakeClock()
+    rt = compile_(clock, regions={"default": {"ttl": 60}})
+    calls: list[int] = []
+    gate = threading.Barrier(5)
+
+    def load() -> str:
+        calls.append(1)
+        time.sleep(0.05)
+        return "config"
+
+    def worker() -> None:
+        gate.wait()
+        assert rt.region().remember_forever("settings", load) == "config"
+
+    threads = [threading.Thread(target=worker) for _ in range(5)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert calls == [1]
+    clock.advance(10 * 365 * 86400)
+    assert rt.region().get("settings") == "config"
+
+
+def test_event_parameters_are_literal_values_never_wildcards() -> None:
+    rt = compile_(rules=[
+        {"name": "one", "strategy": "event_based", "events": ["user_updated"], "pattern": "user:{user_id}"},
+        {"name": "orders", "strategy": "event_based", "events": ["user_updated"], "pattern": "orders:{user_id}:*"},
+    ])
+    r = rt.region()
+    for key in ("user:1", "user:2", "user:*", "orders:1:a", "orders:2:a", "orders:*:a"):
+        r.put(key, key)
+    result = rt.emit("user_updated", user_id="*")
+    assert sorted(result.keys["default"]) == ["orders:*:a", "user:*"]
+    assert all(r.has(k) for k in ("user:1", "user:2", "orders:1:a", "orders:2:a"))
+    rt.emit("user_updated", user_id=1)
+    assert not r.has("user:1") and not r.has("orders:1:a") and r.has("user:2")
+
+
+def test_an_empty_tag_list_invalidates_nothing() -> None:
+    rt = compile_()
+    rt.region().put("k", 1)
+    assert rt.invalidate(tags=[]).count == 0
+    assert rt.region().get("k") == 1
+
+
+def test_find_matching_rules_leaves_out_disabled_rules() -> None:
+    rt = compile_(rules=[
+        {"name": "on", "strategy": "time_based", "pattern": "user:*", "ttl": 5},
+        {"name": "off", "strategy": "time_based", "pattern": "user:*", "ttl": 5, "enabled": False},
+    ])
+    assert [r.name for r in rt.find_matching_rules("user:1")] == ["on"]

@@ -54,6 +54,29 @@ def test_killing_redis_mid_workload_never_raises_and_recovers(redis_server: Any,
         rt.close()
 
 
+def test_a_tag_flush_during_an_outage_is_replayed_when_the_server_answers_again(redis_server: Any) -> None:
+    rt, other = redis_runtime(redis_server.url), redis_runtime(redis_server.url)  # other: another process
+    probe = redis_server.client()
+    try:
+        r = rt.region()
+        r.tags(["t"]).put("k", "v")
+        r.put("plain", 1)
+        assert other.region().tags(["t"]).get("k") == "v"
+        probe.execute_command("CLIENT", "PAUSE", 1500, "ALL")  # the server stops answering; data stays
+        started = time.monotonic()
+        assert r.tags(["t"]).flush() is False  # could not be applied: said so, counted, kept
+        assert r.stats.errors >= 1 and r.l2.down
+        time.sleep(max(0.0, 1.7 - (time.monotonic() - started)))
+        assert r.get("k") is None  # never served again once the server is back...
+        assert other.region().tags(["t"]).get("k") is None  # ...because the flush was replayed in Redis
+        assert other.region().get("plain") == 1 and r.get("plain") == 1
+        assert not r.l2.down
+    finally:
+        probe.close()
+        rt.close()
+        other.close()
+
+
 def test_on_error_raise_makes_a_provider_strict(redis_server: Any) -> None:
     rt = CacheConfig(providers={"redis": {"type": "redis", "url": redis_server.url, "on_error": "raise",
                                           "retries": 0, "socket_timeout": 0.5, "connect_timeout": 0.5}},
@@ -205,6 +228,61 @@ def test_bus_invalidates_l1_in_another_process(redis_server: Any, tmp_path: Path
         assert child.stdout.readline().strip() == "saw new"
     finally:
         child.wait(15)
+        rt.close()
+
+
+def test_a_read_racing_a_write_in_another_process_never_parks_the_old_value_in_l1(
+        redis_server: Any, tmp_path: Path) -> None:
+    from cachekit import load
+
+    path = multi_level_config(redis_server.url, tmp_path / "c.toml")
+    a, b = load(path), load(path)
+    try:
+        ra, rb = a.region(), b.region()
+        ra.put("k", "old")
+        assert a.bus.wait_ready() and b.bus.wait_ready()
+        fetch = rb._fetch
+
+        def racing_fetch(key: str, tags: tuple[str, ...]) -> Any:
+            entry = fetch(key, tags)  # B has read "old" from L2...
+            epoch = rb._l1_epoch
+            ra.put("k", "new")  # ...then A writes and publishes before B fills its L1
+            deadline = time.monotonic() + 5
+            while rb._l1_epoch == epoch and time.monotonic() < deadline:
+                time.sleep(0.002)  # until B's bus thread has handled A's message
+            assert rb._l1_epoch != epoch, "the bus message never arrived"
+            return entry
+
+        rb._fetch = racing_fetch  # type: ignore[method-assign]
+        assert rb.get("k") == "old"  # the read in flight answers what it read...
+        del rb._fetch
+        assert rb.get("k") == "new"  # ...but did not park it in L1 for the L1 TTL
+        assert rb.stats.l1_hits == 0
+    finally:
+        a.close()
+        b.close()
+
+
+def test_a_read_racing_a_local_write_never_parks_the_old_value_in_l1(redis_server: Any, tmp_path: Path) -> None:
+    from cachekit import load
+
+    rt = load(multi_level_config(redis_server.url, tmp_path / "c.toml"))
+    try:
+        r = rt.region()
+        r.put("k", "old")
+        r.l1.driver.flush()  # type: ignore[union-attr]  # the next read goes to L2
+        fetch = r._fetch
+
+        def racing_fetch(key: str, tags: tuple[str, ...]) -> Any:
+            entry = fetch(key, tags)
+            r.forget("k")  # another thread deletes the key while this read is in flight
+            return entry
+
+        r._fetch = racing_fetch  # type: ignore[method-assign]
+        assert r.get("k") == "old"
+        del r._fetch
+        assert r.get("k") is None  # not served from L1
+    finally:
         rt.close()
 
 
@@ -384,5 +462,48 @@ def test_editing_a_provider_live_reconnects_its_regions(redis_server: Any) -> No
         r.put("k", 2)
         assert redis_server.client().get("moved:default:k") == b"2"
         assert rt.region("fresh").l2.namespace == "moved:fresh:"
+    finally:
+        rt.close()
+
+
+# -- a region's own serializer ----------------------------------------------------------------
+def test_a_regions_serializer_overrides_its_providers(redis_server: Any) -> None:
+    rt = redis_runtime(redis_server.url)
+    rt.config.regions["api"] = rt.config.regions["default"].model_copy(update={"serializer": "json"})
+    rt.apply()
+    probe = redis_server.client()
+    try:
+        assert rt.region("api").put("doc", {"id": 1, "tags": ["a"]})
+        assert rt.region().put("doc", {"id": 1})
+        raw_api, raw_default = probe.get("app:api:doc"), probe.get("app:default:doc")
+        # a 3-byte frame (magic, format, flags), then the envelope (value, expiry, stamps)
+        assert raw_api[1:2] == b"j" and json.loads(raw_api[3:])[0] == {"id": 1, "tags": ["a"]}
+        assert raw_default[1:2] == b"p" and pickle.loads(raw_default[3:])[0] == {"id": 1}  # the provider's
+        assert rt.region("api").get("doc") == {"id": 1, "tags": ["a"]}
+        assert rt.region("api").l2.driver is not rt.region().l2.driver
+
+        # a live edit of the region's serializer rebuilds its tier
+        rt.config.regions["api"].serializer = "pickle"
+        rt.apply()
+        assert rt.region("api").l2.driver is rt.region().l2.driver
+        assert rt.region("api").put("doc2", {"id": 2})
+        assert probe.get("app:api:doc2")[1:2] == b"p"
+    finally:
+        probe.close()
+        rt.close()
+
+
+def test_the_bus_defaults_to_the_first_redis_declared_whatever_region_is_built_first(redis_server: Any) -> None:
+    rt = CacheConfig(
+        providers={"main": {"type": "redis", "url": redis_server.url},
+                   "other": {"type": "redis", "url": "redis://127.0.0.1:1/0", "connect_timeout": 0.2}},
+        regions={"x": {"provider": "other", "l1": {"ttl": 5}}, "y": {"provider": "main", "l1": {"ttl": 5}}},
+        bus={"enabled": True},
+    ).compile()
+    try:
+        rt.region("x")  # built first, on "other": the bus still goes on "main"
+        assert rt.bus is not None
+        assert rt.bus.client is rt._shared_driver("main").client  # type: ignore[attr-defined]
+        assert rt.bus.wait_ready() and not rt.bus.down
     finally:
         rt.close()

@@ -147,7 +147,7 @@ class CustomProviderConfig(_ProviderBase):
     model_config = ConfigDict(extra="allow", validate_assignment=True)
     type: str = Field(description='"custom" (with driver) or the name of a cachekit.providers entry point')
     driver: str | None = Field(None, description="module:Class of a CacheDriver subclass")
-    max_size: int | None = Field(None, gt=0, description="passed to the driver")
+    max_size: int | None = Field(None, gt=0, description="not passed on: give the driver its options as extra keys")
 
 
 def _provider_tag(value: Any) -> str:

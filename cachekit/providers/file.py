@@ -52,7 +52,7 @@ from pathlib import Path
 from typing import Any
 
 from ..clock import Clock, SystemClock
-from ..errors import ProviderError
+from ..errors import ProviderError, ValueTooLargeError
 from ..serializers import SerializationError, Serializer, make_serializer
 from .base import MISSING, CacheDriver
 
@@ -107,8 +107,12 @@ class FileDriver(CacheDriver):
     shared = True
 
     def __init__(
-        self, path: str | Path, serializer: Serializer | None = None, clock: Clock | None = None
+        self, path: str | Path, serializer: Serializer | None = None, clock: Clock | None = None,
+        max_value_size: int | None = None,
     ) -> None:
+        #: the largest encoded value written, in bytes (``None``: no limit); larger ones raise
+        #: :class:`ValueTooLargeError` and leave the previous value in place
+        self.max_value_size = max_value_size
         #: The directory this driver owns.
         self.path = Path(path).expanduser()
         self.serializer: Serializer = serializer if serializer is not None else make_serializer("pickle")
@@ -155,7 +159,7 @@ class FileDriver(CacheDriver):
         if ttl is not None and ttl <= 0:
             self._unlink(slot)
             return True
-        payload = self.serializer.dumps(value)
+        payload = self._encode(value)
         expires_at = _INF if ttl is None else self.clock() + ttl
         temp = self._write_temp(slot[1], _pack(slot[2], expires_at, payload))
         try:
@@ -168,6 +172,14 @@ class FileDriver(CacheDriver):
                 raise ProviderError(f"file cache: cannot write {key!r}: {exc}") from exc
             raise
         return True
+
+    def _encode(self, value: Any) -> bytes:
+        payload = self.serializer.dumps(value)
+        limit = self.max_value_size
+        if limit is not None and len(payload) > limit:
+            raise ValueTooLargeError(f"file cache: encoded value is {len(payload)} bytes; max_value_size is {limit}; "
+                                     "nothing was stored (the previous value, if any, is kept)")
+        return payload
 
     def forget(self, key: str) -> bool:
         """Remove ``key``; ``True`` if a file was there (even an expired one)."""
@@ -205,7 +217,7 @@ class FileDriver(CacheDriver):
     def add(self, key: str, value: Any, ttl: float | None = None) -> bool:
         """Store only if no live entry exists; atomic across processes (under the key's lock)."""
         slot = self._slot(key)
-        payload = self.serializer.dumps(value)
+        payload = self._encode(value)
         with self._locked(slot[0]):
             if self._read_live(key, slot, locked=True) is not None:
                 return False

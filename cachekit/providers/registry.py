@@ -67,7 +67,7 @@ def build_driver(config: Any, *, namespace: str, clock: Clock, max_size: int | N
     if kind == "file":
         from .file import FileDriver
 
-        return FileDriver(config.path, serializer=serializer(), clock=clock)
+        return FileDriver(config.path, serializer=serializer(), clock=clock, max_value_size=config.max_value_size)
     if kind == "redis":
         from .redis import RedisDriver
 

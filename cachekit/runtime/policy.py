@@ -13,6 +13,8 @@ from ..errors import CacheError
 __all__ = ["INF", "InvalidKeyError", "Policy", "compile_glob", "has_glob", "normalize_ttl"]
 
 INF = float("inf")
+#: a ``ttl`` meaning "no expiry", where ``None`` means "the region's default TTL" (``remember_forever``)
+FOREVER: Any = type("Forever", (), {"__repr__": lambda self: "FOREVER"})()
 
 
 class InvalidKeyError(CacheError, ValueError):
@@ -27,6 +29,11 @@ def compile_glob(pattern: str) -> re.Pattern[str]:
 
 def has_glob(pattern: str) -> bool:
     return any(c in pattern for c in "*?[")
+
+
+def escape_glob(text: str) -> str:
+    """``text`` as a glob matching only itself, in fnmatch and Redis ``MATCH`` alike (``*`` -> ``[*]``)."""
+    return re.sub(r"([*?\[])", r"[\1]", text)
 
 
 def normalize_ttl(ttl: Any) -> float | None:
@@ -55,6 +62,8 @@ class Policy:
     stale_ttl: float | None = None
     lock: bool = False
     lock_timeout: float = 10.0
+    #: the region's own serializer (``None``: the provider's)
+    serializer: str | None = None
     l1_provider: str | None = None
     l1_ttl: float | None = None
     l1_max_size: int | None = None
@@ -64,6 +73,8 @@ class Policy:
     pattern_rules: list[tuple[re.Pattern[str], str]] = field(default_factory=list)
 
     def ttl_for(self, key: str, ttl: Any) -> float | None:
+        if ttl is FOREVER:
+            return None
         if ttl is not None:
             return normalize_ttl(ttl)
         for regex, rule_ttl in self.ttl_rules:

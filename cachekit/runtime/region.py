@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import CacheError
 from ..providers.base import MISSING
-from .policy import INF, Policy, normalize_ttl
+from .policy import FOREVER, INF, Policy, normalize_ttl
 from .tier import Tier
 
 if TYPE_CHECKING:
@@ -79,6 +79,14 @@ class Region:
         self._local_gens: dict[str, int] = {}
         self._refreshing: set[str] = set()
         self._gen_prefix = gen_prefix
+        # L1 consistency: every removal from L1 (a local write, a bus message) advances the epoch
+        # under the lock; a read fills L1 only if no removal happened since it started reading L2,
+        # so a value read before a concurrent write can never be parked in L1 after it.
+        self._l1_epoch = 0
+        self._l1_lock = threading.Lock()
+        #: generations (tags, rules, the region) whose advance failed while the store was down:
+        #: entries stamped with them read as misses until the advance is replayed on recovery
+        self._pending_gens: set[str] = set()
         self.configure(policy, l2, l1)
 
     # -- configuration --------------------------------------------------------------------
@@ -87,6 +95,7 @@ class Region:
         self.policy = policy
         self.l2 = l2
         self.l1 = l1
+        l2.on_recover = self._replay_pending
         self._ttl_rules = bool(policy.ttl_rules)
         # The fast path: an enabled private memory tier, no L1, no generation-stamped patterns.
         self._fast = l2.private and l1 is None and not policy.pattern_rules and policy.enabled
@@ -170,13 +179,15 @@ class Region:
         hit = self._before_fetch(key)
         if hit is not _FETCH:
             return hit
-        return self._settle(key, self._fetch(key, tags), allow_stale)
+        epoch = self._l1_epoch
+        return self._settle(key, self._fetch(key, tags), allow_stale, epoch)
 
     async def _alookup(self, key: str, tags: tuple[str, ...], *, allow_stale: bool = False) -> Any:
         hit = self._before_fetch(key)
         if hit is not _FETCH:
             return hit
-        return self._settle(key, await self._afetch(key, tags), allow_stale)
+        epoch = self._l1_epoch
+        return self._settle(key, await self._afetch(key, tags), allow_stale, epoch)
 
     def _before_fetch(self, key: str) -> Any:
         """A disabled region's miss, an L1 hit, or ``_FETCH`` when L2 must be asked."""
@@ -192,7 +203,7 @@ class Region:
                 return e[0]
         return _FETCH
 
-    def _settle(self, key: str, entry: Any, allow_stale: bool) -> Any:
+    def _settle(self, key: str, entry: Any, allow_stale: bool, epoch: int) -> Any:
         """Count a fetched entry as a hit, a stale hit or a miss; fill L1 on a hit."""
         stats = self.stats
         if entry is MISSING:
@@ -207,13 +218,41 @@ class Region:
                 return _Stale(entry[0])
             stats.misses += 1
             return MISSING
-        l1 = self.l1
-        if l1 is not None:
-            l1_deadline = now + policy.l1_ttl if policy.l1_ttl else INF
-            deadline = expires if expires < l1_deadline else l1_deadline
-            l1.driver.put(key, (entry[0], deadline, None), None if deadline == INF else deadline - now)
+        if self.l1 is not None:
+            self._l1_fill(key, entry[0], expires, now, epoch)
         stats.hits += 1
         return entry[0]
+
+    # -- L1 maintenance -------------------------------------------------------------------
+    def _l1_fill(self, key: str, value: Any, expires: float, now: float, epoch: int | None = None) -> None:
+        """Put ``value`` in L1 until the sooner of ``expires`` and the L1 TTL; with ``epoch``, only if
+        nothing was removed from L1 since that epoch was read (a concurrent write or invalidation)."""
+        l1_ttl = self.policy.l1_ttl
+        deadline = expires if not l1_ttl or expires < now + l1_ttl else now + l1_ttl
+        driver = self.l1.driver  # type: ignore[union-attr]
+        with self._l1_lock:
+            if epoch is not None and epoch != self._l1_epoch:
+                return
+            driver.put(key, (value, deadline, None), None if deadline == INF else deadline - now)
+
+    def _l1_drop(self, keys: Iterable[str] | None) -> None:
+        """Remove ``keys`` (``None``: everything) from L1 and advance the epoch; no bus message."""
+        l1 = self.l1
+        if l1 is None:
+            return
+        with self._l1_lock:
+            self._l1_epoch += 1
+            if keys is None:
+                l1.driver.flush()
+            else:
+                for k in keys:
+                    l1.driver.forget(k)
+
+    def _l1_forget(self, key: str) -> None:
+        """After a change of ``key`` in L2: drop it from this L1 and tell the other processes."""
+        if self.l1 is not None:
+            self._l1_drop((key,))
+            self.runtime._published(self, "forget", key)
 
     # -- shared-store I/O as plans ----------------------------------------------------------
     # A plan is a generator that yields driver operations ``(method, args, fallback)`` and
@@ -253,6 +292,9 @@ class Region:
 
     def _fetch_plan(self, key: str, tags: tuple[str, ...]) -> Plan:
         full = self.l2.namespace + key
+        # generations pending when the read starts: the call that finds the store back replays them
+        # (Tier.recovered) after its own answer was read, so that answer is checked against these
+        pending = frozenset(self._pending_gens) if self._pending_gens else None
         gen_keys = self._gen_keys(key, tags)
         if gen_keys:
             got = yield ("get_many", ([full, *gen_keys],), None)
@@ -264,12 +306,15 @@ class Region:
             entry = _as_entry((yield ("get", (full,), MISSING)))
         if entry is MISSING:
             return MISSING
-        current = yield from self._stamps_current_plan(entry[2], got)
+        current = yield from self._stamps_current_plan(entry[2], got, pending)
         return entry if current else MISSING
 
-    def _stamps_current_plan(self, stamps: Any, known: dict[str, Any]) -> Plan:
+    def _stamps_current_plan(self, stamps: Any, known: dict[str, Any], pending: frozenset[str] | None = None) -> Plan:
         if not stamps:
             return True
+        pending = pending or self._pending_gens
+        if pending and any(k in pending for k, _ in stamps):
+            return False  # invalidated during an outage, not yet replayed in the store
         unknown = [k for k, _ in stamps if k not in known]
         if unknown:
             more = yield ("get_many", (unknown,), None)
@@ -312,6 +357,7 @@ class Region:
         for k in keys:
             gen_keys.extend(g for g in self._gen_keys(k, tags) if g not in gen_keys)
         fulls = [ns + k for k in keys]
+        pending = frozenset(self._pending_gens) if self._pending_gens else None  # see _fetch_plan
         got = yield ("get_many", (fulls + gen_keys,), None)
         if got is None and not self.l2.down:
             return None
@@ -320,7 +366,7 @@ class Region:
         for k, full in zip(keys, fulls, strict=True):
             entry = MISSING if got is None else _as_entry(got.get(full, MISSING))
             if entry is not MISSING and entry[1] > now and (
-                    yield from self._stamps_current_plan(entry[2], got or {})):
+                    yield from self._stamps_current_plan(entry[2], got or {}, pending)):
                 self.stats.hits += 1
                 out[k] = entry[0]
             else:
@@ -372,17 +418,31 @@ class Region:
             if tier.private:
                 with self._lock:
                     self._local_gens[gen_key] = self._local_gens.get(gen_key, 0) + 1
-            else:
-                value = tier.call(None, tier.driver.increment, gen_key, 1, None)
-                if value is None:
-                    continue
-                if value <= 1:
-                    # the generation was absent (evicted, server restarted): never restart at a value
-                    # an old entry may carry
-                    tier.call(False, tier.driver.put, gen_key, time.time_ns() // 1000, None)
+            elif not self._advance(gen_key):
+                continue
             count += 1
         self._clear_l1()
         return count
+
+    def _advance(self, gen_key: str) -> bool:
+        """Advance one generation in the shared store; on failure keep it for :meth:`_replay_pending`."""
+        tier = self.l2
+        value = tier.call(None, tier.driver.increment, gen_key, 1, None)
+        if value is None:
+            self._pending_gens.add(gen_key)
+            return False
+        if value <= 1:
+            # the generation was absent (evicted, server restarted): never restart at a value an old
+            # entry may carry
+            tier.call(False, tier.driver.put, gen_key, time.time_ns() // 1000, None)
+        self._pending_gens.discard(gen_key)
+        return True
+
+    def _replay_pending(self) -> None:
+        """The store is back: apply the invalidations it missed."""
+        for gen_key in list(self._pending_gens):
+            if not self._advance(gen_key):
+                return
 
     # -- writes ---------------------------------------------------------------------------
     def put(self, key: str, value: Any, ttl: Any = None) -> bool:
@@ -437,16 +497,16 @@ class Region:
             tier.driver.put(key, (value, expires, stamps), keep)
             ok = True
         else:
-            payload = value if (type(value) is int and stamps is None) else (value, expires, stamps)
-            ok = bool((yield ("put", (tier.namespace + key, payload, keep), False)))
-        l1 = self.l1
-        if l1 is not None:
-            if ok and not tags:
-                deadline = min(expires, now + policy.l1_ttl) if policy.l1_ttl else expires
-                l1.driver.put(key, (value, deadline, None), None if deadline == INF else deadline - now)
+            if type(value) is int and stamps is None:
+                # stored raw, so the server can increment it; a raw int carries no expiry of its own,
+                # so the store keeps it for the fresh TTL only (never read back as fresh while stale)
+                ok = bool((yield ("put", (tier.namespace + key, value, ttl), False)))
             else:
-                l1.driver.forget(key)
-            self.runtime._published(self, "forget", key)
+                ok = bool((yield ("put", (tier.namespace + key, (value, expires, stamps), keep), False)))
+        if self.l1 is not None:
+            self._l1_forget(key)  # advances the epoch: reads in flight do not fill L1 with the old value
+            if ok and not tags:
+                self._l1_fill(key, value, expires, now)
         if ok:
             self.stats.sets += 1
         return ok
@@ -496,10 +556,13 @@ class Region:
         self.policy.check_key(key)
         if not isinstance(amount, int) or isinstance(amount, bool):
             raise CacheError(f"increment amount must be an int, not {type(amount).__name__}")
+        try:
+            return self._increment(key, amount)
+        finally:
+            self._l1_forget(key)  # after the change in L2, so no read in flight can park the old value
+
+    def _increment(self, key: str, amount: int) -> int | None:
         tier = self.l2
-        if self.l1 is not None:
-            self.l1.driver.forget(key)
-            self.runtime._published(self, "forget", key)
         if not tier.private and not self._gen_keys(key, ()):
             # unstamped counters live raw in the store: the server increments them atomically
             result = tier.call(None, tier.driver.increment, tier.namespace + key, amount, None)
@@ -544,13 +607,11 @@ class Region:
     def forget(self, key: str) -> bool:
         """Remove ``key``; ``True`` if it was there."""
         tier = self.l2
-        if self.l1 is not None:
-            self.l1.driver.forget(key)
-            self.runtime._published(self, "forget", key)
         if tier.private:
             removed = tier.driver.forget(key)
         else:
             removed = bool(tier.call(False, tier.driver.forget, tier.namespace + key))
+        self._l1_forget(key)
         self.stats.deletes += 1
         return removed
 
@@ -558,40 +619,52 @@ class Region:
 
     def forget_many(self, keys: Iterable[str]) -> int:
         keys = list(keys)
-        if self.l1 is not None:
-            for k in keys:
-                self.l1.driver.forget(k)
-            self.runtime._published(self, "forget_many", keys)
         tier = self.l2
         n = int(tier.call(0, tier.driver.delete_many, [tier.namespace + k for k in keys]))
+        if self.l1 is not None:
+            self._l1_drop(keys)
+            self.runtime._published(self, "forget_many", keys)
         self.stats.deletes += n
         return n
 
     def flush(self) -> bool:
         """Remove every entry of this region (and nothing else in a shared store)."""
         tier = self.l2
-        self._clear_l1()
-        if tier.private:
-            return tier.driver.flush()
-        if self._region_gen is not None:
-            return bool(tier.call(None, tier.driver.increment, self._region_gen, 1, None) is not None)
-        keys = self.keys("*")
-        self.forget_many(keys)
-        return True
+        try:
+            if tier.private:
+                return tier.driver.flush()
+            if self._region_gen is not None:
+                return self._advance(self._region_gen)
+            keys = self._scan("*")
+            if keys is None:
+                return False
+            self.forget_many(keys)
+            return True
+        finally:
+            self._clear_l1()
 
     clear = flush
 
     def _clear_l1(self) -> None:
         if self.l1 is not None:
-            self.l1.driver.flush()
+            self._l1_drop(None)
             self.runtime._published(self, "clear", None)
 
     # -- patterns -------------------------------------------------------------------------
     def keys(self, pattern: str = "*") -> list[str]:
-        """Keys of this region matching a glob; raises UnsupportedOperation where the store cannot list."""
+        """Keys of this region matching a glob; raises UnsupportedOperation where the store cannot list.
+
+        A failing store gives ``[]`` (the error counted), or raises with ``on_error = "raise"``."""
+        found = self._scan(pattern)
+        return [] if found is None else found
+
+    def _scan(self, pattern: str) -> list[str] | None:
+        """:meth:`keys`, or ``None`` when the store failed (counted, logged once per outage)."""
         tier = self.l2
         ns = tier.namespace
-        found = tier.driver.scan(ns + pattern)
+        found = tier.call(None, lambda: list(tier.driver.scan(ns + pattern)))
+        if found is None:
+            return None
         cut = len(ns)
         return [k[cut:] for k in found if not k[cut:].startswith("__gen__")]
 
@@ -634,16 +707,8 @@ class Region:
         return self._singleflight.do(self._flight_key(key), lambda: self.runtime._locked(self, key, load))
 
     def remember_forever(self, key: str, callback: Callable[[], Any]) -> Any:
-        return self.remember(key, None, callback) if self.policy.ttl is None else \
-            self._remember_forever(key, callback)
-
-    def _remember_forever(self, key: str, callback: Callable[[], Any]) -> Any:
-        value = self._lookup(key, ())
-        if value is not MISSING:
-            return value
-        result = callback()
-        self.forever(key, result)
-        return result
+        """:meth:`remember` without expiry (single flight and the cross-process lock included)."""
+        return self.remember(key, FOREVER, callback)
 
     def _flight_key(self, key: str) -> str:
         return f"{self.name}\x00{key}"
@@ -754,11 +819,10 @@ class Region:
         tier = self.l2
         if tier.private:
             return self.forget(key)
-        if self.l1 is not None:
-            self.l1.driver.forget(key)
-            self.runtime._published(self, "forget", key)
+        removed = bool(await tier.acall(False, tier.driver.aforget, tier.namespace + key))
+        self._l1_forget(key)
         self.stats.deletes += 1
-        return bool(await tier.acall(False, tier.driver.aforget, tier.namespace + key))
+        return removed
 
     async def aflush(self) -> bool:
         return bool(await self._aio(self.flush))
@@ -878,10 +942,10 @@ class TaggedCache:
 
     def flush(self) -> bool:
         """Invalidate every entry carrying any of these tags, in this region, in O(1) per tag."""
-        self.region.bump("tag", self.tag_names)
+        done = self.region.bump("tag", self.tag_names)
         self.region.runtime._notify("invalidate", "", {"pattern": None, "tags": list(self.tag_names),
                                                        "regions": [self.region.name]})
-        return True
+        return done == len(self.tag_names)  # False: the store is down; replayed when it is back
 
     def __repr__(self) -> str:
         return f"<TaggedCache {list(self.tag_names)} on {self.region!r}>"

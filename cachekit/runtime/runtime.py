@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import threading
 import time
 import uuid
@@ -29,7 +30,7 @@ from ..errors import CacheError, UnsupportedOperation
 from ..providers.base import CacheDriver
 from ..providers.memory import MemoryDriver
 from ..stats import RegionStats, Stats
-from .policy import Policy, compile_glob, has_glob
+from .policy import Policy, compile_glob, escape_glob, has_glob
 from .region import Region
 from .singleflight import SingleFlight
 from .tier import Tier
@@ -38,6 +39,8 @@ if TYPE_CHECKING:
     from ..config.models import CacheConfig
 
 __all__ = ["InvalidationResult", "Runtime"]
+
+_PLACEHOLDER = re.compile(r"\{[^{}]*\}")  # a parameter of an event rule's key template: {user_id}
 
 _DEFAULT_PROVIDER_CONFIGS: dict[str, Callable[[], Any]] = {
     "memory": MemoryProviderConfig,
@@ -126,25 +129,37 @@ class Runtime:
         raise CacheError(f"unknown provider {name!r}; known: {', '.join(known)}"
                          + (f" (did you mean {hint[0]!r}?)" if hint else ""))
 
-    def _shared_driver(self, name: str) -> CacheDriver:
-        driver = self._drivers.get(name)
+    def _driver_config(self, key: str) -> Any:
+        """The effective config of driver ``key``: a provider name, or ``name\0serializer`` for the
+        regions that override their provider's serializer (they get a driver, and connections, of
+        their own)."""
+        name, _, serializer = key.partition("\0")
+        cfg = self.provider_config(name)
+        return cfg.model_copy(update={"serializer": serializer}) if serializer else cfg
+
+    def _shared_driver(self, name: str, serializer: str | None = None) -> CacheDriver:
+        key = name
+        if serializer is not None and serializer != getattr(self.provider_config(name), "serializer", serializer):
+            key = f"{name}\0{serializer}"
+        driver = self._drivers.get(key)
         if driver is None:
             with self._lock:
-                driver = self._drivers.get(name)
+                driver = self._drivers.get(key)
                 if driver is None:
                     from ..providers.registry import build_driver
 
-                    cfg = self.provider_config(name)
+                    cfg = self._driver_config(key)
                     if self.fake:
                         driver = MemoryDriver(max_size=None, clock=self.clock)
                     else:
                         driver = build_driver(cfg, namespace=f"{self.prefix}:", clock=self.clock)
                     driver.name = name
-                    self._drivers[name] = driver
-                    self._driver_configs[name] = cfg.model_dump()
+                    self._drivers[key] = driver
+                    self._driver_configs[key] = cfg.model_dump()
         return driver
 
-    def _tier(self, provider: str, region: str, stats: RegionStats, max_size: int | None) -> Tier:
+    def _tier(self, provider: str, region: str, stats: RegionStats, max_size: int | None,
+              serializer: str | None = None) -> Tier:
         namespace = f"{self.prefix}:{region}:"
         custom = self._custom.get(provider)
         if custom is not None:
@@ -157,8 +172,8 @@ class Runtime:
             driver.name = provider
             return Tier(driver, provider=provider, namespace=namespace, private=True,
                         on_error=cfg.on_error, stats=stats)
-        return Tier(self._shared_driver(provider), provider=provider, namespace=namespace, private=False,
-                    on_error=cfg.on_error, stats=stats)
+        return Tier(self._shared_driver(provider, serializer), provider=provider, namespace=namespace,
+                    private=False, on_error=cfg.on_error, stats=stats)
 
     def _region_config(self, name: str) -> RegionConfig:
         rc = self.config.regions.get(name)
@@ -188,6 +203,7 @@ class Runtime:
             stale_ttl=rc.stale_ttl,
             lock=rc.lock,
             lock_timeout=rc.lock_timeout,
+            serializer=rc.serializer,
             l1_provider=l1.provider if l1 else None,
             l1_ttl=l1.ttl if l1 else None,
             l1_max_size=l1.max_size if l1 else None,
@@ -199,7 +215,8 @@ class Runtime:
                rebuilt: frozenset[str] = frozenset()) -> Region:
         stats = existing.stats if existing is not None else RegionStats(label, policy.provider)
         stats.provider = policy.provider
-        if existing is not None and existing.l2.provider == policy.provider and policy.provider not in rebuilt:
+        if existing is not None and existing.l2.provider == policy.provider and policy.provider not in rebuilt \
+                and existing.policy.serializer == policy.serializer:
             l2 = existing.l2
             if l2.private and isinstance(l2.driver, MemoryDriver):
                 size = policy.max_size if policy.max_size is not None else \
@@ -207,7 +224,7 @@ class Runtime:
                 l2.driver.max_size = size
                 l2.driver._half = size // 2 if size else None
         else:
-            l2 = self._tier(policy.provider, policy.name, stats, policy.max_size)
+            l2 = self._tier(policy.provider, policy.name, stats, policy.max_size, policy.serializer)
         l1 = None
         if policy.l1_provider is not None:
             if existing is not None and existing.l1 is not None and policy.l1_provider not in rebuilt:
@@ -325,11 +342,21 @@ class Runtime:
           every store); any other glob is scanned and deleted on stores that can enumerate keys
           (memory, file, redis) and raises :class:`UnsupportedOperation` on memcached; a pattern
           without wildcards is a single key.
-        - only ``region``: flush those regions.
+        - only ``region``: flush those regions; no argument at all: flush every region.
+        - ``tags=[]`` (say, a computed list that came out empty) invalidates nothing.
 
         With ``dry_run=True`` nothing changes and the result says what would have been removed.
         """
+        return self._invalidate(pattern, tags, region, dry_run=dry_run)
+
+    def _invalidate(self, pattern: str | None, tags: Iterable[str] | None, region: str | Iterable[str] | None,
+                    *, dry_run: bool = False, literal: bool = False) -> InvalidationResult:
+        """:meth:`invalidate`; ``literal``: ``pattern`` is one key even if it holds glob characters."""
         result = InvalidationResult(dry_run=dry_run)
+        if tags is not None and not isinstance(tags, str):
+            tags = list(tags)
+            if not tags and pattern is None:  # an empty (computed) tag list invalidates nothing,
+                return result                 # it must never fall through to "flush the regions"
         targets = self._targets(region)
         tags = [tags] if isinstance(tags, str) else list(tags or [])
         for r in targets:
@@ -338,7 +365,7 @@ class Runtime:
                 if not dry_run:
                     r.bump("tag", tags)
             if pattern is not None:
-                self._invalidate_pattern(r, pattern, result, dry_run)
+                self._invalidate_pattern(r, pattern, result, dry_run, literal)
             if pattern is None and not tags:
                 if r._region_gen is not None:
                     result.generations.setdefault(r.name, []).append("region")
@@ -358,7 +385,8 @@ class Runtime:
         except UnsupportedOperation:
             return []
 
-    def _invalidate_pattern(self, r: Region, pattern: str, result: InvalidationResult, dry_run: bool) -> None:
+    def _invalidate_pattern(self, r: Region, pattern: str, result: InvalidationResult, dry_run: bool,
+                            literal: bool = False) -> None:
         declared = [name for regex, name in r.policy.pattern_rules
                     if any(rule.name == name and rule.pattern == pattern
                            for rule in self.config.rules if isinstance(rule, PatternBasedRule))]
@@ -367,7 +395,7 @@ class Runtime:
             if not dry_run:
                 r.bump("rule", declared)
             return
-        if not has_glob(pattern):
+        if literal or not has_glob(pattern):
             if dry_run:
                 if r.has(pattern):
                     result.keys.setdefault(r.name, []).append(pattern)
@@ -389,25 +417,39 @@ class Runtime:
     def emit(self, event: str, /, **params: Any) -> InvalidationResult:
         """Fire ``event``: every enabled ``event_based`` rule listing it invalidates its patterns
         (templates filled from ``params``: ``user:{user_id}``), tags and, if set, regions."""
-        total = InvalidationResult()
+        # Fill every template before invalidating anything: a missing parameter changes nothing.
+        # Parameter values are literal (user_id="*" names the key "user:*", not every user): a template
+        # without wildcards of its own names one key; in a glob template, the values are escaped.
+        escaped = {k: escape_glob(v) if isinstance(v, str) else v for k, v in params.items()}
+        plan = []
         for rule in self.config.rules:
             if not (isinstance(rule, EventBasedRule) and rule.enabled and event in rule.events):
                 continue
-            regions = rule.regions or None
+            patterns = []
             for template in rule.all_patterns():
-                try:
-                    pattern = template.format(**params)
-                except (KeyError, IndexError) as exc:
-                    raise CacheError(f"event {event!r}: rule {rule.name!r} pattern {template!r} needs "
-                                     f"parameter {exc.args[0]!r}; got {sorted(params)}") from None
-                self._merge(total, self.invalidate(pattern=pattern, region=regions))
-            if rule.tags:
-                tags = [t.format(**params) for t in rule.tags]
+                literal = not has_glob(_PLACEHOLDER.sub("", template))
+                patterns.append((self._fill(event, rule.name, "pattern", template, params if literal else escaped),
+                                 literal))
+            tags = [self._fill(event, rule.name, "tag", t, params) for t in rule.tags]
+            plan.append((rule.regions or None, patterns, tags, rule.flush_regions))
+        total = InvalidationResult()
+        for regions, patterns, tags, flush in plan:
+            for pattern, literal in patterns:
+                self._merge(total, self._invalidate(pattern, None, regions, literal=literal))
+            if tags:
                 self._merge(total, self.invalidate(tags=tags, region=regions))
-            if rule.flush_regions:
+            if flush:
                 self._merge(total, self.invalidate(region=regions))
         self._notify("event", event, params)
         return total
+
+    @staticmethod
+    def _fill(event: str, rule: str, what: str, template: str, params: dict[str, Any]) -> str:
+        try:
+            return template.format(**params)
+        except (KeyError, IndexError) as exc:
+            raise CacheError(f"event {event!r}: rule {rule!r} {what} {template!r} needs parameter "
+                             f"{exc.args[0]!r}; got {sorted(params) or 'none'}") from None
 
     @staticmethod
     def _merge(into: InvalidationResult, other: InvalidationResult) -> None:
@@ -417,16 +459,16 @@ class Runtime:
             into.generations.setdefault(name, []).extend(gens)
 
     def find_matching_rules(self, key: str, region: str | None = None) -> list[Any]:
-        """Rules whose pattern (or pattern template, wildcards for parameters) matches ``key``."""
-        import re
-
+        """Enabled rules whose pattern (or pattern template, wildcards for parameters) matches ``key``."""
         out = []
         for rule in self.config.rules:
+            if not rule.enabled:
+                continue
             if region is not None and rule.regions and region not in rule.regions:
                 continue
             patterns = rule.all_patterns() if isinstance(rule, EventBasedRule) else [rule.pattern]
             for p in patterns:
-                glob = re.sub(r"\{[^{}]*\}", "*", p)
+                glob = _PLACEHOLDER.sub("*", p)
                 if compile_glob(glob).match(key):
                     out.append(rule)
                     break
@@ -458,13 +500,11 @@ class Runtime:
                 return
             from .bus import Bus
 
+            # [bus].provider, else the first redis provider declared: never the Redis of whichever
+            # region this process happened to build first, or two processes could pick two servers
             name = self.config.bus.provider
             if name is None:
-                if not l2.private and getattr(l2.driver, "client", None) is not None and \
-                        self.provider_config(l2.provider).type == "redis":
-                    name = l2.provider
-                else:
-                    name = next((n for n, p in self.config.providers.items() if p.type == "redis"), None)
+                name = next((n for n, p in self.config.providers.items() if p.type == "redis"), None)
             if name is None:
                 raise CacheError("[bus] is enabled but no redis provider is declared to carry it")
             driver = self._shared_driver(name)
@@ -475,20 +515,12 @@ class Runtime:
     def _on_bus_message(self, payload: dict[str, Any]) -> None:
         name = payload.get("r")
         for region in self._all_regions():
-            if region.name != name or region.l1 is None:
-                continue
-            l1 = region.l1.driver
-            kind = payload.get("k")
-            if kind == "clear":
-                l1.flush()
-            else:
-                for key in payload.get("keys") or ():
-                    l1.forget(key)
+            if region.name == name:
+                region._l1_drop(None if payload.get("k") == "clear" else (payload.get("keys") or ()))
 
     def _clear_all_l1(self) -> None:
         for region in self._all_regions():
-            if region.l1 is not None:
-                region.l1.driver.flush()
+            region._l1_drop(None)
 
     # -- cross-process loader lock --------------------------------------------------------
     def _lock_key(self, region: Region, key: str) -> str:
@@ -578,15 +610,15 @@ class Runtime:
         prefix_moved = self.prefix != self._built_prefix
         self._built_prefix = self.prefix
         changed = set()
-        for name, built_from in list(self._driver_configs.items()):
+        for key, built_from in list(self._driver_configs.items()):
             try:
-                now = self.provider_config(name).model_dump()
+                now = self._driver_config(key).model_dump()
             except CacheError:
                 now = None
             if now != built_from or prefix_moved:
-                changed.add(name)
-                driver = self._drivers.pop(name)
-                del self._driver_configs[name]
+                changed.add(key.partition("\0")[0])
+                driver = self._drivers.pop(key)
+                del self._driver_configs[key]
                 try:
                     driver.close()
                 except Exception:  # a broken old connection must not block the new config

@@ -29,7 +29,7 @@ class Tier:
     "raise"``) or turned into ``fallback``.
     """
 
-    __slots__ = ("down", "driver", "namespace", "on_error", "private", "provider", "stats")
+    __slots__ = ("down", "driver", "namespace", "on_error", "on_recover", "private", "provider", "stats")
 
     def __init__(self, driver: CacheDriver, *, provider: str, namespace: str, private: bool,
                  on_error: str, stats: RegionStats) -> None:
@@ -40,6 +40,9 @@ class Tier:
         self.on_error = on_error
         self.stats = stats
         self.down = False
+        #: called once when the store answers again after an outage (the region replays the
+        #: invalidations it could not apply meanwhile)
+        self.on_recover: Callable[[], None] | None = None
 
     def call(self, fallback: T, fn: Callable[..., T], *args: Any) -> T:
         try:
@@ -83,6 +86,8 @@ class Tier:
     def recovered(self) -> None:
         self.down = False
         log.warning("cachekit provider %r recovered", self.provider)
+        if self.on_recover is not None:
+            self.on_recover()
 
     def get(self, key: str) -> Any:
         return self.call(MISSING, self.driver.get, self.namespace + key)
