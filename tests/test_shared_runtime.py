@@ -286,6 +286,26 @@ def test_a_read_racing_a_local_write_never_parks_the_old_value_in_l1(redis_serve
         rt.close()
 
 
+def test_an_event_reaches_the_listeners_of_another_runtime_over_the_bus(redis_server: Any, tmp_path: Path) -> None:
+    from cachekit import load
+
+    path = multi_level_config(redis_server.url, tmp_path / "c.toml")
+    a, b = load(path), load(path)
+    heard: list[tuple[str, str, Any]] = []
+    try:
+        a.region(), b.region()  # an L1 region starts the bus
+        assert a.bus.wait_ready() and b.bus.wait_ready()
+        b.subscribe(lambda kind, name, payload: heard.append((kind, name, payload)))
+        a.emit("user_updated", user_id=42)
+        deadline = time.monotonic() + 5
+        while not heard and time.monotonic() < deadline:
+            time.sleep(0.002)
+        assert heard == [("event", "user_updated", {"user_id": 42})]
+    finally:
+        a.close()
+        b.close()
+
+
 def test_bus_down_is_counted_and_l1_ttl_bounds_staleness(redis_server: Any, tmp_path: Path) -> None:
     from cachekit import load
 
@@ -375,6 +395,41 @@ def test_stale_while_revalidate_on_redis_does_not_block(redis_server: Any) -> No
         rt.close()
 
 
+def test_with_lock_one_runtime_refreshes_a_stale_value_the_others_keep_serving_it(redis_server: Any) -> None:
+    import threading
+
+    from cachekit import FakeClock
+
+    clock = FakeClock()  # shared by the two runtimes ("processes") so the value goes stale in both at once
+    config = CacheConfig(providers={"redis": {"type": "redis", "url": redis_server.url}},
+                         regions={"default": {"provider": "redis", "ttl": 10, "stale_ttl": 600, "lock": True}})
+    a, b = config.compile(clock=clock), config.compile(clock=clock)
+    calls: list[str] = []
+    gate = threading.Event()
+
+    def slow() -> str:
+        calls.append("load")
+        gate.wait(5)
+        return "new"
+
+    try:
+        assert a.region().remember("k", None, lambda: "old") == "old"
+        clock.advance(11)
+        assert a.region().remember("k", None, slow) == "old"  # a refreshes in the background...
+        deadline = time.monotonic() + 5
+        while not calls and time.monotonic() < deadline:
+            time.sleep(0.005)
+        assert b.region().remember("k", None, slow) == "old"  # ...so b serves stale and does not load
+        time.sleep(0.2)
+        assert calls == ["load"]
+        gate.set()
+        while b.region().get("k") != "new" and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert b.region().get("k") == "new" and calls == ["load"]
+    finally:
+        gate.set()
+        a.close()
+        b.close()
 
 
 # -- native asyncio -------------------------------------------------------------------------

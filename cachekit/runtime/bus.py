@@ -48,8 +48,9 @@ class Bus:
         """Block until the subscription is live (useful in tests and at start-up)."""
         return self._ready.wait(timeout)
 
-    def publish(self, region: str, kind: str, keys: list[str] | None = None) -> bool:
-        message = json.dumps({"o": self.origin, "r": region, "k": kind, "keys": keys or []})
+    def publish(self, region: str, kind: str, keys: list[str] | None = None, **extra: Any) -> bool:
+        """Send one message (``extra``: more JSON fields; values JSON cannot carry go as ``str``)."""
+        message = json.dumps({"o": self.origin, "r": region, "k": kind, "keys": keys or [], **extra}, default=str)
         try:
             self.client.publish(self.channel, message)
         except Exception as exc:

@@ -734,8 +734,15 @@ class Region:
 
         def refresh() -> None:
             try:
-                self._store(key, callback(), self.policy.ttl_for(key, ttl), tags)
-                self.stats.loads += 1
+                # with ``lock = true``, one process refreshes; the others keep serving the stale value
+                release = self.runtime._try_lock(self, key)
+                if release is None:
+                    return
+                try:
+                    self._store(key, callback(), self.policy.ttl_for(key, ttl), tags)
+                    self.stats.loads += 1
+                finally:
+                    release()
             except Exception:
                 self.stats.errors += 1
             finally:
@@ -778,11 +785,17 @@ class Region:
 
         async def refresh() -> None:
             try:
-                result = callback()
-                if inspect.isawaitable(result):
-                    result = await result
-                await self._astore(key, result, self.policy.ttl_for(key, ttl), tags)
-                self.stats.loads += 1
+                release = await self._aio(self.runtime._try_lock, self, key)  # see _refresh_in_background
+                if release is None:
+                    return
+                try:
+                    result = callback()
+                    if inspect.isawaitable(result):
+                        result = await result
+                    await self._astore(key, result, self.policy.ttl_for(key, ttl), tags)
+                    self.stats.loads += 1
+                finally:
+                    await self._aio(release)
             except Exception:
                 self.stats.errors += 1
             finally:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import re
 import threading
@@ -39,6 +40,10 @@ if TYPE_CHECKING:
     from ..config.models import CacheConfig
 
 __all__ = ["InvalidationResult", "Runtime"]
+
+def _no_release() -> None:
+    pass
+
 
 _PLACEHOLDER = re.compile(r"\{[^{}]*\}")  # a parameter of an event rule's key template: {user_id}
 
@@ -441,6 +446,8 @@ class Runtime:
             if flush:
                 self._merge(total, self.invalidate(region=regions))
         self._notify("event", event, params)
+        if self.bus is not None:  # the subscribe() listeners of the other processes (a failure: bus.errors)
+            self.bus.publish("", "event", None, e=event, p=params)
         return total
 
     @staticmethod
@@ -513,6 +520,12 @@ class Runtime:
                            on_message=self._on_bus_message, on_reconnect=self._clear_all_l1)
 
     def _on_bus_message(self, payload: dict[str, Any]) -> None:
+        if payload.get("k") == "event":  # another process emitted: its listeners here hear it too
+            try:
+                self._notify("event", str(payload.get("e")), payload.get("p") or {})
+            except Exception:  # a listener's bug must not stop the bus thread
+                logging.getLogger("cachekit").exception("cachekit: a subscribe() listener failed on a bus event")
+            return
         name = payload.get("r")
         for region in self._all_regions():
             if region.name == name:
@@ -571,6 +584,17 @@ class Runtime:
                 return await load()
             await asyncio.sleep(pause)
             pause = min(pause * 2, 0.1)
+
+    def _try_lock(self, region: Region, key: str) -> Callable[[], None] | None:
+        """The cross-process lock for a background refresh, without waiting: its release, or ``None``
+        when another process holds it (and so refreshes). Regions without ``lock`` always get it."""
+        if not region.policy.lock or region.l2.private:
+            return _no_release
+        tier = region.l2
+        lock_key = self._lock_key(region, key)
+        if not tier.call(False, tier.driver.add, lock_key, os.getpid(), region.policy.lock_timeout):
+            return None
+        return lambda: tier.call(False, tier.driver.forget, lock_key)
 
     # -- live configuration ---------------------------------------------------------------
     def update_region(self, name: str, **changes: Any) -> Region:
