@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -22,6 +24,8 @@ from servers import (
     RedisServer,
     missing_binaries,
 )
+
+from cachekit import Cache
 
 # -- test servers ---------------------------------------------------------------------------------
 # Real redis-server / memcached processes on free loopback ports, one of each kind per session.
@@ -113,3 +117,20 @@ def memcached_pool(_memcached_pool_processes: MemcachedPool) -> MemcachedPool:
 
 
 # -- end of test servers --------------------------------------------------------------------------
+
+
+# -- the docs tests' sandbox ----------------------------------------------------------------------
+@pytest.fixture
+def docs_sandbox(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """An empty working directory with a copy of configs/, no CACHEKIT_ variables, a fake Cache."""
+    shutil.copytree(Path(__file__).resolve().parent.parent / "configs", tmp_path / "configs")
+    monkeypatch.chdir(tmp_path)
+    for name in list(os.environ):
+        if name.upper().startswith("CACHEKIT_"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("MPLBACKEND", "Agg")
+    Cache.fake()
+    yield tmp_path
+    Cache.reset()
+    if "matplotlib.pyplot" in sys.modules:
+        sys.modules["matplotlib.pyplot"].close("all")

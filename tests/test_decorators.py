@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_docs_examples import CodeBlock, docs_sandbox, extract_blocks, run_block  # noqa: F401
 
 from cachekit import (
     Cache,
@@ -658,22 +657,3 @@ async def test_cache_aside_loads_once_under_concurrency_and_carries_tags() -> No
     assert calls == [1]
     Cache.tags("t").flush()
     Cache.assert_missing("answer")
-
-
-# -- docs -------------------------------------------------------------------------------------------
-
-
-def _doc_blocks() -> list[Any]:
-    blocks = extract_blocks(DOC.read_text(encoding="utf-8"), DOC.name)
-    return [pytest.param(b, id=b.id, marks=[pytest.mark.skip(reason="no-test")] if b.skip else [])
-            for b in blocks if b.lang == "python"]
-
-
-@pytest.mark.usefixtures("docs_sandbox")
-@pytest.mark.parametrize("block", _doc_blocks())
-def test_docs_example_runs(block: CodeBlock) -> None:
-    run_block(block.code, str(DOC), block.line + 1)
-
-
-def test_docs_page_has_examples() -> None:
-    assert len(_doc_blocks()) >= 3

@@ -1,6 +1,6 @@
 """Every example in the docs runs, and every config under configs/ is valid (and works).
 
-- Each ```python block of README.md, docs/facade.md and docs/stats.md is executed on its own, on a
+- Each ```python block of the pages in ``DOC_FILES`` is executed on its own, on a
   fresh ``Cache.fake()``, in an empty working directory holding a copy of ``configs/``. Top-level
   ``await`` is allowed. A block preceded by ``<!-- no-test -->`` is skipped.
 - Each ```toml block of those pages must be a valid config.
@@ -11,104 +11,23 @@
 
 from __future__ import annotations
 
-import ast
-import asyncio
-import inspect
 import json
-import os
-import re
-import shutil
-import sys
-from dataclasses import dataclass
+import warnings
 from pathlib import Path
 from typing import Any
 
 import pytest
+from docblocks import ROOT, CodeBlock, as_params, extract_blocks, page_blocks, run_block
 
-from cachekit import Cache, ConfigError, FakeClock
+from cachekit import ConfigError, FakeClock
 from cachekit.config.loader import load_config, parse_config
 
-ROOT = Path(__file__).resolve().parent.parent
-DOC_FILES = ["README.md", "docs/facade.md", "docs/stats.md", "docs/notebook.md", "docs/testing.md"]
-NO_TEST = "<!-- no-test -->"
-_FENCE = re.compile(r"^```(\w*)\s*$")
-
-
-@dataclass(frozen=True)
-class CodeBlock:
-    """A fenced code block of a Markdown file."""
-
-    file: str
-    line: int  # 1-based line of the opening fence
-    lang: str
-    code: str
-    skip: bool
-
-    @property
-    def id(self) -> str:
-        return f"{self.file}:{self.line}"
-
-
-def extract_blocks(text: str, file: str = "<text>") -> list[CodeBlock]:
-    """The fenced blocks of ``text``, with ``skip`` set when ``<!-- no-test -->`` precedes one."""
-    blocks: list[CodeBlock] = []
-    lines = text.splitlines()
-    i = 0
-    while i < len(lines):
-        match = _FENCE.match(lines[i])
-        if match is None:
-            i += 1
-            continue
-        start, lang = i, match.group(1).lower()
-        i += 1
-        body: list[str] = []
-        while i < len(lines) and lines[i].rstrip() != "```":
-            body.append(lines[i])
-            i += 1
-        before = next((lines[j].strip() for j in range(start - 1, -1, -1) if lines[j].strip()), "")
-        blocks.append(CodeBlock(file, start + 1, lang, "\n".join(body) + "\n", before == NO_TEST))
-        i += 1
-    return blocks
+DOC_FILES = ["README.md", "docs/facade.md", "docs/stats.md", "docs/notebook.md", "docs/testing.md",
+             "docs/decorators.md", "docs/services.md", "docs/http.md"]
 
 
 def doc_blocks(lang: str) -> list[Any]:
-    params = []
-    for name in DOC_FILES:
-        for block in extract_blocks((ROOT / name).read_text(encoding="utf-8"), name):
-            if block.lang == lang:
-                marks = [pytest.mark.skip(reason=f"marked {NO_TEST}")] if block.skip else []
-                params.append(pytest.param(block, id=block.id, marks=marks))
-    return params
-
-
-def run_block(code: str, filename: str, first_line: int = 1) -> None:
-    """Execute ``code`` in a fresh namespace; a block with top-level ``await`` runs in an event loop.
-
-    ``first_line`` is the line of ``filename`` where the code starts, so tracebacks point into the page.
-    """
-    code = "\n" * (first_line - 1) + code
-    compiled = compile(code, filename, "exec", flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT, dont_inherit=True)
-    namespace: dict[str, Any] = {"__name__": "__docs__"}
-    if compiled.co_flags & inspect.CO_COROUTINE:
-        asyncio.run(eval(compiled, namespace))
-    else:
-        exec(compiled, namespace)
-
-
-@pytest.fixture
-def docs_sandbox(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
-    """An empty working directory with a copy of configs/, no CACHEKIT_ variables, a fake Cache."""
-    shutil.copytree(ROOT / "configs", tmp_path / "configs")
-    monkeypatch.chdir(tmp_path)
-    for name in list(os.environ):
-        if name.upper().startswith("CACHEKIT_"):
-            monkeypatch.delenv(name)
-    monkeypatch.setenv("MPLBACKEND", "Agg")
-    Cache.fake()
-    yield tmp_path
-    Cache.reset()
-    if "matplotlib.pyplot" in sys.modules:
-        sys.modules["matplotlib.pyplot"].close("all")
+    return as_params(page_blocks(DOC_FILES, lang))
 
 
 # -- the extractor ---------------------------------------------------------------------------------
@@ -138,7 +57,9 @@ def test_a_failing_example_fails_the_run() -> None:
 # -- the examples ----------------------------------------------------------------------------------
 @pytest.mark.parametrize("block", doc_blocks("python"))
 def test_python_example_runs(block: CodeBlock, docs_sandbox: Path) -> None:
-    run_block(block.code, str(ROOT / block.file), block.line + 1)
+    with warnings.catch_warnings():  # the HTTP page's TestClient, on some httpx versions
+        warnings.filterwarnings("ignore", message="Using `httpx` with `starlette.testclient`")
+        run_block(block.code, str(ROOT / block.file), block.line + 1)
 
 
 @pytest.mark.parametrize("block", doc_blocks("toml"))

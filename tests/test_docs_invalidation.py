@@ -1,6 +1,6 @@
 """docs/invalidation.md and docs/multi-level.md: every example runs, and the pages say what the code does.
 
-- Each ```python block runs on its own (``run_block``) in the ``docs_sandbox`` of test_docs_examples.py: an
+- Each ```python block runs on its own (``run_block``) in the ``docs_sandbox`` fixture (conftest.py): an
   empty working directory, no ``CACHEKIT_`` variables, a fresh ``Cache.fake()``. A block that declares
   ``[providers.redis]`` or ``[providers.mc]`` gets a real server from the fixtures, reached through
   ``CACHEKIT_PROVIDERS__REDIS__URL`` / ``CACHEKIT_PROVIDERS__MC__SERVERS``, the way an operator overrides a
@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_docs_examples import CodeBlock, docs_sandbox, extract_blocks, run_block  # noqa: F401
+from docblocks import CodeBlock, as_params, page_blocks, run_block
 
 from cachekit import CacheError, FakeClock
 from cachekit.config import parse_config
@@ -30,13 +30,11 @@ _LINK = re.compile(r"\]\(([^)\s]+)\)")
 
 
 def _page_blocks(lang: str) -> list[CodeBlock]:
-    return [b for name in PAGES for b in extract_blocks((ROOT / name).read_text(encoding="utf-8"), name)
-            if b.lang == lang]
+    return page_blocks(PAGES, lang)
 
 
 def _params(lang: str) -> list[Any]:
-    return [pytest.param(b, id=b.id, marks=[pytest.mark.skip(reason="marked <!-- no-test -->")] if b.skip else [])
-            for b in _page_blocks(lang)]
+    return as_params(_page_blocks(lang))
 
 
 def _point_at_test_servers(code: str, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -1,7 +1,7 @@
 """docs/providers/*.md, docs/serialization.md and docs/faults.md: every example runs (against real servers
 where it needs them), every config is valid and works, and every provider option is documented.
 
-Conventions of these pages, on top of those of ``tests/test_docs_examples.py``:
+Conventions of these pages, on top of those of ``tests/docblocks.py``:
 
 - A ```python block runs on its own in ``docs_sandbox``. When its code names one of
   :data:`SERVER_VARIABLES` (``CACHEKIT_PROVIDERS__REDIS__URL``...), that variable is first set to the
@@ -35,9 +35,10 @@ from typing import Any
 
 import pytest
 import tomlkit
+from docblocks import CodeBlock, as_params, extract_blocks, run_block
+from docblocks import page_blocks as _blocks_of_pages
 from pydantic import BaseModel
 from servers import ask
-from test_docs_examples import CodeBlock, docs_sandbox, extract_blocks, run_block  # noqa: F401
 
 from cachekit import MISSING, CacheConfig, CacheDriver, Runtime
 from cachekit.config.loader import parse_config
@@ -114,7 +115,7 @@ _OPTION_ROW = re.compile(r"^\| `(\w+)` \| (.+?) \| (.+) \|$")
 
 # -- reading the pages -----------------------------------------------------------------------------
 def page_blocks(page: str) -> list[CodeBlock]:
-    return extract_blocks((ROOT / page).read_text(encoding="utf-8"), page)
+    return _blocks_of_pages([page])
 
 
 def module_name(block: CodeBlock) -> str | None:
@@ -130,13 +131,7 @@ def is_pyproject(block: CodeBlock) -> bool:
 
 
 def blocks_of(lang: str, *, pyproject: bool = False) -> list[Any]:
-    params = []
-    for page in PAGES:
-        for block in page_blocks(page):
-            if block.lang == lang and is_pyproject(block) == pyproject:
-                marks = [pytest.mark.skip(reason="marked <!-- no-test -->")] if block.skip else []
-                params.append(pytest.param(block, id=block.id, marks=marks))
-    return params
+    return as_params(b for b in _blocks_of_pages(PAGES, lang) if is_pyproject(b) == pyproject)
 
 
 def options_table(page: str) -> dict[str, tuple[str, str]]:

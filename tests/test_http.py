@@ -20,7 +20,6 @@ with warnings.catch_warnings():
     warnings.filterwarnings("ignore", message="Using `httpx` with `starlette.testclient`")
     from fastapi.testclient import TestClient
 
-from test_docs_examples import CodeBlock, docs_sandbox, extract_blocks, run_block  # noqa: F401
 
 from cachekit import Cache, CacheConfig, FakeClock, MissingExtraError, Runtime, get_caching_dependencies
 from cachekit.http import create_app, create_router
@@ -280,24 +279,3 @@ def test_seed_fastapi_integration_runs_as_written(runtime: Runtime) -> None:
         assert c.get("/users/5").json() == {"id": 5}
     assert DB.calls == 1
     Cache.assert_has("user:5", {"id": 5})
-
-
-# -- docs -----------------------------------------------------------------------------------------
-
-
-def _doc_blocks() -> list[Any]:
-    blocks = extract_blocks(DOC.read_text(encoding="utf-8"), DOC.name)
-    return [pytest.param(b, id=b.id, marks=[pytest.mark.skip(reason="no-test")] if b.skip else [])
-            for b in blocks if b.lang == "python"]
-
-
-@pytest.mark.usefixtures("docs_sandbox")
-@pytest.mark.parametrize("block", _doc_blocks())
-def test_docs_example_runs(block: CodeBlock) -> None:
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="Using `httpx` with `starlette.testclient`")
-        run_block(block.code, str(DOC), block.line + 1)
-
-
-def test_docs_page_has_examples() -> None:
-    assert len(_doc_blocks()) >= 3

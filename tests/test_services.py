@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_docs_examples import CodeBlock, docs_sandbox, extract_blocks, run_block  # noqa: F401
 
 from cachekit import (
     Cache,
@@ -532,22 +531,3 @@ async def test_services_bound_to_a_runtime_ignore_the_facade() -> None:
     await service.set_item("k", "v")
     assert other.region().get("k") == "v"
     Cache.assert_missing("k")
-
-
-# -- docs ------------------------------------------------------------------------------------------------
-
-
-def _doc_blocks() -> list[Any]:
-    blocks = extract_blocks(DOC.read_text(encoding="utf-8"), DOC.name)
-    return [pytest.param(b, id=b.id, marks=[pytest.mark.skip(reason="no-test")] if b.skip else [])
-            for b in blocks if b.lang == "python"]
-
-
-@pytest.mark.usefixtures("docs_sandbox")
-@pytest.mark.parametrize("block", _doc_blocks())
-def test_docs_example_runs(block: CodeBlock) -> None:
-    run_block(block.code, str(DOC), block.line + 1)
-
-
-def test_docs_page_has_examples() -> None:
-    assert len(_doc_blocks()) >= 3
