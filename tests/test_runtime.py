@@ -261,13 +261,17 @@ def test_memcached_like_store_rejects_adhoc_patterns_with_a_hint() -> None:
             self.d.clear()
             return True
 
-    rt = compile_()
+    rt = compile_(regions={"memory-side": {}, "default": {}})  # the scannable region comes first
     rt.register_store("noscan", NoScan())
+    side = rt.region("memory-side")
+    side.put("user:2", 2)
     rt.update_region("default", provider="noscan")
     r = rt.region()
     r.put("user:1", 1)
-    with pytest.raises(UnsupportedOperation, match="pattern_based"):
-        rt.invalidate(pattern="user:*")
+    assert list(rt.regions()) == ["memory-side", "default"]
+    with pytest.raises(UnsupportedOperation, match=r"pattern_based.*nothing was invalidated"):
+        rt.invalidate(pattern="user:*")  # every region: memory-side could scan, default cannot
+    assert side.get("user:2") == 2 and r.get("user:1") == 1  # all or nothing
     # a region flush still works by generation on a store that cannot enumerate
     r.flush()
     assert r.get("user:1") is None

@@ -363,6 +363,8 @@ class Runtime:
             if not tags and pattern is None:  # an empty (computed) tag list invalidates nothing,
                 return result                 # it must never fall through to "flush the regions"
         targets = self._targets(region)
+        if pattern is not None and not literal:
+            self._check_listable(pattern, targets)  # before any change: all or nothing
         tags = [tags] if isinstance(tags, str) else list(tags or [])
         for r in targets:
             if tags:
@@ -390,11 +392,28 @@ class Runtime:
         except UnsupportedOperation:
             return []
 
+    def _declared(self, r: Region, pattern: str) -> list[str]:
+        """The ``pattern_based`` rules of region ``r`` whose pattern is exactly ``pattern``."""
+        return [name for regex, name in r.policy.pattern_rules
+                if any(rule.name == name and rule.pattern == pattern
+                       for rule in self.config.rules if isinstance(rule, PatternBasedRule))]
+
+    def _check_listable(self, pattern: str, targets: list[Region]) -> None:
+        """Raise if an ad-hoc glob would have to list the keys of a store that cannot."""
+        if not has_glob(pattern):
+            return
+        for r in targets:
+            if not r.l2.private and not r.l2.driver.can_scan and not self._declared(r, pattern):
+                raise UnsupportedOperation(
+                    f"region {r.name!r} is on {r.provider!r}, which cannot enumerate keys for pattern "
+                    f"{pattern!r}; declare it as a rule (strategy = \"pattern_based\", pattern = {pattern!r}) "
+                    "to invalidate it by generation, or pass region= to leave that region out; nothing "
+                    "was invalidated"
+                )
+
     def _invalidate_pattern(self, r: Region, pattern: str, result: InvalidationResult, dry_run: bool,
                             literal: bool = False) -> None:
-        declared = [name for regex, name in r.policy.pattern_rules
-                    if any(rule.name == name and rule.pattern == pattern
-                           for rule in self.config.rules if isinstance(rule, PatternBasedRule))]
+        declared = self._declared(r, pattern)
         if declared:
             result.generations.setdefault(r.name, []).extend(f"rule:{n}" for n in declared)
             if not dry_run:
@@ -407,14 +426,7 @@ class Runtime:
             elif r.forget(pattern):
                 result.keys.setdefault(r.name, []).append(pattern)
             return
-        try:
-            keys = r.keys(pattern)
-        except UnsupportedOperation as exc:
-            raise UnsupportedOperation(
-                f"region {r.name!r} is on {r.provider!r}, which cannot enumerate keys for pattern "
-                f"{pattern!r}; declare it as a rule (strategy = \"pattern_based\", pattern = {pattern!r}) "
-                "to invalidate it by generation"
-            ) from exc
+        keys = r.keys(pattern)  # listable: _check_listable ran first
         result.keys.setdefault(r.name, []).extend(keys)
         if not dry_run and keys:
             r.forget_many(keys)
@@ -436,6 +448,9 @@ class Runtime:
                 patterns.append((self._fill(event, rule.name, "pattern", template, params if literal else escaped),
                                  literal))
             tags = [self._fill(event, rule.name, "tag", t, params) for t in rule.tags]
+            for pattern, literal in patterns:
+                if not literal:
+                    self._check_listable(pattern, self._targets(rule.regions or None))
             plan.append((rule.regions or None, patterns, tags, rule.flush_regions))
         total = InvalidationResult()
         for regions, patterns, tags, flush in plan:
