@@ -20,7 +20,7 @@ $(VENV)/.dev: $(VENV)/bin/python pyproject.toml
 	touch $@ $(VENV)/.demo
 
 demo: $(VENV)/.demo
-	$(VENV)/bin/cachekit validate configs/*.toml
+	$(VENV)/bin/cachekit validate configs/
 	$(VENV)/bin/cachekit demo --plot demo-hit-ratio.png
 
 servers:
