@@ -51,6 +51,7 @@ from uuid import UUID
 from . import facade as _facade
 from .errors import CacheError
 from .facade import Cache
+from .providers.base import MISSING
 from .runtime.policy import normalize_ttl
 from .runtime.region import Region, TaggedCache, is_async_callable
 
@@ -176,6 +177,21 @@ def cache_key(prefix: str, /, *args: Any, **kwargs: Any) -> str:
 _KeyOption = str | Callable[..., str] | None
 
 
+def _single_key(prefix: str) -> Callable[[Any], str | None]:
+    """``prefix:value`` for one int or short plain-text value (``None`` for anything else)."""
+    head = prefix + ":"
+
+    def single(value: Any) -> str | None:
+        kind = type(value)
+        if kind is int or (kind is str and len(value) <= MAX_PLAIN_STRING and _PLAIN_TEXT(value)):
+            key = head + str(value) if kind is int else head + value
+            if len(key) <= MAX_KEY_LENGTH:
+                return key
+        return None
+
+    return single
+
+
 class _KeyBuilder:
     """Turns a call's arguments into a key for one decorated function."""
 
@@ -211,6 +227,10 @@ class _KeyBuilder:
         if any(p.name in self.ignore for p in params[self.fast_skip:]):
             self.fast_arity = -1
         self.fast_single = self.fast_arity - self.fast_skip == 1
+        #: for ``f(one_plain_argument)``: the key of a plain int or short text value, else ``None``
+        self.single: Callable[[Any], str | None] | None = None
+        if self.fast_single and key is None:
+            self.single = _single_key(self.prefix)
 
     def _check_template(self, template: str) -> None:
         names = {p.name for p in self.params}
@@ -245,13 +265,10 @@ class _KeyBuilder:
             positional = args[self.fast_skip:]
             return self.template.format(*positional, **self.arguments(args, kwargs))
         if not kwargs and len(args) == self.fast_arity:
-            if self.fast_single:  # one plain argument: the common f(user_id) case, without a join
-                value = args[-1]
-                kind = type(value)
-                if kind is int or (kind is str and len(value) <= MAX_PLAIN_STRING and _PLAIN_TEXT(value)):
-                    key = f"{self.prefix}:{value}"
-                    if len(key) <= MAX_KEY_LENGTH:
-                        return key
+            if self.single is not None:  # one plain argument: the common f(user_id) case, without a join
+                key = self.single(args[-1])
+                if key is not None:
+                    return key
             return _join(self.prefix, args[self.fast_skip:], ())
         try:
             bound = self.signature.bind(*args, **kwargs)
@@ -389,11 +406,25 @@ class CachedFunction:
         """The cache key of a call with these arguments."""
         return self.make_key(args, kwargs)
 
+    def _hit(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[str, Any]:
+        """The call's key, and its value when an in-process region holds it (else ``MISSING``):
+        a hit answers before any loader is built."""
+        mk = self.make_key
+        single = mk.single
+        key = (single(args[-1]) if single is not None and not kwargs and len(args) == mk.fast_arity
+               else None) or mk(args, kwargs)
+        if not self.tags:
+            region = self.region()
+            if region._fast:
+                return key, region._fast_hit(key)
+        return key, MISSING
+
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        key = self.make_key(args, kwargs)
-        target = self.region() if not self.tags else self._target(args, kwargs)
+        key, value = self._hit(args, kwargs)
+        if value is not MISSING:
+            return value
         fn = self.__wrapped__
-        return target.remember(key, self.ttl, lambda: fn(*args, **kwargs))
+        return self._target(args, kwargs).remember(key, self.ttl, lambda: fn(*args, **kwargs))
 
     def invalidate(self, *args: Any, **kwargs: Any) -> bool:
         """Forget the cached result of a call with these arguments; ``True`` if one was cached."""
@@ -423,7 +454,9 @@ class AsyncCachedFunction(CachedFunction):
         _mark_coroutine(self)
 
     async def __call__(self, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
-        key = self.make_key(args, kwargs)
+        key, value = self._hit(args, kwargs)
+        if value is not MISSING:
+            return value
         fn = self.__wrapped__
         return await self._target(args, kwargs).aremember(key, self.ttl, lambda: fn(*args, **kwargs))
 

@@ -657,3 +657,24 @@ async def test_cache_aside_loads_once_under_concurrency_and_carries_tags() -> No
     assert calls == [1]
     Cache.tags("t").flush()
     Cache.assert_missing("answer")
+
+
+def test_hits_answered_on_the_fast_path_are_counted_and_keep_lru_order() -> None:
+    rt = Runtime(CacheConfig(regions={"default": {"ttl": 60, "max_size": 2}}), clock=FakeClock())
+    calls: list[int] = []
+
+    @cached(runtime=rt)
+    def square(x: int) -> int:
+        calls.append(x)
+        return x * x
+
+    try:
+        assert square(1) == 1 and square(2) == 4
+        assert square(1) == 1  # a hit: 1 becomes the most recently used
+        assert square(3) == 9  # evicts 2, the least recently used, not 1
+        assert square(1) == 1 and calls == [1, 2, 3]
+        assert square(2) == 4 and calls == [1, 2, 3, 2]
+        stats = rt.region().stats
+        assert (stats.hits, stats.misses, stats.loads) == (2, 4, 4)
+    finally:
+        rt.close()

@@ -135,6 +135,17 @@ class Region:
         value = self._lookup(key, ())
         return default if value is MISSING else value
 
+    def _fast_hit(self, key: str) -> Any:
+        """On the fast path (``self._fast``): the fresh value, counted as a hit, or ``MISSING``
+        (nothing counted: the caller goes on to the full lookup)."""
+        entry = self._data_get(key)
+        if entry is not None and entry[1] > self._now() and entry[2] is None:
+            if self._mem.lru_active:
+                self._mem.touch(key)
+            self.stats.hits += 1
+            return entry[0]
+        return MISSING
+
     def has(self, key: str) -> bool:
         """``True`` when a fresh entry exists (a cached ``None`` counts)."""
         return self._lookup(key, ()) is not MISSING
@@ -678,10 +689,9 @@ class Region:
         if is_async_callable(callback):
             return self.aremember(key, ttl, callback, tags=tags)
         if self._fast and not tags:
-            entry = self._data_get(key)
-            if entry is not None and entry[1] > self._now() and entry[2] is None:
-                self.stats.hits += 1
-                return entry[0]
+            value = self._fast_hit(key)
+            if value is not MISSING:
+                return value
         value = self._lookup(key, tags, allow_stale=True)
         if type(value) is _Stale:
             self._refresh_in_background(key, ttl, callback, tags)
