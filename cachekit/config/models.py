@@ -183,6 +183,9 @@ class RegionConfig(_Model):
     invalidation_strategy: Literal["time_based", "event_based", "pattern_based"] | None = Field(
         None, description="informative: the strategy the region's rules follow"
     )
+    flush: Literal["delete", "generation"] | None = Field(
+        None, description="how flush() empties a shared region: delete its keys, or advance its generation "
+        "(O(1), one more key per read); default: delete where the store can list keys, else generation")
     stale_ttl: Seconds | None = Field(None, description="serve stale this long while one caller refreshes")
     lock: bool = Field(False, description="cross-process lock around loaders (Redis SET NX / memcached add)")
     lock_timeout: Seconds = Field(10.0, description="seconds a loader may hold the lock")

@@ -64,6 +64,8 @@ class Policy:
     lock_timeout: float = 10.0
     #: the region's own serializer (``None``: the provider's)
     serializer: str | None = None
+    #: how a shared region is flushed: "delete" its keys, "generation" (O(1)), or None (by the store)
+    flush: str | None = None
     l1_provider: str | None = None
     l1_ttl: float | None = None
     l1_max_size: int | None = None

@@ -102,7 +102,9 @@ class Region:
         if l2.private:
             self._data_get = l2.driver.data.get  # type: ignore[attr-defined]
             self._mem = l2.driver
-        self._region_gen = None if (l2.private or l2.driver.can_scan) else self._gen_key("region", "")
+        # a shared region flushes by generation when asked to, or when its store cannot list keys
+        by_generation = not l2.private and (policy.flush == "generation" or not l2.driver.can_scan)
+        self._region_gen = self._gen_key("region", "") if by_generation else None
         #: entries may carry generation stamps even without tags (declared patterns, region generation)
         self._stamped = bool(policy.pattern_rules) or self._region_gen is not None
 

@@ -209,6 +209,7 @@ class Runtime:
             lock=rc.lock,
             lock_timeout=rc.lock_timeout,
             serializer=rc.serializer,
+            flush=rc.flush,
             l1_provider=l1.provider if l1 else None,
             l1_ttl=l1.ttl if l1 else None,
             l1_max_size=l1.max_size if l1 else None,

@@ -24,6 +24,8 @@ class StoreConformance:
     shared: ClassVar[bool] = True
     #: whether ad-hoc glob patterns can be scanned
     can_scan: ClassVar[bool] = True
+    #: the regions' ``flush`` setting (None: the store's default)
+    region_flush: ClassVar[str | None] = None
 
     @pytest.fixture
     def provider(self, request: pytest.FixtureRequest, tmp_path: Path) -> dict[str, Any]:
@@ -35,7 +37,8 @@ class StoreConformance:
         return {
             "cache": {"prefix": prefix, "default_region": "default"},
             "providers": {"store": provider},
-            "regions": {"default": {"provider": "store", "ttl": 60}, "other": {"provider": "store"}},
+            "regions": {"default": {"provider": "store", "ttl": 60, "flush": self.region_flush},
+                        "other": {"provider": "store", "flush": self.region_flush}},
             "rules": [
                 {"name": "user-data", "strategy": "pattern_based", "pattern": "user:*"},
                 {"name": "user-update", "strategy": "event_based", "events": ["user_updated"],
@@ -204,6 +207,22 @@ class StoreConformance:
         assert rt.region().get("profile:3") is None
         assert rt.region("other").get("k") is None
 
+    def test_region_flush_deletes_keys_or_advances_the_generation(self, rt: Runtime) -> None:
+        r = rt.region()
+        r.put("a", 1)
+        r.put("b", 2)
+        preview = rt.invalidate(region="default", dry_run=True)
+        by_generation = self.region_flush == "generation" or not self.can_scan
+        if by_generation:  # O(1): one increment, whatever the region holds
+            assert preview.generations == {"default": ["region"]} and not preview.keys
+        else:
+            assert sorted(preview.keys["default"]) == ["a", "b"] and not preview.generations
+        assert r.get("a") == 1  # a dry run changes nothing
+        assert r.flush()
+        assert r.get("a") is None and r.get("b") is None
+        r.put("a", 3)  # a region flushed by generation takes new entries at once
+        assert r.get("a") == 3
+
     def test_second_runtime_sees_writes_and_invalidations(self, rt: Runtime, peer: Runtime) -> None:
         rt.region().put("shared", "v1")
         assert peer.region().get("shared") == "v1"
@@ -280,3 +299,15 @@ class TestMemcachedPool(StoreConformance):
     @pytest.fixture
     def provider(self, memcached_pool: Any) -> dict[str, Any]:
         return {"type": "memcached", "servers": list(memcached_pool.servers)}
+
+
+class TestFileFlushByGeneration(TestFile):
+    region_flush = "generation"
+
+
+class TestRedisFlushByGeneration(TestRedis):
+    region_flush = "generation"
+
+
+class TestRedisClusterFlushByGeneration(TestRedisCluster):
+    region_flush = "generation"
