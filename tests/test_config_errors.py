@@ -64,7 +64,7 @@ CASES = [
          ["unknown strategy 'time_basd'", "time_based, pattern_based, event_based", "did you mean 'time_based'?"]),
     ]),
     ("several_errors.toml", [
-        (2, "cache.prefix", ["must not contain ':' or whitespace"]),
+        (2, "cache.prefix", ["must be printable ASCII without ':' or whitespace"]),
         (3, "cache.default_provider", ["unknown provider 'locl'", "did you mean 'local'?"]),
         (7, "providers.local.max_size", ["must be greater than 0", "got 0"]),
         (12, "regions.users.serializer", ["invalid value 'xml'", "pickle, json, msgpack"]),
@@ -246,3 +246,10 @@ def test_default_region_must_be_declared_unless_it_is_default() -> None:
     (item,) = info.value.errors
     assert (item.line, item.path) == (2, "cache.default_region")
     assert "did you mean 'users'?" in item.message
+
+
+@pytest.mark.parametrize("prefix", ["café", "a b", "a:b", "x" * 101])
+def test_a_prefix_no_store_can_carry_is_a_config_error(prefix: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        parse_config(f'[cache]\nprefix = "{prefix}"\n', file="p.toml", environ={})
+    assert info.value.errors[0].path == "cache.prefix" and info.value.errors[0].line == 2

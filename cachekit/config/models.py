@@ -63,7 +63,8 @@ class CacheSection(_Model):
     """``[cache]``: global switches."""
 
     enabled: bool = Field(True, description="false turns every read into a miss and every write into a no-op")
-    prefix: str = Field("cachekit", description="namespace of every key in shared stores", min_length=1)
+    prefix: str = Field("cachekit", description="namespace of every key in shared stores", min_length=1,
+                        max_length=100)
     default_region: str = Field("default", description="region used by the facade when none is named")
     default_provider: str = Field("memory", description="provider of regions that do not name one")
     default_ttl: Seconds | None = Field(300, description="TTL of regions that do not set one; none = forever")
@@ -76,8 +77,9 @@ class CacheSection(_Model):
     @field_validator("prefix")
     @classmethod
     def _no_colon(cls, v: str) -> str:
-        if ":" in v or any(c.isspace() for c in v):
-            raise ValueError("prefix must not contain ':' or whitespace")
+        if ":" in v or not (v.isascii() and v.isprintable()) or any(c.isspace() for c in v):
+            # every store must carry it as is: memcached keys are printable ASCII without spaces
+            raise ValueError("prefix must be printable ASCII without ':' or whitespace")
         return v
 
 
