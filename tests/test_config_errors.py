@@ -253,3 +253,10 @@ def test_a_prefix_no_store_can_carry_is_a_config_error(prefix: str) -> None:
     with pytest.raises(ConfigError) as info:
         parse_config(f'[cache]\nprefix = "{prefix}"\n', file="p.toml", environ={})
     assert info.value.errors[0].path == "cache.prefix" and info.value.errors[0].line == 2
+
+
+def test_an_empty_signing_key_is_a_config_error_not_silently_unsigned() -> None:
+    with pytest.raises(ConfigError) as info:
+        parse_config('[providers.r]\ntype = "redis"\nsigning_key = ""\n', file="k.toml", environ={})
+    item = info.value.errors[0]
+    assert item.path == "providers.r.signing_key" and item.line == 3 and "signing_key is empty" in item.message

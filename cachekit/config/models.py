@@ -92,6 +92,15 @@ class _ProviderBase(_Model):
     signing_key: SecretStr | None = Field(None, description="HMAC-SHA256 key; unsigned payloads are rejected")
     max_value_size: int | None = Field(None, gt=0, description="largest encoded value accepted, bytes")
 
+    @field_validator("signing_key")
+    @classmethod
+    def _key_not_empty(cls, v: SecretStr | None) -> SecretStr | None:
+        if v is not None and not v.get_secret_value():
+            # an empty key would silently mean "not signed": say so instead
+            raise ValueError("signing_key is empty; remove it (CACHEKIT_SIGNING_KEY is then used, if set) "
+                             "or give a key")
+        return v
+
 
 class MemoryProviderConfig(_ProviderBase):
     """An in-process store: references kept, LRU eviction past ``max_size``."""
