@@ -51,7 +51,6 @@ from uuid import UUID
 from . import facade as _facade
 from .errors import CacheError
 from .facade import Cache
-from .providers.base import MISSING
 from .runtime.policy import normalize_ttl
 from .runtime.region import Region, TaggedCache, is_async_callable
 
@@ -406,23 +405,20 @@ class CachedFunction:
         """The cache key of a call with these arguments."""
         return self.make_key(args, kwargs)
 
-    def _hit(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[str, Any]:
-        """The call's key, and its value when an in-process region holds it (else ``MISSING``):
-        a hit answers before any loader is built."""
+    def _call_key(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
+        """:attr:`make_key`, with the one-plain-argument case answered inline."""
         mk = self.make_key
         single = mk.single
-        key = (single(args[-1]) if single is not None and not kwargs and len(args) == mk.fast_arity
-               else None) or mk(args, kwargs)
-        if not self.tags:
-            region = self.region()
-            if region._fast:
-                return key, region._fast_hit(key)
-        return key, MISSING
+        if single is not None and not kwargs and len(args) == mk.fast_arity:
+            key = single(args[-1])
+            if key is not None:
+                return key
+        return mk(args, kwargs)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        key, value = self._hit(args, kwargs)
-        if value is not MISSING:
-            return value
+        key = self._call_key(args, kwargs)
+        if not self.tags:  # the region builds the loader only on a miss
+            return self.region().remember_call(key, self.ttl, self.__wrapped__, args, kwargs)
         fn = self.__wrapped__
         return self._target(args, kwargs).remember(key, self.ttl, lambda: fn(*args, **kwargs))
 
@@ -454,9 +450,9 @@ class AsyncCachedFunction(CachedFunction):
         _mark_coroutine(self)
 
     async def __call__(self, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
-        key, value = self._hit(args, kwargs)
-        if value is not MISSING:
-            return value
+        key = self._call_key(args, kwargs)
+        if not self.tags:
+            return await self.region().aremember_call(key, self.ttl, self.__wrapped__, args, kwargs)
         fn = self.__wrapped__
         return await self._target(args, kwargs).aremember(key, self.ttl, lambda: fn(*args, **kwargs))
 

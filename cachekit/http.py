@@ -25,6 +25,7 @@ A cached value that JSON cannot represent is returned as its ``repr`` with ``"va
 
 import hmac
 import json
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -150,6 +151,25 @@ def create_router(runtime: "Runtime | None" = None, token: str | None = None) ->
 
     router = APIRouter(prefix="/api/cache", tags=["cache"], dependencies=[Depends(authorize)])
 
+    def member_routes(collection: str, get: Callable[[str], Awaitable[Result[Any]]],
+                      update: Callable[[str, dict[str, Any]], Awaitable[Result[Any]]],
+                      delete: Callable[[str], Awaitable[Result[Any]]]) -> None:
+        """``GET PUT DELETE /<collection>/{id}`` over a service's get / update / delete."""
+
+        async def read(id: str) -> Any:
+            return answer(await get(id))
+
+        async def change(id: str, body: dict[str, Any]) -> Any:
+            return answer(await update(id, body))
+
+        async def remove(id: str) -> Any:
+            return answer(await delete(id))
+
+        path, one = f"/{collection}/{{id}}", collection.removesuffix("s")
+        router.add_api_route(path, read, methods=["GET"], name=f"get_{one}")
+        router.add_api_route(path, change, methods=["PUT"], name=f"update_{one}")
+        router.add_api_route(path, remove, methods=["DELETE"], name=f"delete_{one}")
+
     # -- providers ------------------------------------------------------------------------
     @router.get("/providers")
     async def list_providers() -> Any:
@@ -160,17 +180,7 @@ def create_router(runtime: "Runtime | None" = None, token: str | None = None) ->
         return answer(await providers.register_provider(body.name, body.provider_type, body.connection_details,
                                                         **(body.model_extra or {})), 201)
 
-    @router.get("/providers/{provider_id}")
-    async def get_provider(provider_id: str) -> Any:
-        return answer(await providers.get_provider(provider_id))
-
-    @router.put("/providers/{provider_id}")
-    async def update_provider(provider_id: str, body: dict[str, Any]) -> Any:
-        return answer(await providers.update_provider(provider_id, body))
-
-    @router.delete("/providers/{provider_id}")
-    async def delete_provider(provider_id: str) -> Any:
-        return answer(await providers.delete_provider(provider_id))
+    member_routes("providers", providers.get_provider, providers.update_provider, providers.delete_provider)
 
     @router.get("/providers/{provider_id}/summary")
     async def provider_summary(provider_id: str) -> Any:
@@ -191,17 +201,7 @@ def create_router(runtime: "Runtime | None" = None, token: str | None = None) ->
         return answer(await regions.create_region(body.name, body.provider_id, body.ttl, body.max_size,
                                                   **(body.model_extra or {})), 201)
 
-    @router.get("/regions/{region_id}")
-    async def get_region(region_id: str) -> Any:
-        return answer(await regions.get_region(region_id))
-
-    @router.put("/regions/{region_id}")
-    async def update_region(region_id: str, body: dict[str, Any]) -> Any:
-        return answer(await regions.update_region(region_id, body))
-
-    @router.delete("/regions/{region_id}")
-    async def delete_region(region_id: str) -> Any:
-        return answer(await regions.delete_region(region_id))
+    member_routes("regions", regions.get_region, regions.update_region, regions.delete_region)
 
     # -- rules ----------------------------------------------------------------------------
     @router.get("/rules")
@@ -214,17 +214,7 @@ def create_router(runtime: "Runtime | None" = None, token: str | None = None) ->
     async def create_rule(body: RuleBody) -> Any:
         return answer(await rules.create_rule(body.name, body.strategy_type, **(body.model_extra or {})), 201)
 
-    @router.get("/rules/{rule_id}")
-    async def get_rule(rule_id: str) -> Any:
-        return answer(await rules.get_rule(rule_id))
-
-    @router.put("/rules/{rule_id}")
-    async def update_rule(rule_id: str, body: dict[str, Any]) -> Any:
-        return answer(await rules.update_rule(rule_id, body))
-
-    @router.delete("/rules/{rule_id}")
-    async def delete_rule(rule_id: str) -> Any:
-        return answer(await rules.delete_rule(rule_id))
+    member_routes("rules", rules.get_rule, rules.update_rule, rules.delete_rule)
 
     # -- items (the pattern route comes first: it would otherwise be read as a key) -------
     @router.delete("/items/pattern/{pattern:path}")

@@ -22,10 +22,11 @@ from servers import (
     RedisCluster,
     RedisSentinel,
     RedisServer,
+    in_ci,
     missing_binaries,
 )
 
-from cachekit import Cache
+from cachekit import Cache, Runtime
 
 # -- test servers ---------------------------------------------------------------------------------
 # Real redis-server / memcached processes on free loopback ports, one of each kind per session.
@@ -37,7 +38,7 @@ def _require_binaries(*names: str) -> None:
     missing = missing_binaries(*names)
     if missing:
         message = f"{', '.join(missing)} not found on PATH"
-        if os.environ.get("CI", "").lower() in ("true", "1"):
+        if in_ci():
             pytest.fail(f"{message} (required when CI=true)")
         pytest.skip(message)
 
@@ -134,3 +135,9 @@ def docs_sandbox(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
     Cache.reset()
     if "matplotlib.pyplot" in sys.modules:
         sys.modules["matplotlib.pyplot"].close("all")
+
+
+@pytest.fixture
+def fake(cache: Any) -> Runtime:
+    """The runtime of the plugin's ``cache`` fixture (a fresh fake runtime bound to ``Cache``)."""
+    return cache.runtime  # type: ignore[no-any-return]

@@ -18,7 +18,7 @@ import subprocess
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import redis
@@ -54,6 +54,22 @@ def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((HOST, 0))
         return int(sock.getsockname()[1])
+
+
+def in_ci() -> bool:
+    """``CI=true``: what a test needs must be there; a missing piece fails instead of skipping."""
+    return os.environ.get("CI", "").lower() in ("true", "1")
+
+
+def need_module(name: str) -> Any:
+    """Import an optional dependency; skip the module's tests without it, but fail when :func:`in_ci`."""
+    import importlib
+
+    import pytest
+
+    if in_ci():
+        return importlib.import_module(name)  # an ImportError fails the collection, visibly
+    return pytest.importorskip(name)
 
 
 def missing_binaries(*names: str) -> list[str]:

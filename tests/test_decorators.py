@@ -9,7 +9,6 @@ import subprocess
 import sys
 import textwrap
 import threading
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, timedelta
 from enum import Enum
@@ -34,11 +33,7 @@ from cachekit import (
 DOC = Path(__file__).resolve().parent.parent / "docs" / "decorators.md"
 
 
-@pytest.fixture(autouse=True)
-def fake() -> Iterator[Runtime]:
-    runtime = Cache.fake()
-    yield runtime
-    Cache.reset()
+pytestmark = pytest.mark.usefixtures("fake")  # a fresh fake runtime bound to Cache (conftest)
 
 
 class FakeDB:

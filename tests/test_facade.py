@@ -11,12 +11,7 @@ from dict_driver import DictDriver
 
 from cachekit import MISSING, Cache, CacheError, Runtime
 
-
-@pytest.fixture(autouse=True)
-def fake() -> Runtime:
-    runtime = Cache.fake()
-    yield runtime
-    Cache.reset()
+pytestmark = pytest.mark.usefixtures("fake")  # a fresh fake runtime bound to Cache (conftest)
 
 
 def test_put_get_has_forget_flush() -> None:

@@ -9,11 +9,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from servers import need_module
 
-pytest.importorskip("fastapi")
-pytest.importorskip("httpx")
+need_module("fastapi")
+need_module("httpx")
 
-from fastapi import Depends, FastAPI
+from fastapi import Depends, FastAPI  # noqa: E402
 
 with warnings.catch_warnings():
     # starlette asks for httpx2; the dev extra installs httpx, which still works.
@@ -21,8 +22,8 @@ with warnings.catch_warnings():
     from fastapi.testclient import TestClient
 
 
-from cachekit import Cache, CacheConfig, FakeClock, MissingExtraError, Runtime, get_caching_dependencies
-from cachekit.http import create_app, create_router
+from cachekit import Cache, CacheConfig, FakeClock, MissingExtraError, Runtime, get_caching_dependencies  # noqa: E402
+from cachekit.http import create_app, create_router  # noqa: E402
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "http.md"
 API = "/api/cache"

@@ -8,16 +8,17 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from servers import need_module
 
-pytest.importorskip("pymemcache")
+need_module("pymemcache")
 
-from pymemcache.client.base import Client
+from pymemcache.client.base import Client  # noqa: E402
 
-from cachekit.config.models import MemcachedProviderConfig
-from cachekit.errors import ProviderError, UnsupportedOperation, ValueTooLargeError
-from cachekit.providers.base import MISSING
-from cachekit.providers.memcached import MAX_PLAIN_KEY, MemcachedDriver
-from cachekit.serializers import SerializationError, make_serializer
+from cachekit.config.models import MemcachedProviderConfig  # noqa: E402
+from cachekit.errors import ProviderError, UnsupportedOperation, ValueTooLargeError  # noqa: E402
+from cachekit.providers.base import MISSING  # noqa: E402
+from cachekit.providers.memcached import MAX_PLAIN_KEY, MemcachedDriver  # noqa: E402
+from cachekit.serializers import SerializationError, make_serializer  # noqa: E402
 
 NS = "cachekit:"
 ENTRY = ("value", float("inf"), (("cachekit:default:__gen__:tag:users", 3),))

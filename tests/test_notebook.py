@@ -5,11 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from servers import need_module
 
-pytest.importorskip("ipywidgets")
+need_module("ipywidgets")
 
-from cachekit import load
-from cachekit.notebook import TuningPanel
+from cachekit import load  # noqa: E402
+from cachekit.notebook import TuningPanel  # noqa: E402
 
 CONFIG = """\
 # tuned in a notebook

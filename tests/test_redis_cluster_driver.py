@@ -9,9 +9,9 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from servers import ask
+from servers import ask, need_module
 
-redis = pytest.importorskip("redis")
+redis = need_module("redis")
 
 from cachekit.config.models import RedisProviderConfig  # noqa: E402
 from cachekit.providers.base import MISSING  # noqa: E402

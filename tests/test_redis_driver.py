@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 from pydantic import SecretStr
-from servers import free_port
+from servers import free_port, need_module
 
-redis = pytest.importorskip("redis")
+redis = need_module("redis")
 
 from cachekit.config.models import RedisProviderConfig  # noqa: E402
 from cachekit.errors import ProviderError, UnsupportedOperation, ValueTooLargeError  # noqa: E402

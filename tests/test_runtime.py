@@ -7,6 +7,7 @@ import sys
 from typing import Any
 
 import pytest
+from servers import need_module
 
 from cachekit import CacheConfig, CacheError, FakeClock, Runtime, UnsupportedOperation
 
@@ -159,7 +160,7 @@ def test_stats_count_hits_misses_sets_deletes() -> None:
 
 
 def test_stats_to_frame_is_a_dataframe_indexed_by_region() -> None:
-    pd = pytest.importorskip("pandas")
+    pd = need_module("pandas")
     rt = compile_(regions={"a": {}, "b": {}})
     rt.region("a").put("k", 1)
     rt.region("a").get("k")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -34,11 +33,7 @@ from cachekit.services import CacheItem, CacheItemService, CacheRegionService
 DOC = Path(__file__).resolve().parent.parent / "docs" / "services.md"
 
 
-@pytest.fixture(autouse=True)
-def fake() -> Iterator[Runtime]:
-    runtime = Cache.fake()
-    yield runtime
-    Cache.reset()
+pytestmark = pytest.mark.usefixtures("fake")  # a fresh fake runtime bound to Cache (conftest)
 
 
 class FakeDB:

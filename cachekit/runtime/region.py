@@ -718,6 +718,25 @@ class Region:
 
         return self._singleflight.do(self._flight_key(key), lambda: self.runtime._locked(self, key, load))
 
+    def remember_call(self, key: str, ttl: Any, fn: Callable[..., Any], args: tuple[Any, ...],
+                      kwargs: dict[str, Any]) -> Any:
+        """``remember(key, ttl, lambda: fn(*args, **kwargs))`` that builds the loader only on a miss
+        (what ``@cached`` calls: an in-process hit costs no closure)."""
+        if self._fast:
+            value = self._fast_hit(key)
+            if value is not MISSING:
+                return value
+        return self.remember(key, ttl, lambda: fn(*args, **kwargs))
+
+    async def aremember_call(self, key: str, ttl: Any, fn: Callable[..., Any], args: tuple[Any, ...],
+                             kwargs: dict[str, Any]) -> Any:
+        """The async twin of :meth:`remember_call` (``@async_cached``)."""
+        if self._fast:
+            value = self._fast_hit(key)
+            if value is not MISSING:
+                return value
+        return await self.aremember(key, ttl, lambda: fn(*args, **kwargs))
+
     def remember_forever(self, key: str, callback: Callable[[], Any]) -> Any:
         """:meth:`remember` without expiry (single flight and the cross-process lock included)."""
         return self.remember(key, FOREVER, callback)
