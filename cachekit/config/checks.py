@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError, create_model
 
 from ..errors import ConfigErrorItem
 from .diagnostics import Locator, did_you_mean, items_from_validation_error, one_of
-from .models import BUILTIN_PROVIDER_TYPES, CacheConfig, CustomProviderConfig, EventBasedRule
+from .models import BUILTIN_PROVIDER_TYPES, CacheConfig, CustomProviderConfig, EventBasedRule, region_name_problem
 from .paths import LineMap, PathKey
 
 __all__ = ["ENTRY_POINT_GROUP", "config_data", "cross_check", "provider_entry_points", "validate_config"]
@@ -144,8 +144,11 @@ def _check_cache_section(config: Any) -> Iterator[Problem]:
     if _provider_type(config, default_provider) is None:
         yield ("cache", "default_provider"), _unknown_provider(config, default_provider)
     default_region = config.cache.default_region
-    # "default" needs no declaration: it takes the [cache] defaults.
-    if default_region != "default" and default_region not in config.regions:
+    bad_name = region_name_problem(default_region)
+    if bad_name:
+        yield ("cache", "default_region"), bad_name
+    elif default_region != "default" and default_region not in config.regions:
+        # "default" needs no declaration: it takes the [cache] defaults.
         known = list(config.regions)
         yield ("cache", "default_region"), (
             f"unknown region '{default_region}'; known: {one_of(known) or 'none declared'} "
@@ -156,6 +159,9 @@ def _check_cache_section(config: Any) -> Iterator[Problem]:
 def _check_regions(config: Any) -> Iterator[Problem]:
     for name, region in config.regions.items():
         path: PathKey = ("regions", name)
+        bad_name = region_name_problem(name)
+        if bad_name:
+            yield path, bad_name
         if region.provider is not None and _provider_type(config, region.provider) is None:
             yield (*path, "provider"), _unknown_provider(config, region.provider)
         if region.l1 is not None:

@@ -47,12 +47,29 @@ __all__ = [
     "RegionConfig",
     "RuleConfig",
     "TimeBasedRule",
+    "region_name_problem",
 ]
 
 BUILTIN_PROVIDER_TYPES = ("memory", "file", "redis", "memcached")
 Seconds = Annotated[float, Field(gt=0, description="seconds, greater than 0")]
 SerializerName = Literal["pickle", "json", "msgpack"]
 OnError = Literal["ignore", "raise"]
+
+
+def region_name_problem(name: Any) -> str | None:
+    """Why ``name`` cannot name a region (its keys live under ``prefix:name:``), or ``None``.
+
+    ``:`` is the namespace separator (region ``a:b`` would own keys of region ``a``) and a leading
+    ``__`` is kept for cachekit's internal keys (``prefix:__gen__:...``); glob characters are fine,
+    every key listing treats the namespace literally.
+    """
+    if not isinstance(name, str) or not name:
+        return f"a region name is a non-empty string, not {name!r}"
+    if ":" in name:
+        return f"region name {name!r} contains ':', the namespace separator; use another character"
+    if name.startswith("__"):
+        return f"region name {name!r} starts with '__', kept for cachekit's internal keys"
+    return None
 
 
 class _Model(BaseModel):

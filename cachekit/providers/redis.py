@@ -76,9 +76,21 @@ def _server_pattern(pattern: str) -> str:
     ``*`` and ``?`` mean the same in both; a ``[...]`` class differs (``[!x]`` vs ``[^x]``, escapes),
     so from the first ``[`` on the server only filters by the literal prefix.
     """
-    head, bracket, _ = pattern.partition("[")
-    escaped = head.replace("\\", "\\\\")
-    return escaped + "*" if bracket else escaped
+    out = []
+    i, n = 0, len(pattern)
+    while i < n:
+        c = pattern[i]
+        if c == "[":
+            # a one-character class (``[*]``, ``[?]``, ``[[]``: an escaped namespace) is that literal
+            if i + 2 < n and pattern[i + 2] == "]" and pattern[i + 1] not in "!]":
+                out.append(_escape_glob(pattern[i + 1]))
+                i += 3
+                continue
+            out.append("*")
+            break
+        out.append("\\\\" if c == "\\" else c)
+        i += 1
+    return "".join(out)
 
 
 class RedisDriver(CacheDriver):

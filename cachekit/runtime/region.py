@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import CacheError
 from ..providers.base import MISSING
-from .policy import FOREVER, INF, Policy, normalize_ttl
+from .policy import FOREVER, INF, Policy, escape_glob, normalize_ttl
 from .tier import Tier
 
 if TYPE_CHECKING:
@@ -675,11 +675,14 @@ class Region:
         """:meth:`keys`, or ``None`` when the store failed (counted, logged once per outage)."""
         tier = self.l2
         ns = tier.namespace
-        found = tier.call(None, lambda: list(tier.driver.scan(ns + pattern)))
+        # the namespace is literal: a region (or prefix) named ``a*`` must not list region ``ab``
+        glob = escape_glob(ns) + pattern
+        found = tier.call(None, lambda: list(tier.driver.scan(glob)))
         if found is None:
             return None
         cut = len(ns)
-        return [k[cut:] for k in found if not k[cut:].startswith("__gen__")]
+        # internal keys live outside ``prefix:region:`` (``prefix:__gen__:...``): no user key is filtered
+        return [k[cut:] for k in found]
 
     # -- remember -------------------------------------------------------------------------
     def remember(self, key: str, ttl: Any, callback: Callable[[], Any], *, tags: tuple[str, ...] = ()) -> Any:

@@ -26,6 +26,7 @@ from ..config.models import (
     RedisProviderConfig,
     RegionConfig,
     TimeBasedRule,
+    region_name_problem,
 )
 from ..errors import CacheError, UnsupportedOperation
 from ..providers.base import CacheDriver
@@ -268,8 +269,9 @@ class Runtime:
             with self._lock:
                 region = self._regions.get(name)
                 if region is None:
-                    if not isinstance(name, str) or not name or name.startswith("__") or ":" in name:
-                        raise CacheError(f"invalid region name {name!r}: non-empty, no ':' and no leading '__'")
+                    bad_name = region_name_problem(name)
+                    if bad_name:
+                        raise CacheError(f"invalid region name: {bad_name}")
                     region = self._regions[name] = self._build(name, self._policy(name))
         return region
 

@@ -182,6 +182,35 @@ class StoreConformance:
         assert r.get("order:1") is None
         assert r.get("item:1") == 3
 
+    def test_a_user_key_that_looks_internal_is_an_ordinary_key(self, rt: Runtime) -> None:
+        r = rt.region()
+        assert r.put("__gen__x", 1) and r.put("__lock__y", 2)
+        if self.can_scan:
+            assert sorted(r.keys()) == ["__gen__x", "__lock__y"]
+        assert r.flush()
+        assert r.get("__gen__x") is None and r.get("__lock__y") is None
+        if self.can_scan and self.region_flush != "generation":  # by generation: dead keys stay, unread
+            assert r.keys() == []
+
+    def test_region_names_with_glob_characters_list_and_flush_only_themselves(self, rt: Runtime) -> None:
+        names = ["ab", "a*", "*", "a?", "[ab]", "a\\b"]
+        try:
+            for name in names:
+                rt.region(name).put("k", name)
+                rt.region(name).put("k2", name)
+            if self.can_scan:
+                for name in names:
+                    assert sorted(rt.region(name).keys()) == ["k", "k2"], name
+                    assert rt.region(name).keys("k?") == ["k2"], name
+            for name in ["*", "a*", "a?", "[ab]"]:
+                assert rt.region(name).flush()
+                assert rt.region(name).get("k") is None
+                assert rt.region("ab").get("k") == "ab", f"flushing {name!r} removed region 'ab'"
+                assert rt.region("a\\b").get("k") == "a\\b"
+        finally:
+            for name in names:
+                rt.region(name).flush()
+
     # -- visibility from a second runtime ------------------------------------------------
     def test_second_process_sees_writes_and_invalidations(self, rt: Runtime, config_data: dict[str, Any]) -> None:
         if not self.shared:
