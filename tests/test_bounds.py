@@ -54,3 +54,159 @@ def test_a_prefix_with_glob_characters_never_lists_or_flushes_another_prefix(red
     finally:
         mine.close()
         other.close()
+
+
+# -- in-process generations ---------------------------------------------------------------------
+def test_in_process_tag_generations_are_bounded() -> None:
+    from cachekit.runtime.generations import MAX_LOCAL_GENERATIONS
+
+    rt = CacheConfig(regions={"default": {"provider": "memory", "max_size": 100}}).compile()
+    try:
+        r = rt.region()
+        for i in range(MAX_LOCAL_GENERATIONS + 5_000):
+            r.tags([f"t{i}"]).put(f"k{i % 50}", i)
+        assert len(r._local_gens) <= MAX_LOCAL_GENERATIONS
+        r.tags(["a"]).put("x", 1)
+        r.flush()
+        assert len(r._local_gens) == 0
+    finally:
+        rt.close()
+
+
+def test_evicting_a_flushed_tags_generation_never_revives_its_entries() -> None:
+    from cachekit.runtime.generations import MAX_LOCAL_GENERATIONS
+
+    rt = CacheConfig(regions={"default": {"provider": "memory", "max_size": 100}}).compile()
+    try:
+        r = rt.region()
+        r.tags(["T"]).put("old", "before the flush")
+        r.tags(["T"]).flush()
+        assert r.get("old") is None
+        for i in range(MAX_LOCAL_GENERATIONS + 10):  # T's generation is pushed out of the map
+            r.tags([f"other{i}"]).flush()
+        assert "tag:T" not in r._local_gens._map
+        assert r.get("old") is None
+        assert r.tags(["T"]).get("old") is None
+        r.tags(["T"]).put("new", 1)  # T starts again at a value no old entry carries
+        assert r.get("new") == 1 and r.get("old") is None
+    finally:
+        rt.close()
+
+
+# -- generation keys in shared stores -----------------------------------------------------------
+def _redis_runtime(url: str, prefix: str = "app", **region: Any) -> Any:
+    return CacheConfig(cache={"prefix": prefix},
+                       providers={"redis": {"type": "redis", "url": url}},
+                       regions={"default": {"provider": "redis", "ttl": 60, **region}}).compile()
+
+
+def test_redis_generation_keys_expire_after_the_entries_that_carry_them(redis_server: Any) -> None:
+    rt = _redis_runtime(redis_server.url)
+    server = redis_server.client()
+    try:
+        r = rt.region()
+        for i in range(50):
+            r.tags([f"tag{i}"]).put(f"k{i}", i)
+        gen_keys = server.keys("app:__gen__:default:*")
+        assert len(gen_keys) == 50
+        ttls = {server.ttl(k) for k in gen_keys}
+        assert all(60 <= t <= 120 for t in ttls), ttls  # at least the entries' TTL, never without expiry
+        r.tags(["tag0"]).put("long", 1, ttl=5000)  # a longer entry refreshes its tag's generation key
+        assert server.ttl("app:__gen__:default:tag:tag0") >= 5000
+        r.tags(["tag1"]).put("short", 1, ttl=1)  # a shorter one never shortens it
+        assert server.ttl("app:__gen__:default:tag:tag1") >= 60
+        r.tags(["forever"]).forever("f", 1)  # an entry without expiry: its generation has none either
+        assert server.ttl("app:__gen__:default:tag:forever") == -1
+        r.tags(["never-written"]).flush()  # flushing an unknown tag leaves no key behind
+        assert not server.exists("app:__gen__:default:tag:never-written")
+        assert r.tags(["tag2"]).get("k2") == 2
+    finally:
+        rt.close()
+
+
+def test_redis_region_flush_removes_its_generation_keys_and_nothing_foreign(redis_server: Any) -> None:
+    rt = _redis_runtime(redis_server.url)
+    server = redis_server.client()
+    try:
+        server.set("foreign", "stays")
+        server.set("app:__gen__:other:tag:t", 7)  # another region's generation
+        r = rt.region()
+        for i in range(20):
+            r.tags([f"tag{i}", "all"]).put(f"k{i}", i)
+        r.tags(["all"]).flush()
+        assert server.keys("app:__gen__:default:*")
+        assert r.flush()
+        assert server.keys("app:__gen__:default:*") == []
+        assert server.keys("app:default:*") == []
+        assert server.get("foreign") == b"stays" and server.get("app:__gen__:other:tag:t") == b"7"
+        r.tags(["all"]).put("again", 1)  # tags work again after the flush
+        assert r.tags(["all"]).get("again") == 1
+        r.tags(["all"]).flush()
+        assert r.get("again") is None
+    finally:
+        rt.close()
+
+
+def test_file_generation_keys_expire_once_no_entry_can_carry_them(tmp_path: Any) -> None:
+    from cachekit import MISSING, FakeClock
+
+    clock = FakeClock()
+    rt = CacheConfig(providers={"files": {"type": "file", "path": str(tmp_path)}},
+                     regions={"default": {"provider": "files", "ttl": 60}}).compile(clock=clock)
+    try:
+        r = rt.region()
+        driver = r.l2.driver
+        r.tags(["t"]).put("long", 1, ttl=10_000)
+        r.tags(["u"]).put("short", 2, ttl=5)
+        clock.advance(5_000)
+        assert r.get("long") == 1  # its write kept its tag's generation alive as long as itself
+        assert driver.get("cachekit:__gen__:default:tag:t") is not MISSING
+        assert driver.get("cachekit:__gen__:default:tag:u") is MISSING  # expired: nothing carries it
+        r.tags(["u"]).put("again", 3)  # the tag starts afresh
+        assert r.get("again") == 3
+        r.tags(["u"]).flush()
+        assert r.get("again") is None and r.get("long") == 1
+    finally:
+        r.flush()
+        rt.close()
+
+
+def test_memcached_generation_keys_get_an_expiry(memcached_server: Any) -> None:
+    from servers import ask
+
+    rt = CacheConfig(cache={"prefix": "mc"},
+                     providers={"mc": {"type": "memcached", "servers": [memcached_server.address]}},
+                     regions={"default": {"provider": "mc", "ttl": 60}}).compile()
+    try:
+        r = rt.region()
+        r.tags(["t"]).put("k", 1)
+        for key in ("mc:__gen__:default:tag:t", "mc:__gen__:default:region:"):
+            answer = ask(memcached_server.port, f"mg {key} t\r\n".encode())
+            assert answer.startswith(b"HD t"), answer
+            assert 60 <= int(answer.split()[1][1:]) <= 120, answer
+        assert r.get("k") == 1
+    finally:
+        rt.close()
+
+
+@pytest.mark.parametrize("native", [True, False], ids=["pexpire-gt", "script-before-redis-7"])
+def test_redis_extend_ttl_extends_and_never_shortens(redis_server: Any, native: bool) -> None:
+    from cachekit.config.models import RedisProviderConfig
+    from cachekit.providers.redis import RedisDriver
+
+    driver = RedisDriver(RedisProviderConfig(url=redis_server.url), namespace="x:")
+    driver._pexpire_gt = native
+    server = redis_server.client()
+    try:
+        driver.put("x:short", 1, 10)
+        driver.put("x:long", 1, 1000)
+        driver.put("x:forever", 1, None)
+        assert driver.extend_ttl(["x:short", "x:long", "x:forever", "x:absent"], 100)
+        assert 90 < server.ttl("x:short") <= 100
+        assert 990 < server.ttl("x:long") <= 1000
+        assert server.ttl("x:forever") == -1 and not server.exists("x:absent")
+        assert driver.extend_ttl(["x:short"], None)
+        assert server.ttl("x:short") == -1
+    finally:
+        driver.flush()
+        driver.close()

@@ -126,6 +126,17 @@ class CacheDriver:
     def decrement(self, key: str, amount: int = 1, ttl: float | None = None) -> int:
         return self.increment(key, -amount, ttl)
 
+    def extend_ttl(self, keys: Iterable[str], ttl: float | None) -> bool:
+        """Make each existing key in ``keys`` live at least ``ttl`` more seconds (``None``: no expiry),
+        never shortening it; absent keys stay absent. The runtime keeps its generation keys alive this
+        way as long as the entries stamped with them.
+
+        The default does nothing and returns ``False`` (a read-and-rewrite could undo a concurrent
+        increment): generation keys then keep the TTL they were created or advanced with, and an entry
+        that outlives its generation key reads as a miss (never as a stale hit).
+        """
+        return False
+
     def scan(self, pattern: str) -> Iterator[str]:
         """Yield keys matching the glob ``pattern`` (``fnmatch`` syntax).
 
@@ -171,6 +182,9 @@ class CacheDriver:
 
     async def aincrement(self, key: str, amount: int = 1, ttl: float | None = None) -> int:
         return await asyncio.to_thread(self.increment, key, amount, ttl)
+
+    async def aextend_ttl(self, keys: Iterable[str], ttl: float | None) -> bool:
+        return await asyncio.to_thread(self.extend_ttl, list(keys), ttl)
 
     async def aclose(self) -> None:
         """Release connections, the asyncio ones included. Safe to call twice."""

@@ -256,6 +256,22 @@ class FileDriver(CacheDriver):
             self._replace(slot[1], _pack(slot[2], expires_at, self.serializer.dumps(new)))
         return new
 
+    def extend_ttl(self, keys: Iterable[str], ttl: float | None) -> bool:
+        """Push each live key's expiry to at least ``ttl`` seconds from now (``None``: never), under
+        the key's lock; the payload is kept as it is."""
+        for key in keys:
+            slot = self._slot(key)
+            with self._locked(slot[0]):
+                found = self._read_live(key, slot, locked=True)
+                if found is None:
+                    continue
+                data, payload = found
+                expires_at = _HEADER.unpack_from(data)[2]
+                wanted = _INF if ttl is None else self.clock() + ttl
+                if expires_at < wanted:
+                    self._replace(slot[1], _pack(slot[2], wanted, payload))
+        return True
+
     def scan(self, pattern: str) -> Iterator[str]:
         """Yield the live keys matching the glob ``pattern`` (``fnmatch``, case-sensitive).
 

@@ -379,6 +379,19 @@ class MemcachedDriver(CacheDriver):
                 return new
         raise ProviderError(f"{self._where}: increment {_show(key)} lost {_CAS_ATTEMPTS} cas races in a row")
 
+    def extend_ttl(self, keys: Iterable[str], ttl: float | None) -> bool:
+        """``touch`` each key with ``ttl``. memcached cannot read a key's expiry, so this sets it (the
+        runtime passes at least the region's longest default TTL, so a generation key is shortened
+        below a live entry's life only by writes with a shorter explicit TTL after a longer one)."""
+        expire = _expire(ttl)
+        for key in keys:
+            skey = self.storage_key(key)
+            try:
+                self.client.touch(skey, expire, noreply=False)
+            except _ERRORS as exc:
+                self._again(exc, "touch", key, self.client.touch, skey, expire, noreply=False)
+        return True
+
     def scan(self, pattern: str) -> Iterator[str]:
         """Always raises :class:`UnsupportedOperation`: memcached cannot enumerate keys."""
         raise UnsupportedOperation(

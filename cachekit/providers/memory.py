@@ -122,6 +122,18 @@ class MemoryDriver(CacheDriver):
                 self.expiry[key] = keep_deadline
             return new
 
+    def extend_ttl(self, keys: Iterable[str], ttl: float | None) -> bool:
+        with self._lock:
+            deadline = None if ttl is None else self._now() + ttl
+            for key in keys:
+                if key not in self.data or key not in self.expiry:  # absent, or no expiry already
+                    continue
+                if deadline is None:
+                    del self.expiry[key]
+                elif self.expiry[key] < deadline:
+                    self.expiry[key] = deadline
+        return True
+
     def scan(self, pattern: str) -> Iterator[str]:
         with self._lock:
             keys = list(self.data)

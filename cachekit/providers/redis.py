@@ -41,6 +41,14 @@ if existed == 0 then
 end
 return value
 """
+#: PEXPIRE ... GT for servers before Redis 7: extend a key's TTL, never shorten it, keep "no expiry".
+_EXTEND_TTL = """
+local ttl = redis.call('PTTL', KEYS[1])
+if ttl >= 0 and ttl < tonumber(ARGV[1]) then
+    redis.call('PEXPIRE', KEYS[1], ARGV[1])
+end
+return ttl
+"""
 _SCAN_COUNT = 1000
 _UNLINK_BATCH = 1000
 _GLOB_SPECIAL = "*?[]\\"
@@ -128,6 +136,8 @@ class RedisDriver(CacheDriver):
         self._async_client: Any = None
         self._loop_clients: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
         self._increment_script: Any = None
+        self._extend_script: Any = None
+        self._pexpire_gt = True  # False once the server refused PEXPIRE ... GT (before Redis 7)
         self._connect_lock = threading.Lock()
 
     @classmethod
@@ -446,6 +456,39 @@ class RedisDriver(CacheDriver):
         """``INCRBY key -amount`` (see :meth:`increment`)."""
         return self.increment(key, -amount, ttl)
 
+    def extend_ttl(self, keys: Iterable[str], ttl: float | None) -> bool:
+        """``PEXPIRE key ms GT`` (a Lua script before Redis 7), or ``PERSIST`` for ``None``, pipelined."""
+        from redis.exceptions import ResponseError
+
+        keys = list(keys)
+        if not keys:
+            return True
+        px = _px(ttl)
+        client = self._client or self._connect()
+        try:
+            if px is None or self._pexpire_gt:
+                pipe = client.pipeline(transaction=False)
+                for key in keys:
+                    if px is None:
+                        pipe.persist(key)
+                    else:
+                        pipe.pexpire(key, px, gt=True)
+                try:
+                    pipe.execute()
+                    return True
+                except ResponseError as exc:
+                    if px is None or ("syntax" not in str(exc).lower() and "argument" not in str(exc).lower()):
+                        raise
+                    self._pexpire_gt = False  # an older server: use the script from now on
+            script = self._extend_script
+            if script is None:
+                script = self._extend_script = client.register_script(_EXTEND_TTL)
+            for key in keys:
+                script(keys=[key], args=[px])
+        except self._errors as exc:
+            raise self._fail("extend_ttl", exc) from exc
+        return True
+
     def scan(self, pattern: str) -> Iterator[str]:
         """Keys matching the ``fnmatch`` ``pattern``, from every primary; each key once."""
         client = self._client or self._connect()
@@ -474,7 +517,7 @@ class RedisDriver(CacheDriver):
         with self._connect_lock:
             client, self._client = self._client, None
             sentinel, self._sentinel = self._sentinel, None
-            self._increment_script = None
+            self._increment_script = self._extend_script = None
         if client is None:
             return
         client.close()

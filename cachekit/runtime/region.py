@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import CacheError
 from ..providers.base import MISSING
+from .generations import LocalGenerations
 from .policy import FOREVER, INF, Policy, escape_glob, normalize_ttl
 from .tier import Tier
 
@@ -76,7 +77,7 @@ class Region:
         self._now = runtime.clock.now
         self._singleflight = runtime.singleflight
         self._lock = threading.RLock()
-        self._local_gens: dict[str, int] = {}
+        self._local_gens = LocalGenerations()
         self._refreshing: set[str] = set()
         self._gen_prefix = gen_prefix
         # L1 consistency: every removal from L1 (a local write, a bus message) advances the epoch
@@ -87,6 +88,8 @@ class Region:
         #: generations (tags, rules, the region) whose advance failed while the store was down:
         #: entries stamped with them read as misses until the advance is replayed on recovery
         self._pending_gens: set[str] = set()
+        #: generation key -> (value, until when this process made it live): skips redundant refreshes
+        self._gen_alive: dict[str, tuple[int, float]] = {}
         self.configure(policy, l2, l1)
 
     # -- configuration --------------------------------------------------------------------
@@ -299,7 +302,7 @@ class Region:
         if stamps is not None:
             gens = self._local_gens
             for gen_key, gen in stamps:
-                if gens.get(gen_key, 0) != gen:
+                if gens.get(gen_key) != gen:
                     return MISSING
         return entry
 
@@ -399,28 +402,63 @@ class Region:
             keys.append(self._region_gen)
         return keys
 
-    def _stamps_plan(self, key: str, tags: tuple[str, ...]) -> Plan:
-        """The stamps a new entry carries: ``None`` (none apply), a tuple, or ``False`` (store failing)."""
+    def _stamps_plan(self, key: str, tags: tuple[str, ...], keep: float | None = None) -> Plan:
+        """The stamps a new entry carries: ``None`` (none apply), a tuple, or ``False`` (store failing).
+
+        ``keep`` is how long the store keeps the entry (``None``: no expiry); the generation keys it is
+        stamped with are made to live at least that long (refreshed on use), so they expire once no
+        entry can carry them."""
         gen_keys = self._gen_keys(key, tags)
         if not gen_keys:
             return None
         if self.l2.private:
             gens = self._local_gens
-            return tuple((k, gens.setdefault(k, 0)) for k in gen_keys)
+            return tuple((k, gens.stamp(k)) for k in gen_keys)
         got = yield ("get_many", (gen_keys,), None)
         if got is None:
             return False
+        # twice the needed life, so that the next writes of the next ``life`` seconds skip the refresh
+        life = self._gen_life(keep)
+        ttl = None if life is None else 2 * life
         absent = [k for k in gen_keys if not isinstance(got.get(k), int)]
+        created = set()
         if absent:
             # A fresh (or evicted) generation starts at a unique value, never at one an old entry has.
             seed = time.time_ns() // 1000
             for k in absent:
-                yield ("add", (k, seed, None), False)
+                if (yield ("add", (k, seed, ttl), False)):
+                    created.add(k)
             more = yield ("get_many", (absent,), None)
             if more is None:
                 return False
             got.update(more)
-        return tuple((k, got[k]) for k in gen_keys)
+        stamps = tuple((k, got[k]) for k in gen_keys)
+        alive = self._gen_alive
+        now = self._now()
+        needed = INF if life is None else now + life
+        stale = []
+        for k, gen in stamps:
+            known = alive.get(k)
+            if k not in created and (known is None or known[0] != gen or known[1] < needed):
+                stale.append(k)
+        if stale and not (yield ("extend_ttl", (stale, ttl), False)):
+            return stamps  # not extended (a store that cannot, or a failure): try again next time
+        if len(alive) > 4096:  # a cache of what this process refreshed, not a record: keep it small
+            alive.clear()
+        for k, gen in stamps:
+            alive[k] = (gen, INF if ttl is None else now + ttl)
+        return stamps
+
+    def _gen_life(self, keep: float | None) -> float | None:
+        """How long a generation key must live for an entry kept ``keep`` seconds: at least that, and at
+        least the region's longest default lifetime (memcached cannot extend a TTL, only set it)."""
+        if keep is None:
+            return None
+        policy = self.policy
+        if policy.ttl is None:
+            return keep
+        longest = max([policy.ttl, *(t for _, t in policy.ttl_rules)]) + (policy.stale_ttl or 0)
+        return max(keep, longest)
 
     def bump(self, kind: str, names: Iterable[str]) -> int:
         """Advance the generation of tags / rules: every entry stamped with them becomes a miss."""
@@ -429,8 +467,7 @@ class Region:
         for name in names:
             gen_key = self._gen_key(kind, name)
             if tier.private:
-                with self._lock:
-                    self._local_gens[gen_key] = self._local_gens.get(gen_key, 0) + 1
+                self._local_gens.advance(gen_key)
             elif not self._advance(gen_key):
                 continue
             count += 1
@@ -445,11 +482,23 @@ class Region:
             self._pending_gens.add(gen_key)
             return False
         if value <= 1:
-            # the generation was absent (evicted, server restarted): never restart at a value an old
-            # entry may carry
-            tier.call(False, tier.driver.put, gen_key, time.time_ns() // 1000, None)
+            # the generation was absent (expired, evicted, server restarted): no entry carries it, so
+            # leave it absent (the next write seeds a unique value; no key without expiry is left)
+            tier.call(False, tier.driver.forget, gen_key)
         self._pending_gens.discard(gen_key)
         return True
+
+    def _drop_generations(self) -> None:
+        """After the region's entries were deleted: delete the generation keys of its tags and rules
+        too (nothing carries them any more; a write in flight reads as a miss), the locks kept."""
+        tier = self.l2
+        prefix = self._gen_prefix
+        found = tier.call(None, lambda: list(tier.driver.scan(escape_glob(prefix) + "*")))
+        locks = prefix + "lock:"
+        drop = [k for k in found or () if not k.startswith(locks)]
+        if drop:
+            tier.call(0, tier.driver.delete_many, drop)
+        self._gen_alive.clear()
 
     def _replay_pending(self) -> None:
         """The store is back: apply the invalidations it missed."""
@@ -502,7 +551,7 @@ class Region:
         now = self._now()
         expires = now + ttl if ttl is not None else INF
         keep = None if ttl is None else ttl + (policy.stale_ttl or 0)
-        stamps = yield from self._stamps_plan(key, tags)
+        stamps = yield from self._stamps_plan(key, tags, keep)
         if stamps is False:  # generations unreadable: the store is failing
             return False
         tier = self.l2
@@ -645,6 +694,7 @@ class Region:
         tier = self.l2
         try:
             if tier.private:
+                self._local_gens.clear()
                 return tier.driver.flush()
             if self._region_gen is not None:
                 return self._advance(self._region_gen)
@@ -652,6 +702,7 @@ class Region:
             if keys is None:
                 return False
             self.forget_many(keys)
+            self._drop_generations()
             return True
         finally:
             self._clear_l1()
