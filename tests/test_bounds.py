@@ -210,3 +210,74 @@ def test_redis_extend_ttl_extends_and_never_shortens(redis_server: Any, native: 
     finally:
         driver.flush()
         driver.close()
+
+
+# -- ad-hoc regions -----------------------------------------------------------------------------
+def _adhoc_runtime(limit: int, **cache: Any) -> Any:
+    return CacheConfig(cache={"max_adhoc_regions": limit, **cache},
+                       regions={"users": {"ttl": 60}}).compile()
+
+
+def test_fifty_thousand_adhoc_region_names_keep_at_most_the_bound_live() -> None:
+    import gc
+
+    rt = _adhoc_runtime(100)
+    try:
+        users = rt.region("users")
+        default = rt.region()
+        for i in range(50_000):
+            r = rt.region(f"r{i}")
+            r.put("k", i)
+            r.get("k")
+            if i % 100 == 0:
+                r.remember("loaded", 60, lambda: 1)
+        del r
+        gc.collect()
+        live = rt.regions()
+        assert len(live) <= 100 + 2
+        assert "users" in live and rt.region("users") is users and rt.region() is default  # never dropped
+        assert len(rt._evicted) == 0 and not rt.singleflight._calls
+        rows = rt.stats.rows()
+        assert len(rows) <= 100 + 3  # the live regions and one row for the dropped ones
+        totals = rt.stats.totals()
+        assert totals["sets"] == 50_500 and totals["hits"] == 50_000  # nothing lost from the totals
+        assert any(row["region"] == "(evicted ad-hoc regions)" for row in rows)
+    finally:
+        rt.close()
+
+
+def test_a_recently_used_adhoc_region_is_kept_and_the_least_recent_dropped() -> None:
+    rt = _adhoc_runtime(3)
+    try:
+        rt.region()
+        rt.region("a").put("k", "a")
+        for name in ["b", "a", "c", "a", "d"]:
+            rt.region(name)
+        assert set(rt.regions()) == {"users", "default", "a", "c", "d"}  # "b" was the least recent
+    finally:
+        rt.close()
+
+
+def test_a_dropped_adhoc_region_still_held_stays_one_region_and_is_invalidated() -> None:
+    rt = _adhoc_runtime(2)
+    try:
+        held = rt.region("held")  # as a decorator keeps its region
+        held.tags(["t"]).put("k", 1)
+        held.put("plain", 2)
+        for i in range(10):
+            rt.region(f"other{i}")
+        assert "held" not in rt.regions()
+        rt.invalidate(tags=["t"])  # reaches the dropped region too
+        assert held.get("k") is None
+        assert rt.region("held") is held  # taken back, not rebuilt next to it
+        assert rt.region("held").get("plain") == 2
+        rt.invalidate(region="held")
+        assert held.get("plain") is None
+    finally:
+        rt.close()
+
+
+def test_max_adhoc_regions_is_validated() -> None:
+    with pytest.raises(ConfigError) as info:
+        parse_config("[cache]\nmax_adhoc_regions = 0\n", file="app.toml", environ={})
+    assert info.value.errors[0].path == "cache.max_adhoc_regions" and info.value.errors[0].line == 2

@@ -90,6 +90,9 @@ class CacheSection(_Model):
         False, description="undeclared region names raise instead of getting the default policy"
     )
     max_key_length: int = Field(1024, gt=0, description="longest key accepted, in UTF-8 bytes")
+    max_adhoc_regions: int = Field(
+        1024, gt=0, description="undeclared regions kept live at once; the least recently used past it "
+        "are dropped and rebuilt on next use (their data stays in shared stores)")
 
     @field_validator("prefix")
     @classmethod

@@ -9,6 +9,8 @@ import re
 import threading
 import time
 import uuid
+import weakref
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from difflib import get_close_matches
@@ -107,7 +109,15 @@ class Runtime:
         self._driver_configs: dict[str, Any] = {}
         self._built_prefix = config.cache.prefix
         self._custom: dict[str, CacheDriver] = {}
+        #: declared regions and the default one: never dropped
         self._regions: dict[str, Region] = {}
+        #: regions used in code but not declared, least recently used first, at most
+        #: ``[cache].max_adhoc_regions``; a dropped one is rebuilt on next use (or taken back from
+        #: ``_evicted`` while something, a decorator say, still holds it: one Region per name)
+        self._adhoc: OrderedDict[str, Region] = OrderedDict()
+        self._evicted: weakref.WeakValueDictionary[str, Region] = weakref.WeakValueDictionary()
+        #: the counters of dropped ad-hoc regions, folded together so that totals never go down
+        self._evicted_stats = RegionStats(EVICTED_STATS_ROW, "")
         self._stores: dict[str, Region] = {}
         self._default_store: str | None = None
         #: the repository plain facade calls use; resolved once, reset when the default changes
@@ -265,14 +275,40 @@ class Runtime:
             name = self.config.cache.default_region
         region = self._regions.get(name)
         if region is None:
+            adhoc = self._adhoc
+            region = adhoc.get(name)
+            if region is not None:
+                try:
+                    adhoc.move_to_end(name)
+                except KeyError:  # dropped by another thread meanwhile: still a valid region
+                    pass
+                return region
             self._check_open()
             with self._lock:
-                region = self._regions.get(name)
+                region = self._regions.get(name) or adhoc.get(name)
                 if region is None:
                     bad_name = region_name_problem(name)
                     if bad_name:
                         raise CacheError(f"invalid region name: {bad_name}")
-                    region = self._regions[name] = self._build(name, self._policy(name))
+                    if name in self.config.regions or name == self.config.cache.default_region:
+                        region = self._regions[name] = self._build(name, self._policy(name))
+                    else:
+                        region = self._adhoc_region(name)
+        return region
+
+    def _adhoc_region(self, name: str) -> Region:
+        """Build (or take back) the ad-hoc region ``name``, dropping the least recently used ones past
+        ``[cache].max_adhoc_regions``. Called under the lock."""
+        region = self._evicted.pop(name, None)
+        if region is None:
+            region = self._build(name, self._policy(name))
+            # once dropped and no longer referenced, its counters go to the "evicted" row
+            weakref.finalize(region, _fold_stats, region.stats, self._evicted_stats).atexit = False
+        adhoc = self._adhoc
+        adhoc[name] = region
+        while len(adhoc) > self.config.cache.max_adhoc_regions:
+            old_name, old = adhoc.popitem(last=False)
+            self._evicted[old_name] = old
         return region
 
     def store(self, name: str | None = None) -> Region:
@@ -324,10 +360,12 @@ class Runtime:
         """Every region instantiated so far plus every declared one."""
         for name in self.config.regions:
             self.region(name)
-        return dict(self._regions)
+        return {**self._regions, **self._adhoc}
 
     def _all_regions(self) -> Iterator[Region]:
         yield from list(self._regions.values())
+        yield from list(self._adhoc.values())
+        yield from list(self._evicted.values())  # dropped, but still held (and used) by someone
         yield from list(self._stores.values())
 
     # -- invalidation ---------------------------------------------------------------------
@@ -640,7 +678,11 @@ class Runtime:
         with self._lock:
             rebuilt = self._drop_changed_drivers()
             self.default_repository = None
-            for name, region in list(self._regions.items()):
+            for name in list(self._adhoc):
+                if name in self.config.regions or name == self.config.cache.default_region:
+                    # declared (or made the default) since: never dropped now
+                    self._regions[name] = self._adhoc.pop(name)
+            for name, region in [*self._regions.items(), *self._adhoc.items(), *self._evicted.items()]:
                 self._build(name, self._policy(name), existing=region, rebuilt=rebuilt)
             default = self.config.cache.default_region
             for store, region in list(self._stores.items()):
@@ -697,6 +739,9 @@ class Runtime:
                     evictions += tier.driver.evictions  # type: ignore[attr-defined]
             st.evictions = evictions
             out.append(st)
+        folded = self._evicted_stats
+        if folded.hits or folded.misses or folded.sets or folded.deletes or folded.errors or folded.loads:
+            out.append(folded)
         return out
 
     def _reset_driver_counters(self) -> None:
@@ -758,7 +803,7 @@ class Runtime:
 
     def __repr__(self) -> str:
         src = f" from {self.source}" if self.source else ""
-        return f"<Runtime{src}: regions={sorted(self._regions)}>"
+        return f"<Runtime{src}: regions={sorted({*self._regions, *self._adhoc})}>"
 
     @classmethod
     def fake(cls, config: CacheConfig | None = None) -> Runtime:
@@ -766,6 +811,16 @@ class Runtime:
         from ..config.models import CacheConfig
 
         return cls(config or CacheConfig(), clock=FakeClock(), fake=True)
+
+
+#: the ``region`` label of the stats row holding the counters of dropped ad-hoc regions
+EVICTED_STATS_ROW = "(evicted ad-hoc regions)"
+
+
+def _fold_stats(stats: RegionStats, into: RegionStats) -> None:
+    for name in ("hits", "misses", "sets", "deletes", "errors", "evictions", "loads", "stale_hits",
+                 "l1_hits", "load_time"):
+        setattr(into, name, getattr(into, name) + getattr(stats, name))
 
 
 def _missing() -> Any:
