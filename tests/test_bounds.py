@@ -281,3 +281,22 @@ def test_max_adhoc_regions_is_validated() -> None:
     with pytest.raises(ConfigError) as info:
         parse_config("[cache]\nmax_adhoc_regions = 0\n", file="app.toml", environ={})
     assert info.value.errors[0].path == "cache.max_adhoc_regions" and info.value.errors[0].line == 2
+
+
+def test_async_tagged_writes_give_generation_keys_an_expiry_too(redis_server: Any) -> None:
+    import asyncio
+
+    rt = _redis_runtime(redis_server.url)
+    try:
+        asyncio.run(rt.region().tags(["t"]).aput("k", 1))
+        assert 60 <= redis_server.client().ttl("app:__gen__:default:tag:t") <= 120
+    finally:
+        rt.close()
+
+
+def test_redis_match_pattern_keeps_an_escaped_namespace_literal() -> None:
+    from cachekit.providers.redis import _server_pattern
+    from cachekit.runtime.policy import escape_glob
+
+    assert _server_pattern(escape_glob("app:a*?[x]\\:") + "k?") == "app:a\\*\\?\\[x]\\\\:k?"
+    assert _server_pattern("app:r:[ab]*") == "app:r:*"  # a real class: filtered on the client
