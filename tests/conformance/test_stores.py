@@ -196,7 +196,7 @@ class StoreConformance:
         names = ["ab", "a*", "*", "a?", "[ab]", "a\\b"]
         try:
             for name in names:
-                rt.region(name).put("k", name)
+                rt.region(name).tags(["t"]).put("k", name)  # its tag's generation must survive too
                 rt.region(name).put("k2", name)
             if self.can_scan:
                 for name in names:
