@@ -87,7 +87,11 @@ class _ProviderBase(_Model):
     on_error: OnError = Field(
         "ignore", description="'ignore': failures are counted and read as misses; 'raise'"
     )
-    serializer: SerializerName = Field("pickle", description="how values are encoded in shared stores")
+    serializer: SerializerName | None = Field(
+        None, description="how values are encoded in shared stores; default: json on redis and memcached "
+        "(pickle when a signing_key is set), pickle on file")
+    allow_unsigned_pickle: bool = Field(
+        False, description='redis, memcached: allow serializer = "pickle" without a signing_key (unsafe)')
     compress_threshold: int | None = Field(None, ge=0, description="zlib-compress payloads at least this big")
     signing_key: SecretStr | None = Field(None, description="HMAC-SHA256 key; unsigned payloads are rejected")
     max_value_size: int | None = Field(None, gt=0, description="largest encoded value accepted, bytes")
