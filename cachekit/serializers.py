@@ -389,8 +389,7 @@ class Serializer:
             body = self._encode(obj)
         except UnsupportedValueError as exc:
             raise UnsupportedValueError(
-                f"cannot encode {type(obj).__name__} with {self.name}: it holds {exc}, which {self.name} "
-                f"cannot carry (it carries its own types and {_TAGGED_NAMES}); {_PICKLE_HINT}"
+                f"{self.name} cannot encode {exc} (it carries its own types and {_TAGGED_NAMES}); {_PICKLE_HINT}"
             ) from None
         except Exception as exc:
             hint = "" if self.name == "pickle" else f"; {_PICKLE_HINT}"

@@ -90,5 +90,5 @@ def serializer_for(config: Any) -> Any:
         config.serializer,
         compress_threshold=config.compress_threshold,
         signing_key=key,
-        allow_unsigned_pickle=config.allow_unsigned_pickle,
+        allow_unsigned_pickle=getattr(config, "allow_unsigned_pickle", False),
     )
