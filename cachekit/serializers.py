@@ -222,14 +222,21 @@ def _tagged(obj: Any, binary: bool) -> Any:
     t = type(obj)
     if t in _SCALARS:
         return obj
+    scalars = _SCALARS  # leaves are answered inline: no call per string or number
     if t is list:
-        return [_tagged(v, binary) for v in obj]
+        return [v if type(v) in scalars else _tagged(v, binary) for v in obj]
     if t is dict:
-        if all(type(k) is str for k in obj) and not (len(obj) == 1 and next(iter(obj)) in _UNTAG):
-            return {k: _tagged(v, binary) for k, v in obj.items()}
+        out = {}
+        for k, v in obj.items():
+            if type(k) is not str:
+                break
+            out[k] = v if type(v) in scalars else _tagged(v, binary)
+        else:
+            if len(out) != 1 or next(iter(out)) not in _UNTAG:
+                return out
         return {"~m": [[_tagged(k, binary), _tagged(v, binary)] for k, v in obj.items()]}
     if t is tuple:
-        return {"~t": [_tagged(v, binary) for v in obj]}
+        return {"~t": [v if type(v) in scalars else _tagged(v, binary) for v in obj]}
     if t is bytes:
         return obj if binary else {"~b": base64.b64encode(obj).decode("ascii")}
     if t is set or t is frozenset:
@@ -259,12 +266,17 @@ def _json_loads(body: bytes) -> Any:
     return json.loads(body)
 
 
+# Built once: json.dumps / json.loads with options build a new encoder / decoder on every call.
+_JSON_ENCODE = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+_TAGGED_JSON_DECODE = json.JSONDecoder(object_hook=_untag).decode
+
+
 def _tagged_json_dumps(obj: Any) -> bytes:
-    return _json_dumps(_tagged(obj, False))
+    return _JSON_ENCODE(_tagged(obj, False)).encode("utf-8")
 
 
 def _tagged_json_loads(body: bytes) -> Any:
-    return json.loads(body, object_hook=_untag)
+    return _TAGGED_JSON_DECODE(body.decode("utf-8"))
 
 
 _msgpack: Any = None
