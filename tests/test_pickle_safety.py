@@ -300,6 +300,24 @@ def test_signed_counters_still_count_and_a_put_integer_can_be_incremented(any_st
         assert region.stats.errors == 0
 
 
+def test_signed_counters_are_exact_under_concurrent_increments(redis_store: Store) -> None:
+    import threading
+
+    with redis_store.runtime(signing_key="s3cret") as rt:
+        region = rt.region()
+
+        def work() -> None:
+            for _ in range(25):
+                assert region.increment("hits") is not None
+
+        threads = [threading.Thread(target=work) for _ in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert region.get("hits") == 100
+
+
 def test_a_planted_integer_over_a_signed_counter_is_a_counted_miss(any_store: Store) -> None:
     with any_store.runtime(signing_key="s3cret") as rt:
         region = rt.region()
@@ -345,3 +363,17 @@ def test_an_existing_directory_keeps_its_mode(tmp_path: Path) -> None:
     path.chmod(0o755)
     FileDriver(path).close()
     assert stat.S_IMODE(path.stat().st_mode) == 0o755
+
+
+async def test_the_async_twins_follow_the_same_rules(redis_store: Store, tmp_path: Path) -> None:
+    marker = tmp_path / "pwned"
+    with redis_store.runtime(signing_key="s3cret") as rt:
+        region = rt.region()
+        assert await region.aput("role", {"name": "admin"})
+        redis_store.plant("cachekit:default:role", b"1")
+        assert await region.aget("role", "miss") == "miss"
+        assert await region.aincrement("n", 2) == 2 and await region.aget("n") == 2
+    with redis_store.runtime() as rt:
+        redis_store.plant(f"cachekit:default:{KEY}", planted_pickle(marker))
+        assert await rt.region().aget(KEY, "miss") == "miss"
+        assert not marker.exists()
