@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime
 import decimal
+import json
 import logging
 import pickle
 import stat
@@ -269,6 +270,9 @@ def test_allowed_unsigned_pickle_works_and_validate_warns(
     assert "app.toml:3: providers.shared.serializer: warning: unsigned pickle" in out
     assert run_validate([tmp_path / "app.toml"], ValidateFormat("github")) == 0
     assert "::warning file=" in capsys.readouterr().out
+    assert run_validate([tmp_path / "app.toml"], ValidateFormat("json")) == 0
+    (row,) = json.loads(capsys.readouterr().out)
+    assert (row["severity"], row["path"], row["line"]) == ("warning", "providers.shared.serializer", 3)
 
 
 def test_validate_prints_no_warning_for_the_safe_default(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
