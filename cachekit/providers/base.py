@@ -59,14 +59,14 @@ class CacheDriver:
     can_scan: ClassVar[bool] = False
     #: ``True`` when values cross a process boundary (the runtime then uses generations for tags).
     shared: ClassVar[bool] = False
+    #: Name used in stats and error messages; the runtime sets it to the provider name.
+    name: str = "custom"
 
     @property
     def signed(self) -> bool:
         """``True`` when the driver authenticates what it reads (a signing key): the runtime then stores
         no raw integers in it and rejects those it finds at its keys."""
         return False
-    #: Name used in stats and error messages; the runtime sets it to the provider name.
-    name: str = "custom"
 
     _default_lock: threading.Lock
 

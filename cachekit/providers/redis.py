@@ -509,4 +509,4 @@ def _redact(url: str) -> str:
 def _serializer_for(config: RedisProviderConfig) -> Serializer:
     from .registry import serializer_for
 
-    return serializer_for(config)  # type: ignore[no-any-return]
+    return serializer_for(config)

@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import importlib
 from importlib.metadata import entry_points
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..clock import Clock
 from ..errors import CacheError
 from .base import CacheDriver
+
+if TYPE_CHECKING:
+    from ..serializers import Serializer
 
 __all__ = ["BUILTIN_DRIVERS", "build_driver", "import_driver_class", "provider_entry_points", "serializer_for"]
 
@@ -76,7 +79,7 @@ def build_driver(config: Any, *, namespace: str, clock: Clock, max_size: int | N
     return cls(**options)
 
 
-def serializer_for(config: Any) -> Any:
+def serializer_for(config: Any) -> Serializer:
     """The :class:`~cachekit.serializers.Serializer` of a file, redis or memcached provider config.
 
     No ``serializer`` configured: ``json`` on Redis and Memcached unless a signing key is configured
