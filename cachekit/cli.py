@@ -137,23 +137,45 @@ def run_validate(paths: Sequence[Path], output: ValidateFormat, *, with_env: boo
     if not files:
         print(f"no *.toml file under: {', '.join(map(str, paths))}", file=sys.stderr)
         return 2
+    warnings: list[tuple[str, list[ConfigErrorItem]]] = []
     results: list[tuple[str, list[ConfigErrorItem]]] = [
-        (str(file), _problems(file, with_env=with_env)) for file in files
+        (str(file), _problems(file, with_env=with_env, warnings=warnings)) for file in files
     ]
-    print(format_errors(results, output.value), end="")
+    print(format_errors(results, output.value, warnings), end="")
     return 1 if any(problems for _, problems in results) else 0
 
 
-def format_errors(results: Sequence[tuple[str, Sequence[Any]]], output: str) -> str:
-    """The report of ``[(file, [ConfigErrorItem...])...]``: ``text``, ``json`` or ``github``."""
+def format_errors(results: Sequence[tuple[str, Sequence[Any]]], output: str,
+                  warnings: Sequence[tuple[str, Sequence[Any]]] = ()) -> str:
+    """The report of ``[(file, [ConfigErrorItem...])...]``: ``text``, ``json`` or ``github``.
+
+    ``warnings`` (same shape) are risks the files accept on purpose: text lines with ``warning:``,
+    github ``::warning`` annotations, json rows with ``"severity": "warning"`` (error rows have none)."""
     if output == "json":
         rows = [
             {"file": item.file or file, "line": item.line, "path": item.path, "message": item.message}
             for file, problems in results
             for item in problems
         ]
+        rows += [
+            {"file": item.file or file, "line": item.line, "path": item.path, "message": item.message,
+             "severity": "warning"}
+            for file, items in warnings
+            for item in items
+        ]
         return json.dumps(rows, indent=2) + "\n"
     lines = []
+    for file, items in warnings:
+        for item in items:
+            if output == "github":
+                props = f"file={_gh_property(item.file or file)}"
+                if item.line is not None:
+                    props += f",line={item.line}"
+                lines.append(f"::warning {props},title=cachekit::{_gh_data(f'{item.path}: {item.message}')}")
+            else:
+                where = item.file or file
+                where += f":{item.line}" if item.line is not None else ""
+                lines.append(f"{where}: {item.path or '<file>'}: warning: {item.message}")
     for file, problems in results:
         if output == "github":
             for item in problems:
@@ -191,12 +213,15 @@ def _toml_files(paths: Sequence[Path]) -> Iterator[Path]:
             yield path  # a missing file is reported by the loader, as an invalid file
 
 
-def _problems(file: Path, *, with_env: bool) -> list[Any]:
+def _problems(file: Path, *, with_env: bool, warnings: list[Any] | None = None) -> list[Any]:
+    from .config.checks import warning_items
     from .config.loader import load_config
     from .errors import ConfigError, ConfigErrorItem
 
     try:
-        load_config(file, environ=None if with_env else {})
+        config = load_config(file, environ=None if with_env else {})
+        if warnings is not None and (found := warning_items(config)):
+            warnings.append((str(file), found))
     except ConfigError as exc:
         return exc.errors
     except Exception as exc:  # never a traceback: an unexpected failure is reported like an error

@@ -6,8 +6,9 @@ Every payload but one kind starts with a three-byte header::
 
     0xCA | format | flags [| 32-byte HMAC-SHA256 tag] | body
 
-``format`` is ``p`` (pickle), ``j`` (json) or ``m`` (msgpack), so a reader knows what it reads whatever
-it is configured to write. ``flags`` bit 0 means the body is zlib-compressed, bit 1 that a tag follows
+``format`` is ``p`` (pickle), ``J`` (json) or ``M`` (msgpack), so a reader knows what it reads whatever
+it is configured to write (``j`` and ``m``, untagged json and msgpack written by older versions, are
+still read). ``flags`` bit 0 means the body is zlib-compressed, bit 1 that a tag follows
 the header. The tag covers the header and the body, and is checked before anything is decompressed or
 decoded.
 
@@ -19,23 +20,27 @@ an ASCII digit nor ``-``, so a header can never be mistaken for a number.
 
 Formats
 -------
-- ``pickle`` (highest protocol): any picklable object, exact round trip (tuples stay tuples).
-- ``json``: JSON types only; **tuples come back as lists**, dict keys must be strings, bytes are
-  refused. ``float('inf')`` and ``nan`` are written as ``Infinity``/``NaN`` (Python reads them back).
-- ``msgpack`` (``pip install 'cachekit[msgpack]'``): like json, plus ``bytes``; **tuples come back
-  as lists** too (arrays are read with ``use_list=True``: reading them as tuples would turn every
-  user list into a tuple, the worse surprise). Integers must fit in 64 bits.
-
-The runtime accepts an entry read back as a list, so all three formats work with every store.
+- ``pickle`` (highest protocol): any picklable object, exact round trip. Unpickling runs code: the
+  default of network stores only when payloads are signed.
+- ``json`` (the safe default of Redis and Memcached): JSON types plus the *tagged types*
+  (:data:`TAGGED_TYPES`: tuple, set, frozenset, bytes, datetime, date, time, timedelta, Decimal, UUID)
+  and dicts with keys of any of these types, nested at will, all returned exactly (a tagged value is a
+  one-key object such as ``{"~t": [1, 2]}``; a dict that could be mistaken for one is written as
+  ``{"~m": [[key, value], ...]}``). Anything else (a dataclass, an ``IntEnum``, a subclass of a
+  builtin) raises :class:`UnsupportedValueError`. ``float('inf')`` and ``nan`` are written as
+  ``Infinity``/``NaN``. Decoding builds only those types from plain data: it never runs code.
+- ``msgpack`` (``pip install 'cachekit[msgpack]'``): the same types (bytes native); integers must
+  fit in 64 bits.
 
 Signing
 -------
 With a signing key every headed payload carries an HMAC-SHA256 tag. A payload whose tag does not match,
 or that carries none, raises :class:`TamperedPayloadError` and is never decompressed nor unpickled.
-Raw ints are accepted unsigned: they are parsed with ``int()``, which cannot run code, and a signed
-counter could not be incremented by the server. Someone who can write to the store can still change a
-counter's value (for example roll a generation back); signing protects against code execution and forged
-entries, not against that. A serializer without a key reads signed payloads (skipping the check), so
+Raw ints are accepted unsigned here: they are parsed with ``int()``, which cannot run code. The
+runtime does not take them from a store that signs: there it writes every value as a signed entry and
+rejects a raw int it finds at a key, reading raw ints only from its own generation keys (whose values
+someone who can write to the store can still change, for example roll a generation back).
+A serializer without a key reads signed payloads (skipping the check), so
 readers can be given the key after writers.
 
 A serializer only unpickles when it is itself a ``pickle`` serializer: a ``json`` or ``msgpack`` one
@@ -46,11 +51,13 @@ Errors
 ------
 Anything that goes wrong while decoding (garbage, truncated data, a bad zlib stream, a pickle naming a
 missing class...) raises :class:`SerializationError` with the original exception as ``__cause__``;
-a value that cannot be encoded (a lambda, bytes in json) raises it too.
+a value that cannot be encoded (a lambda, an object in json) raises :class:`UnsupportedValueError`,
+whose message says how to store such values.
 """
 
 from __future__ import annotations
 
+import base64
 import hmac
 import json
 import os
@@ -58,30 +65,44 @@ import pickle
 import re
 import zlib
 from collections.abc import Callable
+from datetime import date, datetime, time, timedelta
+from decimal import Decimal
 from functools import partial
 from hashlib import sha256
 from typing import Any
+from uuid import UUID
 
 from .errors import ProviderError, require
 
 __all__ = [
     "ENV_SIGNING_KEY",
+    "NETWORK_STORES",
     "SERIALIZER_NAMES",
+    "TAGGED_TYPES",
     "SerializationError",
     "Serializer",
     "TamperedPayloadError",
+    "UnsafeSerializerError",
+    "UnsupportedValueError",
+    "default_serializer_name",
     "make_serializer",
+    "provider_serializer",
 ]
 
 #: Environment variable read by ``make_serializer(..., use_env_key=True)`` when no key is given.
 ENV_SIGNING_KEY = "CACHEKIT_SIGNING_KEY"
 #: The names :func:`make_serializer` accepts.
 SERIALIZER_NAMES = ("pickle", "json", "msgpack")
+#: Provider types whose store is reached over the network: unsigned pickle there needs an explicit opt-in.
+NETWORK_STORES = ("redis", "memcached")
 
 _MAGIC = 0xCA
 _MAGIC_BYTE = bytes((_MAGIC,))
-_FORMAT_BYTES = {"pickle": ord("p"), "json": ord("j"), "msgpack": ord("m")}
-_FORMAT_NAMES = {code: name for name, code in _FORMAT_BYTES.items()}
+# What each format writes: pickle, and json / msgpack with tagged types (upper case). The lower-case
+# ``j`` and ``m`` are untagged json / msgpack written by older versions: still read, never written.
+_FORMAT_BYTES = {"pickle": ord("p"), "json": ord("J"), "msgpack": ord("M")}
+_FORMAT_NAMES = {**{code: name for name, code in _FORMAT_BYTES.items()},
+                 ord("j"): "json (untagged)", ord("m"): "msgpack (untagged)"}
 _FLAG_COMPRESSED = 0x01
 _FLAG_SIGNED = 0x02
 _KNOWN_FLAGS = _FLAG_COMPRESSED | _FLAG_SIGNED
@@ -101,6 +122,141 @@ class TamperedPayloadError(SerializationError):
     """A signing key is configured and the payload's HMAC tag is wrong, truncated or absent."""
 
 
+class UnsupportedValueError(SerializationError):
+    """A value the configured format cannot encode (an arbitrary object under ``json``...).
+
+    The write fails: counted as an error and the write returns ``False`` (raised with
+    ``on_error = "raise"``). The message says how to store such values.
+    """
+
+
+class UnsafeSerializerError(ProviderError):
+    """Unsigned pickle on a network store without ``allow_unsigned_pickle = true``."""
+
+
+#: The types the ``json`` and ``msgpack`` formats round-trip beyond their own (exactly: a tuple stays a
+#: tuple, a naive datetime stays naive).
+TAGGED_TYPES = (tuple, set, frozenset, bytes, datetime, date, time, timedelta, Decimal, UUID)
+_PICKLE_HINT = (
+    "to cache other Python objects, give the provider a signing_key (signed pickle is then its "
+    "default serializer) or set serializer = \"pickle\" with allow_unsigned_pickle = true "
+    "(unsigned pickle runs code planted by whoever can write to the store)"
+)
+
+
+# -- tagged types -----------------------------------------------------------------------------------
+# A value json (or msgpack) cannot carry as is becomes a one-key object whose key names its type:
+# {"~t": [1, 2]} is the tuple (1, 2). A dict that could be mistaken for one (a single key that is a tag)
+# or that has keys other than strings is written as {"~m": [[key, value], ...]}. Decoding builds only the
+# types below, from plain data: no name in a payload is ever looked up or called.
+def _zone(value: datetime | time) -> Any:
+    tz = value.tzinfo
+    key = getattr(tz, "key", None)  # a zoneinfo.ZoneInfo: keep the zone, not only the offset
+    if tz is None or not isinstance(key, str) or type(tz).__module__ != "zoneinfo":
+        return value.isoformat()
+    return [value.replace(tzinfo=None).isoformat(), key, value.fold]
+
+
+def _datetime_from(data: Any) -> datetime:
+    if isinstance(data, str):
+        return datetime.fromisoformat(data)
+    from zoneinfo import ZoneInfo
+
+    iso, key, fold = data
+    return datetime.fromisoformat(iso).replace(tzinfo=ZoneInfo(key), fold=fold)
+
+
+def _time_from(data: Any) -> time:
+    if isinstance(data, str):
+        return time.fromisoformat(data)
+    from zoneinfo import ZoneInfo
+
+    iso, key, fold = data
+    return time.fromisoformat(iso).replace(tzinfo=ZoneInfo(key), fold=fold)
+
+
+def _bytes_from(data: str) -> bytes:
+    return base64.b64decode(data, validate=True)
+
+
+def _mapping_from(pairs: list[Any]) -> dict[Any, Any]:
+    return {key: value for key, value in pairs}
+
+
+def _timedelta_from(data: list[int]) -> timedelta:
+    days, seconds, microseconds = data
+    return timedelta(days=days, seconds=seconds, microseconds=microseconds)
+
+
+_UNTAG: dict[str, Callable[[Any], Any]] = {
+    "~t": tuple,
+    "~s": set,
+    "~f": frozenset,
+    "~b": _bytes_from,
+    "~dt": _datetime_from,
+    "~d": date.fromisoformat,
+    "~tm": _time_from,
+    "~td": _timedelta_from,
+    "~dec": Decimal,
+    "~u": UUID,
+    "~m": _mapping_from,
+}
+
+
+def _untag(obj: dict[str, Any]) -> Any:
+    """``object_hook`` of the tagged formats (called bottom-up, so nested values are already decoded)."""
+    if len(obj) == 1:
+        for key, value in obj.items():
+            decode = _UNTAG.get(key)
+            if decode is not None:
+                return decode(value)
+    return obj
+
+
+_TAGGED_NAMES = ", ".join(t.__name__ for t in TAGGED_TYPES)
+_SCALARS = frozenset((str, int, float, bool, type(None)))
+
+
+def _tagged(obj: Any, binary: bool) -> Any:
+    """``obj`` as plain json / msgpack data, tagged types tagged; ``binary``: bytes stay bytes."""
+    t = type(obj)
+    if t in _SCALARS:
+        return obj
+    scalars = _SCALARS  # leaves are answered inline: no call per string or number
+    if t is list:
+        return [v if type(v) in scalars else _tagged(v, binary) for v in obj]
+    if t is dict:
+        out = {}
+        for k, v in obj.items():
+            if type(k) is not str:
+                break
+            out[k] = v if type(v) in scalars else _tagged(v, binary)
+        else:
+            if len(out) != 1 or next(iter(out)) not in _UNTAG:
+                return out
+        return {"~m": [[_tagged(k, binary), _tagged(v, binary)] for k, v in obj.items()]}
+    if t is tuple:
+        return {"~t": [v if type(v) in scalars else _tagged(v, binary) for v in obj]}
+    if t is bytes:
+        return obj if binary else {"~b": base64.b64encode(obj).decode("ascii")}
+    if t is set or t is frozenset:
+        return {"~s" if t is set else "~f": [_tagged(v, binary) for v in obj]}
+    if t is datetime:
+        return {"~dt": _zone(obj)}
+    if t is date:
+        return {"~d": obj.isoformat()}
+    if t is time:
+        return {"~tm": _zone(obj)}
+    if t is timedelta:
+        return {"~td": [obj.days, obj.seconds, obj.microseconds]}
+    if t is Decimal:
+        return {"~dec": str(obj)}
+    if t is UUID:
+        return {"~u": str(obj)}
+    raise UnsupportedValueError(f"a {t.__module__}.{t.__qualname__}" if t.__module__ != "builtins"
+                                else f"a {t.__name__}")
+
+
 # -- codecs -----------------------------------------------------------------------------------------
 def _json_dumps(obj: Any) -> bytes:
     return json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
@@ -108,6 +264,19 @@ def _json_dumps(obj: Any) -> bytes:
 
 def _json_loads(body: bytes) -> Any:
     return json.loads(body)
+
+
+# Built once: json.dumps / json.loads with options build a new encoder / decoder on every call.
+_JSON_ENCODE = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+_TAGGED_JSON_DECODE = json.JSONDecoder(object_hook=_untag).decode
+
+
+def _tagged_json_dumps(obj: Any) -> bytes:
+    return _JSON_ENCODE(_tagged(obj, False)).encode("utf-8")
+
+
+def _tagged_json_loads(body: bytes) -> Any:
+    return _TAGGED_JSON_DECODE(body.decode("utf-8"))
 
 
 _msgpack: Any = None
@@ -128,15 +297,25 @@ def _msgpack_loads(body: bytes) -> Any:
     return _msgpack_module().unpackb(body, raw=False, use_list=True, strict_map_key=False)
 
 
+def _tagged_msgpack_dumps(obj: Any) -> bytes:
+    return _msgpack_dumps(_tagged(obj, True))
+
+
+def _tagged_msgpack_loads(body: bytes) -> Any:
+    return _msgpack_module().unpackb(body, raw=False, use_list=True, object_hook=_untag)
+
+
 _ENCODERS: dict[str, Callable[[Any], bytes]] = {
     "pickle": partial(pickle.dumps, protocol=pickle.HIGHEST_PROTOCOL),
-    "json": _json_dumps,
-    "msgpack": _msgpack_dumps,
+    "json": _tagged_json_dumps,
+    "msgpack": _tagged_msgpack_dumps,
 }
 _DECODERS: dict[int, Callable[[bytes], Any]] = {
     _FORMAT_BYTES["pickle"]: pickle.loads,
-    _FORMAT_BYTES["json"]: _json_loads,
-    _FORMAT_BYTES["msgpack"]: _msgpack_loads,
+    _FORMAT_BYTES["json"]: _tagged_json_loads,
+    _FORMAT_BYTES["msgpack"]: _tagged_msgpack_loads,
+    ord("j"): _json_loads,
+    ord("m"): _msgpack_loads,
 }
 
 
@@ -146,8 +325,8 @@ class Serializer:
     Build one with :func:`make_serializer` (or directly, same arguments).
 
     >>> s = Serializer("json")
-    >>> s.loads(s.dumps({"a": (1, 2)}))      # json: tuples come back as lists
-    {'a': [1, 2]}
+    >>> s.loads(s.dumps({"a": (1, 2), 3: {b"x"}}))    # tagged types come back exactly
+    {'a': (1, 2), 3: {b'x'}}
     >>> s.dumps(42), s.loads(b"-7")           # raw ints are decimal ASCII
     (b'42', -7)
     >>> s.loads(s.dumps(True))                # a bool is not a raw int
@@ -220,8 +399,13 @@ class Serializer:
                 pass
         try:
             body = self._encode(obj)
+        except UnsupportedValueError as exc:
+            raise UnsupportedValueError(
+                f"{self.name} cannot encode {exc} (it carries its own types and {_TAGGED_NAMES}); {_PICKLE_HINT}"
+            ) from None
         except Exception as exc:
-            raise SerializationError(f"cannot encode {type(obj).__name__} with {self.name}: {exc}") from exc
+            hint = "" if self.name == "pickle" else f"; {_PICKLE_HINT}"
+            raise UnsupportedValueError(f"cannot encode {type(obj).__name__} with {self.name}: {exc}{hint}") from exc
         flags = 0
         threshold = self.compress_threshold
         if threshold is not None and len(body) >= threshold:
@@ -340,3 +524,56 @@ def make_serializer(
     if signing_key is None and use_env_key:
         signing_key = os.environ.get(ENV_SIGNING_KEY) or None
     return Serializer(name, compress_threshold=compress_threshold, signing_key=signing_key)
+
+
+def default_serializer_name(kind: str, signed: bool) -> str:
+    """The serializer a provider of type ``kind`` uses when its config names none.
+
+    A network store (Redis, Memcached) uses ``json`` (tagged types, never runs code) unless payloads are
+    signed, then signed ``pickle``; the file store keeps ``pickle`` (same machine, same user).
+
+    >>> default_serializer_name("redis", signed=False), default_serializer_name("redis", signed=True)
+    ('json', 'pickle')
+    >>> default_serializer_name("file", signed=False)
+    'pickle'
+    """
+    return "json" if kind in NETWORK_STORES and not signed else "pickle"
+
+
+def provider_serializer(
+    kind: str,
+    name: str | None = None,
+    *,
+    compress_threshold: int | None = None,
+    signing_key: bytes | str | None = None,
+    allow_unsigned_pickle: bool = False,
+) -> Serializer:
+    """The serializer of a provider of type ``kind``: ``name`` (``None``: the default for ``kind``), signed
+    with ``signing_key`` or else ``CACHEKIT_SIGNING_KEY`` when set.
+
+    Raises :class:`UnsafeSerializerError` for unsigned pickle on a network store without
+    ``allow_unsigned_pickle`` (the config check reports it first, with the file and line).
+
+    >>> provider_serializer("redis").name, provider_serializer("redis", signing_key="k").name
+    ('json', 'pickle')
+    >>> provider_serializer("memcached", "pickle")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    cachekit.serializers.UnsafeSerializerError: serializer = "pickle" on a memcached provider without a signing_key: ...
+    """
+    if signing_key is None:
+        signing_key = os.environ.get(ENV_SIGNING_KEY) or None
+    chosen = name or default_serializer_name(kind, signing_key is not None)
+    if chosen == "pickle" and signing_key is None and kind in NETWORK_STORES and not allow_unsigned_pickle:
+        raise UnsafeSerializerError(unsigned_pickle_message(kind))
+    return Serializer(chosen, compress_threshold=compress_threshold, signing_key=signing_key)
+
+
+def unsigned_pickle_message(kind: str) -> str:
+    """Why unsigned pickle on a network store is refused, and the ways out."""
+    return (
+        f'serializer = "pickle" on a {kind} provider without a signing_key: whoever can write to the '
+        "store could run code in this process; set signing_key (for example through "
+        "CACHEKIT_PROVIDERS__<NAME>__SIGNING_KEY) for signed pickle, or allow_unsigned_pickle = true "
+        'to accept the risk (or remove serializer: the default, json, is safe)'
+    )

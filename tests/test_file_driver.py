@@ -174,10 +174,10 @@ def test_class_flags() -> None:
     assert FileDriver.shared is True and FileDriver.can_scan is True
 
 
-def test_json_serializer_returns_entry_as_list(tmp_path: Path) -> None:
+def test_json_serializer_returns_the_entry_exactly(tmp_path: Path) -> None:
     d = FileDriver(tmp_path, serializer=make_serializer("json"))
     d.put("k", ENTRY)
-    assert d.get("k") == ["value", math.inf, [["cachekit:default:__gen__:tag:users", 3]]]
+    assert d.get("k") == ("value", math.inf, (("cachekit:default:__gen__:tag:users", 3),))
     d.close()
 
 

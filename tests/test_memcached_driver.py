@@ -522,8 +522,8 @@ def test_default_serializer_follows_the_config(memcached_server: Any) -> None:
     driver = MemcachedDriver(config, namespace=NS)
     _open_drivers.append(driver)
     driver.put("cachekit:default:k", ("a", 1))
-    assert driver.get("cachekit:default:k") == ["a", 1]  # json: a tuple comes back as a list
-    assert (raw_get(memcached_server.address, "cachekit:default:k") or b"")[:2] == b"\xcaj"
+    assert driver.get("cachekit:default:k") == ("a", 1)  # tagged json: a tuple stays a tuple
+    assert (raw_get(memcached_server.address, "cachekit:default:k") or b"")[:2] == b"\xcaJ"
 
 
 def test_namespace_that_memcached_cannot_carry_is_refused(memcached_server: Any) -> None:

@@ -108,11 +108,11 @@ def test_values_are_stored_as_serializer_payloads(driver: RedisDriver, raw: Any)
     assert make_serializer("pickle").loads(raw.get("ck:a")) == ENTRY
 
 
-def test_json_serializer_reads_back_the_tuple_as_a_list(redis_server: Any) -> None:
+def test_json_serializer_reads_back_the_tuple_as_a_tuple(redis_server: Any) -> None:
     d = RedisDriver(RedisProviderConfig(url=redis_server.url), serializer=make_serializer("json"))
     try:
         d.put("ck:a", ("v", 1.5, None))
-        assert d.get("ck:a") == ["v", 1.5, None]
+        assert d.get("ck:a") == ("v", 1.5, None)
     finally:
         d.close()
 

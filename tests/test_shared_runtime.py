@@ -524,6 +524,9 @@ def test_editing_a_provider_live_reconnects_its_regions(redis_server: Any) -> No
 # -- a region's own serializer ----------------------------------------------------------------
 def test_a_regions_serializer_overrides_its_providers(redis_server: Any) -> None:
     rt = redis_runtime(redis_server.url)
+    rt.config.providers["redis"] = rt.config.providers["redis"].model_copy(
+        update={"serializer": "pickle", "allow_unsigned_pickle": True})
+    rt.apply()
     rt.config.regions["api"] = rt.config.regions["default"].model_copy(update={"serializer": "json"})
     rt.apply()
     probe = redis_server.client()
@@ -532,7 +535,7 @@ def test_a_regions_serializer_overrides_its_providers(redis_server: Any) -> None
         assert rt.region().put("doc", {"id": 1})
         raw_api, raw_default = probe.get("app:api:doc"), probe.get("app:default:doc")
         # a 3-byte frame (magic, format, flags), then the envelope (value, expiry, stamps)
-        assert raw_api[1:2] == b"j" and json.loads(raw_api[3:])[0] == {"id": 1, "tags": ["a"]}
+        assert raw_api[1:2] == b"J" and json.loads(raw_api[3:])["~t"][0] == {"id": 1, "tags": ["a"]}
         assert raw_default[1:2] == b"p" and pickle.loads(raw_default[3:])[0] == {"id": 1}  # the provider's
         assert rt.region("api").get("doc") == {"id": 1, "tags": ["a"]}
         assert rt.region("api").l2.driver is not rt.region().l2.driver

@@ -11,6 +11,7 @@ a service edited it, and returns the problems as :class:`~cachekit.errors.Config
 from __future__ import annotations
 
 import functools
+import os
 import re
 from collections.abc import Iterator
 from importlib import metadata
@@ -19,11 +20,20 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, ValidationError, create_model
 
 from ..errors import ConfigErrorItem
+from ..serializers import ENV_SIGNING_KEY, NETWORK_STORES, unsigned_pickle_message
 from .diagnostics import Locator, did_you_mean, items_from_validation_error, one_of
 from .models import BUILTIN_PROVIDER_TYPES, CacheConfig, CustomProviderConfig, EventBasedRule, region_name_problem
 from .paths import LineMap, PathKey
 
-__all__ = ["ENTRY_POINT_GROUP", "config_data", "cross_check", "provider_entry_points", "validate_config"]
+__all__ = [
+    "ENTRY_POINT_GROUP",
+    "config_data",
+    "config_warnings",
+    "cross_check",
+    "provider_entry_points",
+    "validate_config",
+    "warning_items",
+]
 
 ENTRY_POINT_GROUP = "cachekit.providers"
 _DRIVER_PATH = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
@@ -59,7 +69,24 @@ def cross_check(config: Any) -> list[Problem]:
         *_check_regions(config),
         *_check_rules(config),
         *_check_bus(config),
+        *_check_pickle(config),
     ]
+
+
+def config_warnings(config: Any) -> list[Problem]:
+    """Risks a valid config accepts on purpose (``cachekit validate`` prints them; exit status 0)."""
+    return list(_warn_unsigned_pickle(config))
+
+
+def warning_items(config: CacheConfig) -> list[ConfigErrorItem]:
+    """:func:`config_warnings` located (file, dotted path, line) like errors."""
+    document = config.document
+    locator = Locator(
+        file=config._file or (str(config.source_path) if config.source_path else None),
+        lines=LineMap.from_text(document.as_string()) if document is not None else None,
+        env=config._env,
+    )
+    return [locator.item(path, message) for path, message in config_warnings(config)]
 
 
 def provider_entry_points() -> list[str]:
@@ -217,4 +244,48 @@ def _check_bus(config: Any) -> Iterator[Problem]:
             yield ("bus", "provider"), (
                 f"the bus needs a redis provider; '{bus.provider}' is {kind} "
                 f"(redis providers: {one_of(redis)})"
+            )
+
+
+# -- pickle on network stores -------------------------------------------------------------------------
+
+
+def _signed(config: Any, provider: Any) -> bool:
+    """A signing key applies: the provider's, or ``CACHEKIT_SIGNING_KEY`` in the environment the config
+    was built from (the one its drivers read)."""
+    if provider is not None and provider.signing_key is not None:
+        return True
+    capture = getattr(config, "_env", None)
+    environ = capture.environ if capture is not None and capture.environ is not None else os.environ
+    return bool(environ.get(ENV_SIGNING_KEY))
+
+
+def _unsigned_pickle(config: Any) -> Iterator[tuple[PathKey, str, Any]]:
+    """``(path, provider type, provider config)`` of each explicit unsigned ``serializer = "pickle"``
+    on a network store, provider or region."""
+    for name, provider in config.providers.items():
+        if provider.type in NETWORK_STORES and provider.serializer == "pickle" and not _signed(config, provider):
+            yield ("providers", name, "serializer"), provider.type, provider
+    for name, region in config.regions.items():
+        if region.serializer != "pickle":
+            continue
+        provider_name = region.provider or config.cache.default_provider
+        kind = _provider_type(config, provider_name)
+        provider = config.providers.get(provider_name)
+        if kind in NETWORK_STORES and not _signed(config, provider):
+            yield ("regions", name, "serializer"), str(kind), provider
+
+
+def _check_pickle(config: Any) -> Iterator[Problem]:
+    for path, kind, provider in _unsigned_pickle(config):
+        if provider is None or not provider.allow_unsigned_pickle:
+            yield path, unsigned_pickle_message(kind)
+
+
+def _warn_unsigned_pickle(config: Any) -> Iterator[Problem]:
+    for path, kind, provider in _unsigned_pickle(config):
+        if provider is not None and provider.allow_unsigned_pickle:
+            yield path, (
+                f"unsigned pickle on a {kind} store (allow_unsigned_pickle = true): whoever can write to "
+                "the store can run code in every process that reads it; set a signing_key to sign it"
             )

@@ -107,7 +107,9 @@ class _ProviderBase(_Model):
     on_error: OnError = Field(
         "ignore", description="'ignore': failures are counted and read as misses; 'raise'"
     )
-    serializer: SerializerName = Field("pickle", description="how values are encoded in shared stores")
+    serializer: SerializerName | None = Field(
+        None, description="how values are encoded in shared stores; default: json on redis and memcached "
+        "(pickle when a signing_key is set), pickle on file")
     compress_threshold: int | None = Field(None, ge=0, description="zlib-compress payloads at least this big")
     signing_key: SecretStr | None = Field(None, description="HMAC-SHA256 key; unsigned payloads are rejected")
     max_value_size: int | None = Field(None, gt=0, description="largest encoded value accepted, bytes")
@@ -156,6 +158,8 @@ class RedisProviderConfig(_ProviderBase):
     retries: int = Field(2, ge=0, description="retries with backoff on connection errors")
     max_connections: int = Field(50, gt=0, description="connection pool size")
     max_size: int | None = Field(None, gt=0, description="not enforced: Redis evicts by its maxmemory policy")
+    allow_unsigned_pickle: bool = Field(
+        False, description='allow serializer = "pickle" without a signing_key (unsafe: see serialization.md)')
 
 
 class MemcachedProviderConfig(_ProviderBase):
@@ -170,6 +174,8 @@ class MemcachedProviderConfig(_ProviderBase):
     timeout: Seconds = Field(1.0, description="seconds to wait for a reply")
     max_value_size: int | None = Field(1024 * 1024 - 1024, gt=0, description="memcached's item size limit")
     max_size: int | None = Field(None, gt=0, description="not enforced: memcached evicts by its own LRU")
+    allow_unsigned_pickle: bool = Field(
+        False, description='allow serializer = "pickle" without a signing_key (unsafe: see serialization.md)')
 
 
 class CustomProviderConfig(_ProviderBase):

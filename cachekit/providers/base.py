@@ -62,6 +62,12 @@ class CacheDriver:
     #: Name used in stats and error messages; the runtime sets it to the provider name.
     name: str = "custom"
 
+    @property
+    def signed(self) -> bool:
+        """``True`` when the driver authenticates what it reads (a signing key): the runtime then stores
+        no raw integers in it and rejects those it finds at its keys."""
+        return False
+
     _default_lock: threading.Lock
 
     # -- required -------------------------------------------------------------------------

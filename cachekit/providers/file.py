@@ -32,7 +32,8 @@ Concurrency
   threads of one process.
 
 A shared, writable directory lets anyone who can write to it plant a pickle payload: configure a
-``signing_key`` (or use ``json``) when the directory is not private. Files are created mode ``0600``.
+``signing_key`` (or use ``json``) when the directory is not private. The driver creates its directory mode
+``0700`` (a directory that already exists keeps its mode) and files mode ``0600``.
 """
 
 from __future__ import annotations
@@ -73,6 +74,7 @@ _FANOUT_NAME = re.compile(r"[0-9a-f]{2}")
 _LOCK_STRIPES = 64
 _INF = float("inf")
 _FILE_MODE = 0o600
+_DIR_MODE = 0o700
 _TEMP_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0)
 
 # (lock stripe index, path of the entry file, UTF-8 key)
@@ -118,7 +120,11 @@ class FileDriver(CacheDriver):
         self.serializer: Serializer = serializer if serializer is not None else make_serializer("pickle")
         self.clock: Clock = clock if clock is not None else SystemClock()
         try:
-            self.path.mkdir(parents=True, exist_ok=True)
+            if not self.path.is_dir():
+                # only its owner may read, plant or list entries (pickle runs code); an existing
+                # directory keeps its mode
+                self.path.mkdir(parents=True, exist_ok=True, mode=_DIR_MODE)
+                os.chmod(self.path, _DIR_MODE)  # exactly 0700, whatever the umask
         except OSError as exc:
             raise ProviderError(f"file cache: cannot create directory {str(self.path)!r}: {exc}") from exc
         self._root = str(self.path)
@@ -128,6 +134,11 @@ class FileDriver(CacheDriver):
         self._fds_guard = threading.Lock()
         self._pid = os.getpid()
         self._finalizer = weakref.finalize(self, _close_fds, self._lock_fds)
+
+    @property
+    def signed(self) -> bool:
+        """``True`` when the serializer signs payloads and rejects unsigned ones."""
+        return self.serializer.signed
 
     def __repr__(self) -> str:
         return f"FileDriver({self._root!r}, serializer={self.serializer!r})"
@@ -498,7 +509,7 @@ def _listdir(path: str) -> list[str]:
 
 def _mkdir(path: str) -> None:
     try:
-        os.makedirs(path, exist_ok=True)
+        os.makedirs(path, mode=_DIR_MODE, exist_ok=True)
     except OSError as exc:
         raise ProviderError(f"file cache: cannot create directory {path!r}: {exc}") from exc
 

@@ -38,7 +38,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, Final
 
 from ..errors import ProviderError, UnsupportedOperation, ValueTooLargeError, require
-from ..serializers import SerializationError, Serializer, make_serializer
+from ..serializers import SerializationError, Serializer
 from .base import MISSING, CacheDriver
 
 if TYPE_CHECKING:
@@ -141,10 +141,9 @@ class MemcachedDriver(CacheDriver):
         if len(hashed_prefix) + hashlib.sha256().digest_size * 2 > _SERVER_KEY_LIMIT:
             raise ValueError(f"memcached namespace {namespace!r} is too long to prefix a hashed key")
         if serializer is None:
-            secret = config.signing_key.get_secret_value() if config.signing_key else None
-            serializer = make_serializer(
-                config.serializer, compress_threshold=config.compress_threshold, signing_key=secret
-            )
+            from .registry import serializer_for
+
+            serializer = serializer_for(config)
         #: The config the driver was built from.
         self.config = config
         #: Key prefix this driver owns.
@@ -418,6 +417,11 @@ class MemcachedDriver(CacheDriver):
             except _ERRORS as exc:
                 self._again(exc, "version", None, client.version)
         return time.perf_counter() - start
+
+    @property
+    def signed(self) -> bool:
+        """``True`` when the serializer signs payloads and rejects unsigned ones."""
+        return self._serializer.signed
 
     def __repr__(self) -> str:
         return f"<MemcachedDriver {self._where} namespace={self.namespace!r}>"

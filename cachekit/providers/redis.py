@@ -534,6 +534,11 @@ class RedisDriver(CacheDriver):
             raise self._fail("ping", exc) from exc
         return time.perf_counter() - start
 
+    @property
+    def signed(self) -> bool:
+        """``True`` when the serializer signs payloads and rejects unsigned ones."""
+        return self.serializer.signed
+
     def __repr__(self) -> str:
         cfg = self.config
         if not self._has_config:
@@ -557,9 +562,6 @@ def _redact(url: str) -> str:
 
 
 def _serializer_for(config: RedisProviderConfig) -> Serializer:
-    from ..serializers import make_serializer
+    from .registry import serializer_for
 
-    key = config.signing_key.get_secret_value() if config.signing_key else None
-    return make_serializer(
-        config.serializer, compress_threshold=config.compress_threshold, signing_key=key, use_env_key=True
-    )
+    return serializer_for(config)

@@ -8,13 +8,16 @@ from __future__ import annotations
 
 import importlib
 from importlib.metadata import entry_points
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..clock import Clock
 from ..errors import CacheError
 from .base import CacheDriver
 
-__all__ = ["BUILTIN_DRIVERS", "build_driver", "import_driver_class", "provider_entry_points"]
+if TYPE_CHECKING:
+    from ..serializers import Serializer
+
+__all__ = ["BUILTIN_DRIVERS", "build_driver", "import_driver_class", "provider_entry_points", "serializer_for"]
 
 BUILTIN_DRIVERS: dict[str, str] = {
     "memory": "cachekit.providers.memory:MemoryDriver",
@@ -47,8 +50,6 @@ def import_driver_class(path: str) -> type[CacheDriver]:
 
 def build_driver(config: Any, *, namespace: str, clock: Clock, max_size: int | None = None) -> CacheDriver:
     """Create the driver for a provider config; ``namespace`` is the key prefix it owns."""
-    from ..serializers import make_serializer
-
     kind = config.type
     if kind == "memory":
         from .memory import MemoryDriver
@@ -56,13 +57,7 @@ def build_driver(config: Any, *, namespace: str, clock: Clock, max_size: int | N
         return MemoryDriver(max_size=max_size if max_size is not None else config.max_size, clock=clock)
 
     def serializer() -> Any:
-        key = config.signing_key.get_secret_value() if config.signing_key else None
-        return make_serializer(
-            config.serializer,
-            compress_threshold=config.compress_threshold,
-            signing_key=key,
-            use_env_key=True,
-        )
+        return serializer_for(config)
 
     if kind == "file":
         from .file import FileDriver
@@ -82,3 +77,21 @@ def build_driver(config: Any, *, namespace: str, clock: Clock, max_size: int | N
     cls = import_driver_class(path)
     options = dict(config.model_extra or {})
     return cls(**options)
+
+
+def serializer_for(config: Any) -> Serializer:
+    """The :class:`~cachekit.serializers.Serializer` of a file, redis or memcached provider config.
+
+    No ``serializer`` configured: ``json`` on Redis and Memcached unless a signing key is configured
+    (``signing_key`` or ``CACHEKIT_SIGNING_KEY``; then signed ``pickle``), ``pickle`` on files.
+    """
+    from ..serializers import provider_serializer
+
+    key = config.signing_key.get_secret_value() if config.signing_key else None
+    return provider_serializer(
+        config.type,
+        config.serializer,
+        compress_threshold=config.compress_threshold,
+        signing_key=key,
+        allow_unsigned_pickle=getattr(config, "allow_unsigned_pickle", False),
+    )

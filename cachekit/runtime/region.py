@@ -5,7 +5,9 @@ driver's "nothing here" (``MISSING`` or ``None``) is a miss. ``stamps`` is ``Non
 generations ``((gen_key, gen), ...)`` the entry was written under (tags, declared pattern rules,
 and the region itself on stores that cannot enumerate keys); an entry whose stamp is behind the
 current generation is a miss. Shared stores receive plain ``int`` values raw so that the server
-can increment them atomically.
+can increment them atomically, except stores that sign their payloads: a raw integer carries no
+signature, so there every value is an envelope and a raw one is rejected (only cachekit's own
+generation keys, a counter namespace, hold raw integers there).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import CacheError
 from ..providers.base import MISSING
+from ..serializers import TamperedPayloadError
 from .generations import LocalGenerations
 from .policy import FOREVER, INF, Policy, escape_glob, normalize_ttl
 from .tier import Tier
@@ -316,14 +319,23 @@ class Region:
             got = yield ("get_many", ([full, *gen_keys],), None)
             if got is None:
                 return MISSING
-            entry = _as_entry(got.get(full, MISSING))
+            entry = self._entry(got.get(full, MISSING))
         else:
             got = {}
-            entry = _as_entry((yield ("get", (full,), MISSING)))
+            entry = self._entry((yield ("get", (full,), MISSING)))
         if entry is MISSING:
             return MISSING
         current = yield from self._stamps_current_plan(entry[2], got, pending)
         return entry if current else MISSING
+
+    def _entry(self, obj: Any) -> Any:
+        """:func:`_as_entry`, refusing a raw integer where the store signs payloads (counted, a miss)."""
+        if type(obj) is int and not self.l2.raw_ints:
+            # unsigned, so anyone who can write to the store could have planted it over a signed entry
+            return self.l2.failed(TamperedPayloadError(
+                "unsigned integer payload rejected: this store signs its payloads and keeps counters "
+                "in signed entries"), MISSING)
+        return _as_entry(obj)
 
     def _stamps_current_plan(self, stamps: Any, known: dict[str, Any], pending: frozenset[str] | None = None) -> Plan:
         if not stamps:
@@ -380,7 +392,7 @@ class Region:
         now = self._now()
         out: dict[str, Any] = {}
         for k, full in zip(keys, fulls, strict=True):
-            entry = MISSING if got is None else _as_entry(got.get(full, MISSING))
+            entry = MISSING if got is None else self._entry(got.get(full, MISSING))
             if entry is not MISSING and entry[1] > now and (
                     yield from self._stamps_current_plan(entry[2], got or {}, pending)):
                 self.stats.hits += 1
@@ -559,7 +571,7 @@ class Region:
             tier.driver.put(key, (value, expires, stamps), keep)
             ok = True
         else:
-            if type(value) is int and stamps is None:
+            if type(value) is int and stamps is None and tier.raw_ints:
                 # stored raw, so the server can increment it; a raw int carries no expiry of its own,
                 # so the store keeps it for the fresh TTL only (never read back as fresh while stale)
                 ok = bool((yield ("put", (tier.namespace + key, value, ttl), False)))
@@ -596,12 +608,13 @@ class Region:
         if not policy.enabled:
             return False
         ns = self.l2.namespace
+        raw_ints = self.l2.raw_ints
         now = self._now()
         groups: dict[float | None, dict[str, Any]] = {}
         for key, value in mapping.items():
             policy.check_key(key)
             t = policy.ttl_for(key, ttl)
-            payload = value if type(value) is int else (value, now + t if t is not None else INF, None)
+            payload = value if type(value) is int and raw_ints else (value, now + t if t is not None else INF, None)
             groups.setdefault(t, {})[ns + key] = payload
         ok = True
         for t, batch in groups.items():
@@ -625,7 +638,7 @@ class Region:
 
     def _increment(self, key: str, amount: int) -> int | None:
         tier = self.l2
-        if not tier.private and not self._gen_keys(key, ()):
+        if not tier.private and tier.raw_ints and not self._gen_keys(key, ()):
             # unstamped counters live raw in the store: the server increments them atomically
             result = tier.call(None, tier.driver.increment, tier.namespace + key, amount, None)
             if result is not None:
@@ -634,8 +647,8 @@ class Region:
         with self._lock:
             if tier.private:
                 return self._increment_entry(key, amount)
-            # A generation-stamped counter (memcached regions, declared patterns) is an envelope the
-            # server cannot increment: read-modify-write under a cross-process lock instead.
+            # A generation-stamped counter (memcached regions, declared patterns) or a signed one is an
+            # envelope the server cannot increment: read-modify-write under a cross-process lock instead.
             lock_key = f"{self._gen_prefix}lock:{key}"
             deadline = time.monotonic() + 5.0
             while not tier.call(False, tier.driver.add, lock_key, 1, 5.0):
@@ -932,7 +945,7 @@ class Region:
 
     async def aincrement(self, key: str, amount: int = 1) -> int | None:
         tier = self.l2
-        if tier.private or self.l1 is not None or self._gen_keys(key, ()):
+        if tier.private or self.l1 is not None or not tier.raw_ints or self._gen_keys(key, ()):
             return await self._aio(self.increment, key, amount)  # type: ignore[no-any-return]
         self.policy.check_key(key)
         result = await tier.acall(None, tier.driver.aincrement, tier.namespace + key, amount, None)

@@ -29,7 +29,8 @@ class Tier:
     "raise"``) or turned into ``fallback``.
     """
 
-    __slots__ = ("down", "driver", "namespace", "on_error", "on_recover", "private", "provider", "stats")
+    __slots__ = ("down", "driver", "namespace", "on_error", "on_recover", "private", "provider", "raw_ints",
+                 "stats")
 
     def __init__(self, driver: CacheDriver, *, provider: str, namespace: str, private: bool,
                  on_error: str, stats: RegionStats) -> None:
@@ -37,6 +38,9 @@ class Tier:
         self.provider = provider
         self.namespace = "" if private else namespace
         self.private = private
+        #: values may be stored as raw integers (the server increments them); not on a store that signs
+        #: its payloads: a raw integer carries no signature, so it is read only from generation keys
+        self.raw_ints = private or not driver.signed
         self.on_error = on_error
         self.stats = stats
         self.down = False
