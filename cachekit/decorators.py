@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from . import facade as _facade
 from .errors import CacheError
 from .facade import Cache
-from .keys import KeyBuilder, KeyTemplate, cache_key
+from .keys import KeyBuilder, cache_key, compiled_template
 from .runtime.policy import normalize_ttl
 from .runtime.region import Region, TaggedCache, is_async_callable
 
@@ -88,7 +88,7 @@ def _format_all(templates: tuple[str, ...], arguments: dict[str, Any], what: str
             out.append(t)
             continue
         try:
-            out.append(KeyTemplate(t).format(**arguments))
+            out.append(compiled_template(t).format(**arguments))
         except (KeyError, IndexError, AttributeError) as exc:
             raise CacheError(f"{what} {t!r} of {fn.__qualname__} needs {exc.args[0]!r}; "
                              f"parameters: {sorted(arguments)}") from None

@@ -29,6 +29,7 @@ a template names a key as text, so hand-written keys and rules can meet it.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import inspect
 import json
@@ -43,8 +44,8 @@ from uuid import UUID
 
 from .errors import CacheError
 
-__all__ = ["MAX_KEY_LENGTH", "MAX_PLAIN_STRING", "KeyBuilder", "KeyTemplate", "cache_key", "format_key",
-           "key_part"]
+__all__ = ["MAX_KEY_LENGTH", "MAX_PLAIN_STRING", "KeyBuilder", "KeyTemplate", "cache_key", "compiled_template",
+           "format_key", "key_part"]
 
 MAX_PLAIN_STRING = 100
 """Longer string arguments are digested instead of written out."""
@@ -205,9 +206,15 @@ class KeyTemplate:
         return _FORMATTER.vformat(self.template, args, kwargs)
 
 
+@functools.lru_cache(maxsize=1024)
+def compiled_template(template: str) -> KeyTemplate:
+    """The :class:`KeyTemplate` of ``template`` (parsed once)."""
+    return KeyTemplate(template)
+
+
 def format_key(template: str, /, *args: Any, **kwargs: Any) -> str:
     """``template`` filled with escaped values: ``format_key("u:{a}:{b}", a="x:y", b=1)`` is ``u:x%3Ay:1``."""
-    return KeyTemplate(template).format(*args, **kwargs)
+    return compiled_template(template).format(*args, **kwargs)
 
 
 _KeyOption = str | Callable[..., str] | None

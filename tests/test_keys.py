@@ -106,3 +106,12 @@ def test_tag_templates_escape_their_values_like_keys() -> None:
     touch("a:b")
     Cache.assert_missing(doc.key("a:b", 1))
     Cache.assert_has(doc.key("a", 1))
+
+
+def test_the_module_examples_hold() -> None:
+    import doctest
+
+    import cachekit.keys
+
+    result = doctest.testmod(cachekit.keys, optionflags=doctest.ELLIPSIS)
+    assert result.attempted >= 5 and result.failed == 0
