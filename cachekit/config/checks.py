@@ -227,7 +227,7 @@ def _warn_rules(config: Any) -> Iterator[Problem]:
 
 
 def _warn_bus(config: Any) -> Iterator[Problem]:
-    if config.bus.enabled is False or config.bus.provider is not None \
+    if not config.cache.multi_level or config.bus.enabled is False or config.bus.provider is not None \
             or any(_provider_type(config, p) == "redis" for p in config.providers):
         return
     for name, region in config.regions.items():
@@ -238,7 +238,7 @@ def _warn_bus(config: Any) -> Iterator[Problem]:
         if kind is None or kind == "memory":
             continue
         ttl = region.l1.ttl
-        after = f"after l1.ttl ({ttl:g}s)" if ttl is not None else "never (l1.ttl is unset)"
+        after = f"after l1.ttl ({ttl:g}s)" if ttl else "when the entry expires (l1.ttl is unset)"
         yield ("regions", name, "l1"), (
             f"no redis provider is declared to carry the bus: other processes' writes to '{provider}' "
             f"reach this L1 only {after}; declare a redis provider, or set [bus] enabled = false "
