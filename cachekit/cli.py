@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import os
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -137,64 +137,51 @@ def run_validate(paths: Sequence[Path], output: ValidateFormat, *, with_env: boo
     if not files:
         print(f"no *.toml file under: {', '.join(map(str, paths))}", file=sys.stderr)
         return 2
-    warnings: list[tuple[str, list[ConfigErrorItem]]] = []
-    results: list[tuple[str, list[ConfigErrorItem]]] = [
-        (str(file), _problems(file, with_env=with_env, warnings=warnings)) for file in files
-    ]
+    results: list[tuple[str, list[ConfigErrorItem]]] = []
+    warnings: dict[str, list[ConfigErrorItem]] = {}
+    for file in files:
+        errors, warnings[str(file)] = _problems(file, with_env=with_env)
+        results.append((str(file), errors))
     print(format_errors(results, output.value, warnings), end="")
     return 1 if any(problems for _, problems in results) else 0
 
 
 def format_errors(results: Sequence[tuple[str, Sequence[Any]]], output: str,
-                  warnings: Sequence[tuple[str, Sequence[Any]]] = ()) -> str:
-    """The report of ``[(file, [ConfigErrorItem...])...]``: ``text``, ``json`` or ``github``.
-
-    ``warnings`` (same shape) are risks the files accept on purpose: text lines with ``warning:``,
-    github ``::warning`` annotations, json rows with ``"severity": "warning"`` (error rows have none)."""
+                  warnings: Mapping[str, Sequence[Any]] | None = None) -> str:
+    """The report of ``[(file, [ConfigErrorItem...])...]``: ``text``, ``json`` or ``github``;
+    ``warnings`` (by file) never make a file invalid (json rows of warnings have ``"severity"``)."""
+    warnings = warnings or {}
     if output == "json":
-        rows = [
-            {"file": item.file or file, "line": item.line, "path": item.path, "message": item.message}
-            for file, problems in results
-            for item in problems
-        ]
-        rows += [
-            {"file": item.file or file, "line": item.line, "path": item.path, "message": item.message,
-             "severity": "warning"}
-            for file, items in warnings
-            for item in items
-        ]
+        rows: list[dict[str, Any]] = []
+        for file, problems in results:
+            rows += [{"file": item.file or file, "line": item.line, "path": item.path, "message": item.message}
+                     for item in problems]
+            rows += [{"file": item.file or file, "line": item.line, "path": item.path, "message": item.message,
+                      "severity": "warning"} for item in warnings.get(file, ())]
         return json.dumps(rows, indent=2) + "\n"
     lines = []
-    for file, items in warnings:
-        for item in items:
-            if output == "github":
-                props = f"file={_gh_property(item.file or file)}"
-                if item.line is not None:
-                    props += f",line={item.line}"
-                lines.append(f"::warning {props},title=cachekit::{_gh_data(f'{item.path}: {item.message}')}")
-            else:
-                where = item.file or file
-                where += f":{item.line}" if item.line is not None else ""
-                lines.append(f"{where}: {item.path or '<file>'}: warning: {item.message}")
     for file, problems in results:
+        warned = warnings.get(file, ())
         if output == "github":
-            for item in problems:
-                props = f"file={_gh_property(item.file or file)}"
-                if item.line is not None:
-                    props += f",line={item.line}"
-                lines.append(f"::error {props},title=cachekit::{_gh_data(f'{item.path}: {item.message}')}")
-        elif problems:
-            lines += [_text_line(file, item) for item in problems]
+            for level, items in (("error", problems), ("warning", warned)):
+                for item in items:
+                    props = f"file={_gh_property(item.file or file)}"
+                    if item.line is not None:
+                        props += f",line={item.line}"
+                    lines.append(f"::{level} {props},title=cachekit::{_gh_data(f'{item.path}: {item.message}')}")
         else:
-            lines.append(f"{file}: ok")
+            lines += [_text_line(file, item) for item in problems]
+            lines += [_text_line(file, item, "warning: ") for item in warned]
+            if not problems:
+                lines.append(f"{file}: ok")
     return "".join(line + "\n" for line in lines)
 
 
-def _text_line(file: str, item: Any) -> str:
+def _text_line(file: str, item: Any, level: str = "") -> str:
     where = item.file or file
     if item.line is not None:
         where += f":{item.line}"
-    return f"{where}: {item.path or '<file>'}: {item.message}"
+    return f"{where}: {level}{item.path or '<file>'}: {item.message}"
 
 
 def _gh_data(value: str) -> str:
@@ -213,21 +200,20 @@ def _toml_files(paths: Sequence[Path]) -> Iterator[Path]:
             yield path  # a missing file is reported by the loader, as an invalid file
 
 
-def _problems(file: Path, *, with_env: bool, warnings: list[Any] | None = None) -> list[Any]:
-    from .config.checks import warning_items
+def _problems(file: Path, *, with_env: bool) -> tuple[list[Any], list[Any]]:
+    """The errors and the warnings of one file."""
+    from .config.checks import config_warnings
     from .config.loader import load_config
     from .errors import ConfigError, ConfigErrorItem
 
     try:
         config = load_config(file, environ=None if with_env else {})
-        if warnings is not None and (found := warning_items(config)):
-            warnings.append((str(file), found))
     except ConfigError as exc:
-        return exc.errors
+        return exc.errors, []
     except Exception as exc:  # never a traceback: an unexpected failure is reported like an error
         message = f"internal error: {type(exc).__name__}: {exc}"
-        return [ConfigErrorItem(path="", message=message, file=str(file))]
-    return []
+        return [ConfigErrorItem(path="", message=message, file=str(file))], []
+    return [], config_warnings(config)
 
 
 # -- show -----------------------------------------------------------------------------------------

@@ -12,45 +12,29 @@
 >>> Cache.get("user:1")
 {'id': 1}
 
-Keys are built from the arguments, never from ``hash()``, so every process and every Python run
-computes the same key:
-
-- simple arguments (``str int float bool None``, enums, UUIDs, dates, decimals) are written out:
-  ``key_prefix:arg1:arg2``, keyword-only and ``**kwargs`` arguments sorted as ``k=v``;
-  in strings ``%``, ``:``, ``=``, whitespace and control characters are %-escaped;
-- anything else (dicts, lists, sets, objects) and strings over 100 characters become
-  ``type#`` and 32 hex digits of a sha256 over a canonical form (JSON with sorted keys; sets
-  sorted; objects by their ``repr``), so the key stays short;
-- arguments are bound to the signature first, defaults included: ``f(1)``, ``f(user_id=1)`` and
-  ``f(1, verbose=False)`` (when ``False`` is the default) share one key;
-- a first parameter named ``self`` or ``cls`` is left out; ``ignore=("db",)`` leaves others out;
-- the default prefix is ``module.qualname`` of the function.
-
-``1`` and ``"1"`` give the same key (``user:1``), which lets a decorated function and a hand-written
-``Cache.get("user:1")`` meet. Pass ``key="user:{user_id}"`` (a format string over the parameters)
-or ``key=callable`` (called with the function's arguments) to choose the key yourself.
+Keys come from :mod:`cachekit.keys`: built from the arguments (never from ``hash()``, so every
+process computes the same key), bound to the signature first (``f(1)``, ``f(user_id=1)`` and
+``f(1, verbose=False)`` share one key when ``False`` is the default), with the types kept apart
+(``None``/``"None"``, ``1.5``/``"1.5"``, ``2``/``"2"``/``Decimal("2")`` are different entries) and
+every value escaped (``acl:{user}:{resource}`` keeps ``("bob:admin", "x")`` and ``("bob", "admin:x")``
+apart). A first parameter named ``self`` or ``cls`` is left out; ``ignore=("db",)`` leaves others
+out; the default prefix is ``module.qualname`` of the function. Pass ``key="user:{user_id}"`` (a
+format string over the parameters) or ``key=callable`` (called with the function's arguments) to
+choose the key yourself.
 """
 
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import functools
-import hashlib
 import inspect
-import json
-import re
-import string
-from collections.abc import Awaitable, Callable, Iterable, Mapping
-from datetime import date, datetime, time
-from decimal import Decimal
-from enum import Enum
+from collections.abc import Awaitable, Callable, Iterable
 from typing import TYPE_CHECKING, Any, TypeVar
-from uuid import UUID
 
 from . import facade as _facade
 from .errors import CacheError
 from .facade import Cache
+from .keys import KeyBuilder, cache_key, compiled_template
 from .runtime.policy import normalize_ttl
 from .runtime.region import Region, TaggedCache, is_async_callable
 
@@ -68,227 +52,7 @@ __all__ = [
 ]
 
 F = TypeVar("F", bound=Callable[..., Any])
-
-MAX_PLAIN_STRING = 100
-"""Longer string arguments are digested instead of written out."""
-MAX_KEY_LENGTH = 200
-"""A longer key keeps its prefix and digests the rest (memcached accepts at most 250 bytes)."""
-_DIGEST_HEX = 32
-_PLAIN_TYPES = (int, float, UUID, Decimal, datetime, date, time)
-_ESCAPES = {ord("%"): "%25", ord(":"): "%3A", ord("="): "%3D"}
-_ESCAPES.update({c: f"%{c:02X}" for c in range(33)})
-_ESCAPES[127] = "%7F"
-#: a string that needs no escaping (no control characters, '%', ':', '=' or DEL), in one C-level match
-_PLAIN_TEXT = re.compile(r"[^\x00-\x20%:=\x7f]*").fullmatch
-
-
-# -- keys ---------------------------------------------------------------------------------------
-
-
-def _digest(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:_DIGEST_HEX]
-
-
-def _canonical(value: Any) -> Any:
-    """A JSON-able form of ``value`` that does not depend on the process (no ids, no set order)."""
-    if value is None or isinstance(value, (bool, int, str)):
-        return value
-    if isinstance(value, float):
-        return repr(value)  # keeps nan/inf and tells 1.0 from 1
-    if isinstance(value, Enum):
-        return [type(value).__qualname__, value.name]
-    if isinstance(value, (bytes, bytearray, memoryview)):
-        return ["bytes", bytes(value).hex()]
-    if isinstance(value, Mapping):
-        items = [(_canonical(k), _canonical(v)) for k, v in value.items()]
-        items.sort(key=lambda kv: json.dumps(kv[0], sort_keys=True))
-        return [type(value).__qualname__, [list(kv) for kv in items]]
-    if isinstance(value, (set, frozenset)):
-        members = [_canonical(v) for v in value]
-        members.sort(key=lambda m: json.dumps(m, sort_keys=True))
-        return [type(value).__qualname__, members]
-    if isinstance(value, (list, tuple)):
-        return [type(value).__qualname__, [_canonical(v) for v in value]]
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        fields = {f.name: _canonical(getattr(value, f.name)) for f in dataclasses.fields(value)}
-        return [type(value).__qualname__, fields]
-    dump = getattr(value, "model_dump", None)  # pydantic models
-    if callable(dump) and not isinstance(value, type):
-        try:
-            return [type(value).__qualname__, _canonical(dump(mode="json"))]
-        except Exception:
-            pass
-    if isinstance(value, _PLAIN_TYPES):
-        return [type(value).__qualname__, str(value)]
-    return [f"{type(value).__module__}.{type(value).__qualname__}", repr(value)]
-
-
-def _digest_of(value: Any) -> str:
-    try:
-        text = json.dumps(_canonical(value), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    except (RecursionError, TypeError, ValueError):
-        text = f"{type(value).__module__}.{type(value).__qualname__}:{value!r}"
-    return f"{type(value).__name__}#{_digest(text)}"
-
-
-def _part(value: Any) -> str:
-    """One argument as it appears in a key."""
-    if isinstance(value, str):
-        if len(value) > MAX_PLAIN_STRING:
-            return _digest_of(value)
-        return value.translate(_ESCAPES)
-    if value is None or isinstance(value, (bool, int)):
-        return str(value)
-    if isinstance(value, float):
-        return repr(value)
-    if isinstance(value, Enum):
-        return f"{type(value).__name__}.{value.name}".translate(_ESCAPES)
-    if isinstance(value, _PLAIN_TYPES):
-        text = value.isoformat() if isinstance(value, (datetime, date, time)) else str(value)
-        return text.translate(_ESCAPES)
-    return _digest_of(value)
-
-
-def _join(prefix: str, positional: Iterable[Any], named: Iterable[tuple[str, Any]]) -> str:
-    parts = [_part(v) for v in positional]
-    parts.extend(f"{k}={_part(v)}" for k, v in sorted(named))
-    if not parts:
-        return prefix
-    key = prefix + ":" + ":".join(parts)
-    if len(key) > MAX_KEY_LENGTH:
-        key = f"{prefix}:#{_digest(key)}"
-    return key
-
-
-def cache_key(prefix: str, /, *args: Any, **kwargs: Any) -> str:
-    """The key the decorators build for ``prefix`` and these arguments.
-
-    >>> cache_key("user", 1)
-    'user:1'
-    >>> cache_key("search", "shoes", page=2, sort="price")
-    'search:shoes:page=2:sort=price'
-    >>> cache_key("report", {"b": 1, "a": 2})
-    'report:dict#...'
-    """
-    return _join(prefix, args, kwargs.items())
-
-
 _KeyOption = str | Callable[..., str] | None
-
-
-def _single_key(prefix: str) -> Callable[[Any], str | None]:
-    """``prefix:value`` for one int or short plain-text value (``None`` for anything else)."""
-    head = prefix + ":"
-
-    def single(value: Any) -> str | None:
-        kind = type(value)
-        if kind is int or (kind is str and len(value) <= MAX_PLAIN_STRING and _PLAIN_TEXT(value)):
-            key = head + str(value) if kind is int else head + value
-            if len(key) <= MAX_KEY_LENGTH:
-                return key
-        return None
-
-    return single
-
-
-class _KeyBuilder:
-    """Turns a call's arguments into a key for one decorated function."""
-
-    def __init__(self, fn: Callable[..., Any], key_prefix: str | None, key: _KeyOption,
-                 ignore: Iterable[str]) -> None:
-        if key is not None and key_prefix is not None:
-            raise CacheError("give key_prefix or key, not both (key is the whole key)")
-        self.fn = fn
-        self.signature = inspect.signature(fn)
-        params = list(self.signature.parameters.values())
-        self.ignore = set(ignore)
-        unknown = self.ignore - {p.name for p in params}
-        if unknown:
-            raise CacheError(f"ignore names {sorted(unknown)}, which are not parameters of "
-                             f"{fn.__qualname__}{self.signature}")
-        if params and params[0].name in ("self", "cls"):
-            self.ignore.add(params[0].name)
-        self.params = params
-        self.prefix = key_prefix if key_prefix is not None else f"{fn.__module__}.{fn.__qualname__}"
-        self.template: str | None = None
-        self.key_fn: Callable[..., str] | None = None
-        if isinstance(key, str):
-            self._check_template(key)
-            self.template = key
-        elif key is not None:
-            if not callable(key):
-                raise CacheError(f"key must be a format string or a callable, not {type(key).__name__}")
-            self.key_fn = key
-        # Fast path: every parameter positional, no defaults to fill in, nothing to skip but self.
-        simple = all(p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) for p in params)
-        self.fast_arity = len(params) if simple else -1
-        self.fast_skip = 1 if (params and params[0].name in ("self", "cls")) else 0
-        if any(p.name in self.ignore for p in params[self.fast_skip:]):
-            self.fast_arity = -1
-        self.fast_single = self.fast_arity - self.fast_skip == 1
-        #: for ``f(one_plain_argument)``: the key of a plain int or short text value, else ``None``
-        self.single: Callable[[Any], str | None] | None = None
-        if self.fast_single and key is None:
-            self.single = _single_key(self.prefix)
-
-    def _check_template(self, template: str) -> None:
-        names = {p.name for p in self.params}
-        for _, field, _, _ in string.Formatter().parse(template):
-            if field is None:
-                continue
-            root = field.split(".", 1)[0].split("[", 1)[0]
-            if root and not root.isdigit() and root not in names:
-                raise CacheError(f"key {template!r} names {root!r}, which is not a parameter of "
-                                 f"{self.fn.__qualname__}{self.signature}")
-
-    def arguments(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
-        """The call's arguments by parameter name, defaults filled in, ``**kwargs`` flattened."""
-        try:
-            bound = self.signature.bind(*args, **kwargs)
-        except TypeError as exc:
-            raise TypeError(f"{self.fn.__qualname__}(): {exc}") from None
-        bound.apply_defaults()
-        out: dict[str, Any] = {}
-        for p in self.params:
-            value = bound.arguments.get(p.name)
-            if p.kind is p.VAR_KEYWORD:
-                out.update(value or {})
-            else:
-                out[p.name] = value
-        return out
-
-    def __call__(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
-        if self.key_fn is not None:
-            return self.key_fn(*args, **kwargs)
-        if self.template is not None:
-            positional = args[self.fast_skip:]
-            return self.template.format(*positional, **self.arguments(args, kwargs))
-        if not kwargs and len(args) == self.fast_arity:
-            if self.single is not None:  # one plain argument: the common f(user_id) case, without a join
-                key = self.single(args[-1])
-                if key is not None:
-                    return key
-            return _join(self.prefix, args[self.fast_skip:], ())
-        try:
-            bound = self.signature.bind(*args, **kwargs)
-        except TypeError as exc:
-            raise TypeError(f"{self.fn.__qualname__}(): {exc}") from None
-        bound.apply_defaults()
-        positional: list[Any] = []
-        named: list[tuple[str, Any]] = []
-        for p in self.params:
-            if p.name in self.ignore:
-                continue
-            value = bound.arguments[p.name]
-            if p.kind is p.VAR_POSITIONAL:
-                positional.extend(value)
-            elif p.kind is p.VAR_KEYWORD:
-                named.extend((k, v) for k, v in value.items() if k not in self.ignore)
-            elif p.kind is p.KEYWORD_ONLY:
-                named.append((p.name, value))
-            else:
-                positional.append(value)
-        return _join(self.prefix, positional, named)
 
 
 # -- shared plumbing ----------------------------------------------------------------------------
@@ -324,7 +88,7 @@ def _format_all(templates: tuple[str, ...], arguments: dict[str, Any], what: str
             out.append(t)
             continue
         try:
-            out.append(t.format(**arguments))
+            out.append(compiled_template(t).format(**arguments))
         except (KeyError, IndexError, AttributeError) as exc:
             raise CacheError(f"{what} {t!r} of {fn.__qualname__} needs {exc.args[0]!r}; "
                              f"parameters: {sorted(arguments)}") from None
@@ -353,7 +117,7 @@ class CachedFunction:
     """
 
     def __init__(self, fn: Callable[..., Any], *, ttl: Any, key_prefix: str | None, region: str | None,
-                 tags: Iterable[str] | str, key: _KeyOption, runtime: Runtime | None,
+                 tags: Iterable[str] | str, key: str | Callable[..., str] | None, runtime: Runtime | None,
                  ignore: Iterable[str] = ()) -> None:
         functools.update_wrapper(self, fn)
         self.__wrapped__ = fn
@@ -362,7 +126,7 @@ class CachedFunction:
         self.tags = _tag_names(tags)
         self._tag_templates = any("{" in t for t in self.tags)
         self.runtime = runtime
-        self.make_key = _KeyBuilder(fn, key_prefix, key, ignore)
+        self.make_key = KeyBuilder(fn, key_prefix, key, ignore)
         self._bound: tuple[Runtime, Region] | None = None
 
     # -- plumbing -------------------------------------------------------------------------

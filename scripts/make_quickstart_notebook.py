@@ -34,7 +34,7 @@ Cache.configure(runtime)         # the facade now uses this runtime
 runtime
 
 assert runtime.config.cache.prefix == "cachekit"
-assert set(runtime.config.providers) == {"local", "disk"}
+assert set(runtime.config.providers) == {"memory", "disk"}
 assert Cache.runtime() is runtime"""),
     ("md", """\
 ## The facade

@@ -57,6 +57,23 @@ def test_json_format_is_a_list_of_file_line_path_message() -> None:
     }]
 
 
+def test_validate_warns_about_an_event_rule_that_invalidates_nothing_and_still_exits_0(tmp_path: Path) -> None:
+    (tmp_path / "app.toml").write_text(
+        '[[rules]]\nname = "user-update-rule"\nstrategy = "event_based"\n'
+        'events = ["user_updated", "user_profile_changed"]\n')
+    text = run("validate", "app.toml", cwd=tmp_path)
+    assert text.returncode == 0, text.stderr
+    assert text.stdout.splitlines() == [
+        "app.toml:4: warning: rules[0].events: rule 'user-update-rule' invalidates nothing when its events "
+        "fire: set pattern, patterns, tags or flush_regions = true",
+        "app.toml: ok",
+    ]
+    github = run("validate", "app.toml", "-f", "github", cwd=tmp_path)
+    assert github.returncode == 0 and github.stdout.startswith("::warning file=app.toml,line=4,title=cachekit::")
+    rows = json.loads(run("validate", "app.toml", "-f", "json", cwd=tmp_path).stdout)
+    assert [(r["path"], r["severity"]) for r in rows] == [("rules[0].events", "warning")]
+
+
 def test_json_format_of_valid_files_is_an_empty_list() -> None:
     result = run("validate", "valid", "--format", "json")
     assert (result.returncode, json.loads(result.stdout)) == (0, [])

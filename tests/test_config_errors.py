@@ -231,12 +231,29 @@ def test_malformed_driver_path_is_rejected() -> None:
     assert "package.module:ClassName" in item.message
 
 
-def test_event_rule_that_invalidates_nothing_is_rejected() -> None:
-    with pytest.raises(ConfigError) as info:
-        parse_config('[[rules]]\nname = "a"\nstrategy = "event_based"\nevents = ["e"]\n', environ={})
-    (item,) = info.value.errors
+def test_event_rule_that_invalidates_nothing_is_accepted_with_a_warning() -> None:
+    from cachekit.config.checks import config_warnings
+
+    config = parse_config('[[rules]]\nname = "a"\nstrategy = "event_based"\nevents = ["e"]\n', environ={})
+    (item,) = config_warnings(config)
     assert (item.line, item.path) == (4, "rules[0].events")
     assert "invalidates nothing" in item.message
+    runtime = config.compile()
+    try:
+        runtime.region().put("k", 1)
+        assert runtime.emit("e").count == 0 and runtime.region().get("k") == 1  # invalidates nothing
+    finally:
+        runtime.close()
+    flushing = parse_config('[[rules]]\nname = "a"\nstrategy = "event_based"\nevents = ["e"]\n'
+                            'flush_regions = true\n', environ={})
+    assert config_warnings(flushing) == []
+    runtime = flushing.compile()
+    try:
+        runtime.region().put("k", 1)
+        runtime.emit("e")
+        assert runtime.region().get("k") is None  # flushing regions is explicit
+    finally:
+        runtime.close()
 
 
 def test_default_region_must_be_declared_unless_it_is_default() -> None:

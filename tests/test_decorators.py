@@ -123,7 +123,7 @@ def test_key_of_simple_arguments_is_readable() -> None:
 
     assert get_user.key(1) == "user:1"
     assert cache_key("search", "shoes", sort="price", page=2) == "search:shoes:page=2:sort=price"
-    assert cache_key("day", date(2024, 5, 1), None, True, 1.5) == "day:2024-05-01:None:True:1.5"
+    assert cache_key("day", date(2024, 5, 1), None, True, 1.5) == "day:!date.2024-05-01:!None:!True:!float.1.5"
 
 
 def test_positional_keyword_and_default_calls_share_one_key() -> None:
@@ -134,7 +134,7 @@ def test_positional_keyword_and_default_calls_share_one_key() -> None:
         calls.append(user_id)
         return user_id
 
-    assert get_user.key(1) == get_user.key(user_id=1) == get_user.key(1, verbose=False) == "user:1:False"
+    assert get_user.key(1) == get_user.key(user_id=1) == get_user.key(1, verbose=False) == "user:1:!False"
     get_user(1)
     get_user(user_id=1)
     get_user(1, False)
@@ -165,12 +165,12 @@ def test_separators_in_string_arguments_are_escaped_so_keys_do_not_collide() -> 
 def test_complex_arguments_become_a_short_digest() -> None:
     big = {"filters": list(range(1000)), "sort": {"by": "name"}}
     key = cache_key("report", big)
-    assert key.startswith("report:dict#")
+    assert key.startswith("report:!dict#")
     assert len(key) < 60
     assert cache_key("report", {"b": 1, "a": 2}) == cache_key("report", {"a": 2, "b": 1})
     assert cache_key("report", {"a": 1}) != cache_key("report", {"a": 2})
     assert cache_key("t", [1, 2]) != cache_key("t", (1, 2))
-    assert cache_key("long", "x" * 500).startswith("long:str#")
+    assert cache_key("long", "x" * 500).startswith("long:!str#")
 
 
 def test_default_prefix_is_module_and_qualified_name() -> None:
@@ -183,7 +183,7 @@ def test_default_prefix_is_module_and_qualified_name() -> None:
 
 def test_very_long_keys_keep_their_prefix_and_are_digested() -> None:
     key = cache_key("p", *["word"] * 100)
-    assert key.startswith("p:#") and len(key) < 60
+    assert key.startswith("p:!#") and len(key) < 60
 
 
 class Color(Enum):
@@ -225,7 +225,7 @@ def test_keys_are_the_same_in_every_process_and_hash_seed() -> None:
         outputs.append(done.stdout)
     assert outputs[0] == outputs[1] == outputs[2]
     assert len(outputs[0].splitlines()) == 3
-    assert outputs[0].splitlines()[2].startswith("k:plain:7:tag=tuple#")
+    assert outputs[0].splitlines()[2].startswith("k:plain:7:tag=!tuple#")
 
 
 def test_format_string_key_binds_parameters_with_defaults() -> None:

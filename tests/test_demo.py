@@ -47,7 +47,7 @@ def test_demo_prints_the_stats_frame_a_hit_ratio_and_writes_a_png(workdir: Path)
     assert header[:5] == ["provider", "hits", "misses", "hit_ratio", "sets"]
     rows = _frame_rows(text)
     assert set(rows) == {"default", "users", "reports"}
-    assert rows["reports"][0] == "disk" and rows["users"][0] == "local"
+    assert rows["reports"][0] == "disk" and rows["users"][0] == "memory"
     assert all(int(cells[1]) > 0 and int(cells[2]) > 0 for cells in rows.values())  # hits and misses
     ratio = float(re.search(r"hit ratio (\d+\.\d+)", text).group(1))  # type: ignore[union-attr]
     assert 0 < ratio < 1
@@ -118,7 +118,7 @@ def test_ping_reports_every_declared_provider_of_the_default_config(workdir: Pat
     out = io.StringIO()
     assert ping(ROOT / "configs" / "default.toml", out=out) == 0
     lines = out.getvalue().splitlines()
-    assert [line.split()[:3] for line in lines] == [["local", "memory", "ok"], ["disk", "file", "ok"]]
+    assert [line.split()[:3] for line in lines] == [["memory", "memory", "ok"], ["disk", "file", "ok"]]
     assert all(line.endswith(" ms") for line in lines)
 
 

@@ -267,7 +267,7 @@ def test_allowed_unsigned_pickle_works_and_validate_warns(
 
     assert run_validate([tmp_path / "app.toml"], ValidateFormat("text")) == 0
     out = capsys.readouterr().out
-    assert "app.toml:3: providers.shared.serializer: warning: unsigned pickle" in out
+    assert "app.toml:3: warning: providers.shared.serializer: unsigned pickle" in out
     assert run_validate([tmp_path / "app.toml"], ValidateFormat("github")) == 0
     assert "::warning file=" in capsys.readouterr().out
     assert run_validate([tmp_path / "app.toml"], ValidateFormat("json")) == 0

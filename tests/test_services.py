@@ -131,13 +131,29 @@ async def test_seed_invalidation_rules(fake: Runtime) -> None:
 
     assert [r.name for r in matching_rules] == ["user-data-rule"]
     assert [r.name for r in fake.config.rules] == ["user-data-rule", "user-update-rule"]
-    # the pattern rule invalidates in O(1); the event rule (no target named) empties its regions
+    # the pattern rule invalidates in O(1); the event rule (no target named) invalidates nothing
     Cache.put("user:1", "a")
     Cache.put("post:1", "p")
     fake.invalidate(pattern="user:*")
     assert not Cache.has("user:1") and Cache.has("post:1")
+    Cache.put("user:1", "b")
     Cache.emit("user_updated", user_id=1)
-    assert not Cache.has("post:1")
+    assert Cache.has("post:1") and Cache.has("user:1")
+
+
+async def test_an_event_rule_without_a_target_warns_and_invalidates_nothing(fake: Runtime) -> None:
+    rule_service = await get_invalidation_rule_service()
+    created = await rule_service.create_rule(name="r", strategy_type="event_based", events=["e"])
+    assert created.is_success() and created.value is not None
+    assert len(created.warnings) == 1 and "invalidates nothing" in created.warnings[0]
+    assert fake.config.rules[0].flush_regions is False
+    Cache.put("k", 1)
+    assert fake.emit("e").count == 0 and Cache.get("k") == 1
+    # flushing regions is explicit
+    updated = await rule_service.update_rule("r", {"flush_regions": True})
+    assert updated.is_success() and updated.warnings == ()
+    fake.emit("e")
+    assert not Cache.has("k")
 
 
 async def test_seed_cache_configuration(fake: Runtime, capsys: pytest.CaptureFixture[str]) -> None:
@@ -467,6 +483,32 @@ async def test_summary_adds_live_counters_of_the_providers_regions() -> None:
     assert summary.hits == 4 and summary.misses == 1 and summary.hit_ratio == pytest.approx(0.8)
     assert summary.regions == ["default"]
     assert summary.to_dict()["provider_id"] == "memory"
+
+
+async def test_the_seeds_memory_provider_reads_live_traffic_under_the_embedded_default(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from cachekit import load
+
+    monkeypatch.chdir(tmp_path)  # the embedded default's file store writes under ./.cache
+    runtime = Cache.configure(load(None))
+    try:
+        Cache.put("user:1", "ada")
+        assert Cache.get("user:1") == "ada" and Cache.get("user:1") == "ada"
+        assert Cache.get("user:2") is None
+        service = await get_cache_monitoring_service()
+        stats = (await service.get_provider_statistics(provider_id=CacheProviderId("memory"),
+                                                       start_time=datetime.now() - timedelta(hours=1))).value
+        live = {s.stat_type: s.value for s in stats if s.live}
+        assert live[CacheStatsType.HIT] == 2 and live[CacheStatsType.MISS] == 1 and live[CacheStatsType.SET] == 1
+        assert runtime.stats.to_frame().loc["default", "hits"] == 2  # the same counters
+        summary = (await service.get_provider_summary(CacheProviderId("memory"))).value
+        assert summary.hits == 2 and summary.regions == ["default"]
+        # a window that ends before now holds no live totals
+        past = await service.get_provider_statistics("memory", end_time=datetime.now() - timedelta(hours=1))
+        assert past.value == []
+    finally:
+        Cache.fake()
+        runtime.close()
 
 
 async def test_monitoring_failures_are_results() -> None:

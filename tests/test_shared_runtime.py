@@ -150,7 +150,7 @@ def test_flush_never_touches_foreign_keys(redis_server: Any) -> None:
 
 
 # -- multi-level + bus ----------------------------------------------------------------------
-def multi_level_config(url: str, path: Path) -> Path:
+def multi_level_config(url: str, path: Path, bus: str = "[bus]\nenabled = true") -> Path:
     path.write_text(textwrap.dedent(f"""
         [cache]
         prefix = "ml"
@@ -166,10 +166,7 @@ def multi_level_config(url: str, path: Path) -> Path:
         provider = "redis"
         ttl = 600
         l1 = {{ provider = "local", ttl = 300 }}
-
-        [bus]
-        enabled = true
-    """))
+    """) + bus + "\n")
     return path
 
 
@@ -304,6 +301,75 @@ def test_an_event_reaches_the_listeners_of_another_runtime_over_the_bus(redis_se
     finally:
         a.close()
         b.close()
+
+
+def test_the_bus_is_on_by_default_for_an_l1_over_redis(redis_server: Any, tmp_path: Path) -> None:
+    from cachekit import load
+
+    path = multi_level_config(redis_server.url, tmp_path / "c.toml", bus="")  # no [bus] section
+    a, b = load(path), load(path)
+    try:
+        ra, rb = a.region(), b.region()
+        assert a.bus is not None and b.bus is not None
+        assert a.bus.wait_ready() and b.bus.wait_ready()
+        ra.put("user:1", "old")
+        assert rb.get("user:1") == "old" and rb.get("user:1") == "old"
+        assert rb.stats.l1_hits == 1  # B now serves user:1 from its L1 (l1.ttl = 300 s)
+        ra.put("user:1", "new")
+        deadline = time.monotonic() + 5
+        while rb.get("user:1") != "new" and time.monotonic() < deadline:
+            time.sleep(0.005)
+        assert rb.get("user:1") == "new"  # A's write dropped B's L1 copy, long before l1.ttl
+    finally:
+        a.close()
+        b.close()
+
+
+def test_bus_enabled_false_turns_the_default_off(redis_server: Any, tmp_path: Path) -> None:
+    from cachekit import load
+
+    rt = load(multi_level_config(redis_server.url, tmp_path / "c.toml", bus="[bus]\nenabled = false"))
+    try:
+        rt.region().put("k", 1)
+        assert rt.bus is None
+    finally:
+        rt.close()
+
+
+def test_no_bus_without_a_redis_and_validate_warns_about_the_l1(tmp_path: Path,
+                                                                capsys: pytest.CaptureFixture[str]) -> None:
+    from cachekit import load
+    from cachekit.cli import ValidateFormat, run_validate
+    from cachekit.config import load_config
+    from cachekit.config.checks import config_warnings
+
+    path = tmp_path / "c.toml"
+    path.write_text(textwrap.dedent(f"""
+        [providers.disk]
+        type = "file"
+        path = "{tmp_path / 'files'}"
+
+        [providers.local]
+        type = "memory"
+
+        [regions.default]
+        provider = "disk"
+        l1 = {{ provider = "local", ttl = 30 }}
+    """))
+    rt = load(path)
+    try:
+        rt.region().put("k", 1)
+        assert rt.bus is None  # nothing to connect to
+    finally:
+        rt.close()
+    (warning,) = config_warnings(load_config(path, environ={}))
+    assert (warning.path, warning.line) == ("regions.default.l1", 11)
+    assert "reach this L1 only after l1.ttl (30s)" in warning.message
+    assert run_validate([path], ValidateFormat.text) == 0  # a warning, not an error
+    out = capsys.readouterr().out
+    assert f"{path}:11: warning: regions.default.l1: no redis provider" in out and f"{path}: ok" in out
+    path.write_text(path.read_text() + "\n[bus]\nenabled = false\n")
+    assert config_warnings(load_config(path, environ={})) == []
 
 
 def test_bus_down_is_counted_and_l1_ttl_bounds_staleness(redis_server: Any, tmp_path: Path) -> None:

@@ -25,15 +25,8 @@ from .diagnostics import Locator, did_you_mean, items_from_validation_error, one
 from .models import BUILTIN_PROVIDER_TYPES, CacheConfig, CustomProviderConfig, EventBasedRule, region_name_problem
 from .paths import LineMap, PathKey
 
-__all__ = [
-    "ENTRY_POINT_GROUP",
-    "config_data",
-    "config_warnings",
-    "cross_check",
-    "provider_entry_points",
-    "validate_config",
-    "warning_items",
-]
+__all__ = ["ENTRY_POINT_GROUP", "config_data", "config_warnings", "cross_check", "cross_warnings",
+           "provider_entry_points", "rule_warnings", "validate_config"]
 
 ENTRY_POINT_GROUP = "cachekit.providers"
 _DRIVER_PATH = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
@@ -47,18 +40,34 @@ def validate_config(config: CacheConfig) -> list[ConfigErrorItem]:
     The shape is validated again (a dict entry replaced by hand skips pydantic's assignment
     validation), then the cross-references. Lines refer to the kept TOML document, if any.
     """
-    document = config.document
-    locator = Locator(
-        file=config._file or (str(config.source_path) if config.source_path else None),
-        lines=LineMap.from_text(document.as_string()) if document is not None else None,
-        env=config._env,
-    )
+    locator = _locator(config)
     data = config_data(config)
     try:
         checked: Any = _data_model().model_validate(data)
     except ValidationError as exc:
         return items_from_validation_error(exc, _data_model(), locator, data)
     return [locator.item(path, message) for path, message in cross_check(checked)]
+
+
+def config_warnings(config: CacheConfig) -> list[ConfigErrorItem]:
+    """What a valid config does that its author probably did not mean (``cachekit validate`` prints
+    these as warnings; they never make a config invalid)."""
+    locator = _locator(config)
+    return [locator.item(path, message) for path, message in cross_warnings(config)]
+
+
+def _locator(config: CacheConfig) -> Locator:
+    document = config.document
+    return Locator(
+        file=config._file or (str(config.source_path) if config.source_path else None),
+        lines=LineMap.from_text(document.as_string()) if document is not None else None,
+        env=config._env,
+    )
+
+
+def cross_warnings(config: Any) -> list[Problem]:
+    """The warnings of a config whose shape is valid, in declaration order."""
+    return [*_warn_rules(config), *_warn_bus(config), *_warn_unsigned_pickle(config)]
 
 
 def cross_check(config: Any) -> list[Problem]:
@@ -71,22 +80,6 @@ def cross_check(config: Any) -> list[Problem]:
         *_check_bus(config),
         *_check_pickle(config),
     ]
-
-
-def config_warnings(config: Any) -> list[Problem]:
-    """Risks a valid config accepts on purpose (``cachekit validate`` prints them; exit status 0)."""
-    return list(_warn_unsigned_pickle(config))
-
-
-def warning_items(config: CacheConfig) -> list[ConfigErrorItem]:
-    """:func:`config_warnings` located (file, dotted path, line) like errors."""
-    document = config.document
-    locator = Locator(
-        file=config._file or (str(config.source_path) if config.source_path else None),
-        lines=LineMap.from_text(document.as_string()) if document is not None else None,
-        env=config._env,
-    )
-    return [locator.item(path, message) for path, message in config_warnings(config)]
 
 
 def provider_entry_points() -> list[str]:
@@ -226,11 +219,40 @@ def _check_rules(config: Any) -> Iterator[Problem]:
                 yield (*path, "regions", position), (
                     f"unknown region '{region}'; known: {one_of(regions)}{did_you_mean(region, regions)}"
                 )
-        if isinstance(rule, EventBasedRule) and not (rule.all_patterns() or rule.tags or rule.flush_regions):
-            yield (*path, "events"), (
-                "this rule invalidates nothing when its events fire: set pattern, patterns, tags "
-                "or flush_regions = true"
-            )
+
+
+def rule_warnings(rule: Any) -> list[Problem]:
+    """The warnings of one rule, with paths relative to the rule."""
+    if isinstance(rule, EventBasedRule) and not (rule.all_patterns() or rule.tags or rule.flush_regions):
+        return [(("events",), f"rule '{rule.name}' invalidates nothing when its events fire: set pattern, "
+                              "patterns, tags or flush_regions = true")]
+    return []
+
+
+def _warn_rules(config: Any) -> Iterator[Problem]:
+    for index, rule in enumerate(config.rules):
+        for path, message in rule_warnings(rule):
+            yield ("rules", index, *path), message
+
+
+def _warn_bus(config: Any) -> Iterator[Problem]:
+    if not config.cache.multi_level or config.bus.enabled is False or config.bus.provider is not None \
+            or any(_provider_type(config, p) == "redis" for p in config.providers):
+        return
+    for name, region in config.regions.items():
+        if region.l1 is None:
+            continue
+        provider = region.provider or config.cache.default_provider
+        kind = _provider_type(config, provider)
+        if kind is None or kind == "memory":
+            continue
+        ttl = region.l1.ttl
+        after = f"after l1.ttl ({ttl:g}s)" if ttl else "when the entry expires (l1.ttl is unset)"
+        yield ("regions", name, "l1"), (
+            f"no redis provider is declared to carry the bus: other processes' writes to '{provider}' "
+            f"reach this L1 only {after}; declare a redis provider, or set [bus] enabled = false "
+            "to accept that"
+        )
 
 
 def _check_bus(config: Any) -> Iterator[Problem]:

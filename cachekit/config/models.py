@@ -275,7 +275,9 @@ RuleConfig = Annotated[
 class BusConfig(_Model):
     """Cross-process invalidation of L1 tiers over Redis pub/sub."""
 
-    enabled: bool = Field(False, description="publish writes and invalidations to other processes")
+    enabled: bool | None = Field(
+        None, description="publish writes and invalidations to other processes; unset: on when some region "
+        "has an L1 over a shared store and a redis provider is declared")
     provider: str | None = Field(None, description="a redis provider; default: the first one declared")
     channel: str = Field("cachekit:bus", description="pub/sub channel")
 

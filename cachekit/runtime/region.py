@@ -558,7 +558,8 @@ class Region:
             return False
         return await self._adrive(self._store_plan(key, value, ttl, tags))  # type: ignore[no-any-return]
 
-    def _store_plan(self, key: str, value: Any, ttl: float | None, tags: tuple[str, ...]) -> Plan:
+    def _store_plan(self, key: str, value: Any, ttl: float | None, tags: tuple[str, ...],
+                    kept: Any = None) -> Plan:
         policy = self.policy
         now = self._now()
         expires = now + ttl if ttl is not None else INF
@@ -566,6 +567,9 @@ class Region:
         stamps = yield from self._stamps_plan(key, tags, keep)
         if stamps is False:  # generations unreadable: the store is failing
             return False
+        if kept:  # an increment: the stamps the entry had (still current: it was just read) stay
+            have = {k for k, _ in kept}
+            stamps = tuple(map(tuple, kept)) + tuple(s for s in stamps or () if s[0] not in have)
         tier = self.l2
         if tier.private:
             tier.driver.put(key, (value, expires, stamps), keep)
@@ -627,28 +631,52 @@ class Region:
 
     def increment(self, key: str, amount: int = 1) -> int | None:
         """Add ``amount`` (a missing key starts at 0); atomic in the process, and on the server for
-        Redis and memcached. Returns the new value, or ``None`` when the store failed."""
+        Redis and memcached. Returns the new value, or ``None`` when the store failed. A counter
+        written through tags keeps them (``tags([...]).increment`` stamps it; a tag flush drops it)."""
+        return self._count(key, amount, ())
+
+    def _count(self, key: str, amount: int, tags: tuple[str, ...]) -> int | None:
         self.policy.check_key(key)
         if not isinstance(amount, int) or isinstance(amount, bool):
             raise CacheError(f"increment amount must be an int, not {type(amount).__name__}")
         try:
-            return self._increment(key, amount)
+            return self._increment(key, amount, tags)
         finally:
             self._l1_forget(key)  # after the change in L2, so no read in flight can park the old value
 
-    def _increment(self, key: str, amount: int) -> int | None:
+    def _increment(self, key: str, amount: int, tags: tuple[str, ...] = ()) -> int | None:
         tier = self.l2
-        if not tier.private and tier.raw_ints and not self._gen_keys(key, ()):
+        if not tier.private and tier.raw_ints and not tags and not self._gen_keys(key, ()):
             # unstamped counters live raw in the store: the server increments them atomically
-            result = tier.call(None, tier.driver.increment, tier.namespace + key, amount, None)
-            if result is not None:
-                self.stats.sets += 1
-            return result
+            try:
+                result = tier.driver.increment(tier.namespace + key, amount, None)
+            except Exception as exc:
+                return self._increment_refused(key, amount, exc)
+            if tier.down:
+                tier.recovered()
+            self.stats.sets += 1
+            return result  # type: ignore[no-any-return]
+        return self._increment_locked(key, amount, tags)
+
+    def _increment_refused(self, key: str, amount: int, exc: Exception) -> int | None:
+        """The server would not increment ``key``: it holds an entry envelope (a value written
+        through tags, say), which is incremented like a stamped counter, keeping its stamps; else
+        the failure counts as one."""
+        tier = self.l2
+        held = tier.call(MISSING, tier.driver.get, tier.namespace + key)
+        if type(held) in (tuple, list):
+            return self._increment_locked(key, amount, ())
+        if tier.down:
+            return None  # the read failed too, and was counted
+        return tier.failed(exc, None)
+
+    def _increment_locked(self, key: str, amount: int, tags: tuple[str, ...]) -> int | None:
+        tier = self.l2
         with self._lock:
             if tier.private:
-                return self._increment_entry(key, amount)
-            # A generation-stamped counter (memcached regions, declared patterns) or a signed one is an
-            # envelope the server cannot increment: read-modify-write under a cross-process lock instead.
+                return self._increment_entry(key, amount, tags)
+            # A generation-stamped counter (tags, memcached regions, declared patterns) or a signed one is
+            # an envelope the server cannot increment: read-modify-write under a cross-process lock instead.
             lock_key = f"{self._gen_prefix}lock:{key}"
             deadline = time.monotonic() + 5.0
             while not tier.call(False, tier.driver.add, lock_key, 1, 5.0):
@@ -657,23 +685,27 @@ class Region:
                     return None
                 time.sleep(0.001)
             try:
-                return self._increment_entry(key, amount)
+                return self._increment_entry(key, amount, tags)
             finally:
                 tier.call(False, tier.driver.forget, lock_key)
 
-    def _increment_entry(self, key: str, amount: int) -> int | None:
-        entry = self._fetch(key, ())
+    def _increment_entry(self, key: str, amount: int, tags: tuple[str, ...] = ()) -> int | None:
+        entry = self._fetch(key, tags)
         now = self._now()
         if entry is MISSING or entry[1] <= now:
-            base, expires = 0, INF
+            base, expires, kept = 0, INF, None
         else:
-            base, expires = entry[0], entry[1]
+            base, expires, kept = entry
             if not isinstance(base, int) or isinstance(base, bool):
                 raise CacheError(f"cannot increment {key!r}: it holds a {type(base).__name__}, not an int")
         new = base + amount
-        if not self._store(key, new, None if expires == INF else expires - now, ()):
+        if not self.policy.enabled:
             return None
-        return new
+        ttl = None if expires == INF else expires - now
+        # the new value carries the stamps the old one had (its tags), plus those of ``tags``
+        if not self._drive(self._store_plan(key, new, ttl, tags, kept)):
+            return None
+        return new  # type: ignore[no-any-return]
 
     def decrement(self, key: str, amount: int = 1) -> int | None:
         """Subtract ``amount`` (a missing key starts at 0)."""
@@ -948,9 +980,13 @@ class Region:
         if tier.private or self.l1 is not None or not tier.raw_ints or self._gen_keys(key, ()):
             return await self._aio(self.increment, key, amount)  # type: ignore[no-any-return]
         self.policy.check_key(key)
-        result = await tier.acall(None, tier.driver.aincrement, tier.namespace + key, amount, None)
-        if result is not None:
-            self.stats.sets += 1
+        try:
+            result = await tier.driver.aincrement(tier.namespace + key, amount, None)
+        except Exception as exc:  # an envelope (a tagged value) or a failure: see _increment_refused
+            return await self._aio(self._increment_refused, key, amount, exc)  # type: ignore[no-any-return]
+        if tier.down:
+            tier.recovered()
+        self.stats.sets += 1
         return result  # type: ignore[no-any-return]
 
     async def adecrement(self, key: str, amount: int = 1) -> int | None:
@@ -1046,10 +1082,11 @@ class TaggedCache:
         return self.region.forget(key)
 
     def increment(self, key: str, amount: int = 1) -> int | None:
-        return self.region.increment(key, amount)
+        """Add ``amount``; the counter carries these tags (a flush of any of them drops it)."""
+        return self.region._count(key, amount, self.tag_names)
 
     def decrement(self, key: str, amount: int = 1) -> int | None:
-        return self.region.decrement(key, amount)
+        return self.increment(key, -amount)
 
     def flush(self) -> bool:
         """Invalidate every entry carrying any of these tags, in this region, in O(1) per tag."""

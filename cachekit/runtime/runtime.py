@@ -251,7 +251,7 @@ class Runtime:
                 if not l1.private:
                     raise CacheError(f"region {policy.name!r}: L1 provider {policy.l1_provider!r} "
                                      "must be an in-process memory provider")
-        if l1 is not None and self.config.bus.enabled and not self.fake:
+        if l1 is not None and not self.fake and self._bus_wanted(l2):
             self._ensure_bus(l2)
         if existing is not None:
             existing._gen_prefix = f"{self.prefix}:__gen__:{policy.name}:"
@@ -554,6 +554,14 @@ class Runtime:
             keys = None if key is None else (list(key) if isinstance(key, list) else [key])
             if not bus.publish(region.name, kind, keys):
                 region.stats.errors += 1
+
+    def _bus_wanted(self, l2: Tier) -> bool:
+        """``[bus] enabled``, or when unset: this L1 sits over a shared store and a Redis can carry the bus."""
+        bus = self.config.bus
+        if bus.enabled is not None:
+            return bus.enabled
+        return not l2.private and (bus.provider is not None
+                                   or any(p.type == "redis" for p in self.config.providers.values()))
 
     def _ensure_bus(self, l2: Tier) -> None:
         if self.bus is not None:

@@ -15,7 +15,8 @@ T = TypeVar("T")
 
 @dataclass(frozen=True)
 class Result(Generic[T]):
-    """The outcome of a service call: a value, or an error message and code.
+    """The outcome of a service call: a value, or an error message and code; a success may carry
+    ``warnings`` (what it did that the caller probably did not mean).
 
     >>> Result.ok(42).value
     42
@@ -28,6 +29,7 @@ class Result(Generic[T]):
     error: str | None = None
     code: str | None = None
     success: bool = True
+    warnings: tuple[str, ...] = ()
 
     @classmethod
     def ok(cls, value: T | None = None) -> Result[T]:

@@ -1,4 +1,4 @@
-"""CacheMonitoringService: record statistics and read them back, alone or summed with live counters."""
+"""CacheMonitoringService: the live counters of ``runtime.stats`` by provider, plus statistics recorded by hand."""
 
 from __future__ import annotations
 
@@ -85,8 +85,10 @@ class CacheMonitoringService(_Service):
                                       end_time: datetime | None = None,
                                       stat_type: CacheStatsType | str | None = None,
                                       ) -> Result[list[CacheStatistic]]:
-        """Recorded statistics of a provider between ``start_time`` and ``end_time`` (inclusive;
-        naive datetimes are local time), optionally of one type, oldest first."""
+        """Statistics of a provider between ``start_time`` and ``end_time`` (inclusive; naive
+        datetimes are local time), optionally of one type, oldest first: the recorded ones, then
+        (when the window includes now) the live counters of the regions on the provider, summed,
+        one ``live=True`` statistic per non-zero counter (the numbers ``runtime.stats`` shows)."""
 
         def work() -> list[CacheStatistic]:
             rt = self.runtime
@@ -96,6 +98,13 @@ class CacheMonitoringService(_Service):
             rec = _recorder(rt)
             with rec.lock:
                 records = list(rec.records)
+            now = _now(rt)
+            rows = [row for row in rt.stats.rows() if row["provider"] == pid]
+            for stat_kind, counter in _LIVE_COUNTER.items():
+                total = sum(int(row[counter]) for row in rows)
+                if total:
+                    records.append(CacheStatistic(provider_id=pid, stat_type=stat_kind, value=float(total),
+                                                  timestamp=now, live=True))
             return [s for s in records if s.provider_id == pid and (kind is None or s.stat_type is kind)
                     and (start is None or s.timestamp >= start) and (end is None or s.timestamp <= end)]
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
+from ..config.checks import rule_warnings
 from ..config.diagnostics import did_you_mean, one_of
 from ..config.models import EventBasedRule
 from ._plumbing import _RULE_MODELS, _STRATEGY_ALIASES, _deep_merge, _dump, _edit, _public, _Service, _validate
@@ -59,9 +61,9 @@ class InvalidationRuleService(_Service):
         - ``time_based``: keys matching ``pattern`` (default ``*``) get ``ttl``;
         - ``pattern_based``: ``pattern`` can be invalidated as a unit in O(1) on every store;
         - ``event_based``: ``events`` invalidate ``pattern`` (a template such as ``user:{user_id}``,
-          filled from the event's parameters), ``tags`` or (``flush_regions=True``) the regions;
-          an event rule given none of these gets ``flush_regions=True``: its events empty its
-          regions (every region when ``regions`` is empty).
+          filled from the event's parameters), ``tags`` or (``flush_regions=True``) the regions
+          (every region when ``regions`` is empty); an event rule given none of these is kept but
+          invalidates nothing, and the Result carries a warning saying so.
 
         ``regions=[...]`` limits a rule to some regions; ``tags``, ``patterns``, ``enabled``.
         """
@@ -75,16 +77,22 @@ class InvalidationRuleService(_Service):
                 data["events"] = [events] if isinstance(events, str) else list(events)
             if ttl is not None:
                 data["ttl"] = ttl
-            if _strategy(strategy_type) == "event_based" and not any(
-                    settings.get(k) for k in ("patterns", "tags", "flush_regions")) and pattern is None:
-                data["flush_regions"] = True  # an event rule naming no target invalidates its regions
             rule = _rule_model(data, f"rules.{name}")
             if any(r.name == rule.name for r in rt.config.rules):
                 raise _Failure(f"rule {rule.name!r} already exists; update it instead", "conflict")
             _edit(rt, lambda cfg: cfg.rules.append(rule))
             return _rule_view(rule)
 
-        return await _guard(work)
+        return self._warned(await _guard(work))
+
+    def _warned(self, result: Result[InvalidationRule]) -> Result[InvalidationRule]:
+        """``result`` with the warnings of the rule it holds ("invalidates nothing"...)."""
+        if result.is_success() and result.value is not None:
+            for rule in self.runtime.config.rules:
+                if rule.name == result.value.name:
+                    found = tuple(message for _, message in rule_warnings(rule))
+                    return dataclasses.replace(result, warnings=found) if found else result
+        return result
 
     async def list_rules(self, strategy_type: str | None = None) -> Result[list[InvalidationRule]]:
         """Every rule, or those of one strategy."""
@@ -127,7 +135,7 @@ class InvalidationRuleService(_Service):
             _edit(rt, lambda cfg: cfg.rules.__setitem__(index, rule))
             return _rule_view(rule)
 
-        return await _guard(work)
+        return self._warned(await _guard(work))
 
     async def delete_rule(self, rule_id: str) -> Result[bool]:
         """Remove a rule."""

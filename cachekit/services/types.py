@@ -166,13 +166,14 @@ class CacheConfiguration(_View):
 
 @dataclass(frozen=True)
 class CacheStatistic(_View):
-    """One recorded statistic."""
+    """One statistic: recorded by hand, or (``live=True``) a live counter's total at ``timestamp``."""
 
     provider_id: CacheProviderId
     stat_type: CacheStatsType
     value: float
     timestamp: datetime
     region: str | None = None
+    live: bool = False
 
 
 @dataclass(frozen=True)

@@ -144,6 +144,33 @@ class StoreConformance:
         assert r.get("user:3") is None
         assert r.get("plain") == 0
 
+    def test_a_counter_behaves_like_any_value_under_tags(self, rt: Runtime) -> None:
+        r = rt.region()
+        # written through tags: stamped, so a flush of the tag removes it
+        assert r.tags(["stats"]).increment("hits") == 1
+        assert r.tags(["stats"]).increment("hits", 4) == 5
+        assert r.get("hits") == 5
+        r.tags(["stats"]).flush()
+        assert r.get("hits") is None
+        # a key written with tags can be incremented, and keeps its tags
+        r.tags(["users"]).put("logins", 10)
+        assert r.increment("logins") == 11
+        assert r.decrement("logins", 2) == 9
+        assert r.get("logins") == 9 and r.stats.errors == 0
+        r.tags(["users"]).flush()
+        assert r.get("logins") is None
+        # an untagged counter is untouched by tag flushes
+        assert r.increment("plain") == 1
+        r.tags(["stats"]).flush()
+        assert r.get("plain") == 1 and r.stats.errors == 0
+
+    async def test_async_increment_of_a_tagged_value(self, rt: Runtime) -> None:
+        r = rt.region()
+        r.tags(["users"]).put("n", 1)
+        assert await r.aincrement("n", 2) == 3
+        r.tags(["users"]).flush()
+        assert r.get("n") is None and r.stats.errors == 0
+
     def test_declared_pattern_rule(self, rt: Runtime) -> None:
         r = rt.region()
         r.put("user:1", 1)
