@@ -304,6 +304,7 @@ class CacheConfig(BaseSettings):
         validate_assignment=True,
         case_sensitive=False,
         nested_model_default_partial_update=True,
+        hide_input_in_errors=True,  # an input may be a secret (a URL with its password, a key...)
     )
 
     cache: CacheSection = Field(default_factory=CacheSection)
