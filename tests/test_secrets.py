@@ -420,3 +420,17 @@ def test_mask_url_hides_the_password_and_keeps_the_rest(url: str, shown: str) ->
 def test_mask_text_finds_urls_inside_messages() -> None:
     assert mask_text("Error connecting to 'redis://u:pw@h:1/0' and rediss://:x@y") == (
         f"Error connecting to 'redis://u:{MASK}@h:1/0' and rediss://:{MASK}@y")
+
+
+# -- the security page ----------------------------------------------------------------------------
+
+
+def test_security_page_examples_run_and_the_page_is_linked_from_readme_and_index() -> None:
+    from docblocks import ROOT, page_blocks, run_block
+
+    blocks = [b for b in page_blocks(["docs/security.md"], "python") if not b.skip]
+    assert blocks
+    for block in blocks:
+        run_block(block.code, block.file, block.line + 1)
+    assert "](docs/security.md)" in (ROOT / "README.md").read_text(encoding="utf-8")
+    assert "](security.md)" in (ROOT / "docs" / "index.md").read_text(encoding="utf-8")
