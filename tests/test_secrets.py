@@ -251,6 +251,19 @@ def test_config_error_never_echoes_a_secret_of_the_wrong_type(where: str, value:
     assert "its value is not shown" in info.value.errors[0].message
 
 
+@pytest.mark.parametrize("output", ["text", "json", "github"])
+def test_cachekit_validate_and_show_never_echo_a_wrong_typed_secret(tmp_path: Path, output: str) -> None:
+    (tmp_path / "bad.toml").write_text(f'[providers.r]\ntype = "redis"\nsigning_key = ["{SIGNING_KEY}"]\n'
+                                       f'password = 4242424242424242\n\n[providers]\nx = "redis://:{URL_PW}@h:1/0"\n')
+    validated = run_cli("validate", "bad.toml", "--format", output, cwd=tmp_path)
+    shown = run_cli("show", "bad.toml", cwd=tmp_path)
+    assert validated.returncode == 1 and shown.returncode == 1
+    assert "providers.r.signing_key" in validated.stdout and "providers.r.signing_key" in shown.stderr
+    for result in (validated, shown):
+        assert_no_secret(result.stdout + result.stderr, f"cachekit validate --format {output} / show")
+        assert "4242424242424242" not in result.stdout + result.stderr
+
+
 def test_config_error_about_a_url_in_the_wrong_place_masks_its_password() -> None:
     with pytest.raises(ConfigError) as info:
         parse_config(f'[providers]\nr = "redis://:{URL_PW}@10.0.0.5:6379/0"\n')
