@@ -447,3 +447,12 @@ def test_security_page_examples_run_and_the_page_is_linked_from_readme_and_index
         run_block(block.code, block.file, block.line + 1)
     assert "](docs/security.md)" in (ROOT / "README.md").read_text(encoding="utf-8")
     assert "](security.md)" in (ROOT / "docs" / "index.md").read_text(encoding="utf-8")
+
+
+def test_the_secrets_module_examples_run() -> None:
+    import doctest
+
+    import cachekit.config.secrets as module
+
+    result = doctest.testmod(module)
+    assert result.attempted >= 4 and result.failed == 0
