@@ -264,9 +264,13 @@ def test_cachekit_validate_and_show_never_echo_a_wrong_typed_secret(tmp_path: Pa
         assert "4242424242424242" not in result.stdout + result.stderr
 
 
-def test_config_error_about_a_url_in_the_wrong_place_masks_its_password() -> None:
+@pytest.mark.parametrize("toml", [
+    f'[providers]\nr = "redis://:{URL_PW}@10.0.0.5:6379/0"\n',  # a table expected
+    f'[providers.r]\nserializer = "redis://:{URL_PW}@10.0.0.5:6379/0"\n',  # one of a few values expected
+])
+def test_config_error_about_a_url_in_the_wrong_place_masks_its_password(toml: str) -> None:
     with pytest.raises(ConfigError) as info:
-        parse_config(f'[providers]\nr = "redis://:{URL_PW}@10.0.0.5:6379/0"\n')
+        parse_config(toml)
     assert URL_PW not in str(info.value)
     assert f"redis://:{MASK}@10.0.0.5" in str(info.value)
 

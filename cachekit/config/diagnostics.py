@@ -21,7 +21,7 @@ from pydantic_core import ErrorDetails
 from ..errors import ConfigErrorItem
 from .env import EnvCapture
 from .paths import LineMap, PathKey, format_path
-from .secrets import is_secret_name, mask_text, mask_url
+from .secrets import mask_text, mask_url
 
 __all__ = ["Locator", "did_you_mean", "items_from_validation_error", "one_of"]
 
@@ -84,7 +84,7 @@ def explain(error: ErrorDetails, root: type[BaseModel], data: Any = None) -> tup
     ctx = error.get("ctx") or {}
     here = steps[-1] if steps else None
     name = path[-1] if path and isinstance(path[-1], str) else None
-    if _is_secret(here, path):
+    if _is_secret(here):
         value = _Hidden(value)  # a secret of the wrong type or shape: say what it is, never its value
 
     if kind == "extra_forbidden":
@@ -179,7 +179,7 @@ def _bound(kind: str, ctx: dict[str, Any], value: object, *, seconds: bool, name
 
 
 def _show(value: object) -> str:
-    return repr(value) if isinstance(value, str) else _describe(value)
+    return repr(_unmasked(value)) if isinstance(value, str) else _describe(value)
 
 
 class _Hidden:
@@ -189,11 +189,14 @@ class _Hidden:
         self.value = value
 
 
-def _is_secret(tp: Any, path: PathKey) -> bool:
+def _is_secret(tp: Any) -> bool:
     base = _unwrap(tp)
-    if isinstance(base, type) and issubclass(base, SecretStr):
-        return True
-    return tp is None and any(isinstance(p, str) and is_secret_name(p) for p in path[-2:])  # a custom extra
+    return isinstance(base, type) and issubclass(base, SecretStr)  # SecretStr, SecretUrl
+
+
+def _unmasked(text: str) -> str:
+    """``text`` with the password of any URL in it masked."""
+    return mask_text(mask_url(text) if "@" in text else text)
 
 
 def _describe(value: object) -> str:
@@ -209,7 +212,7 @@ def _describe(value: object) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, str):
-        value = mask_text(mask_url(value) if "@" in value else value)  # a URL's password is never shown
+        value = _unmasked(value)  # a URL's password is never shown
         shown = value if len(value) <= 40 else value[:37] + "..."
         return f"string {shown!r}"
     if isinstance(value, int | float):
