@@ -392,6 +392,36 @@ def test_sentinel_urls_carry_the_sentinels_credentials(redis_sentinel: Any) -> N
         admin.close()
 
 
+def test_cluster_node_urls_carry_the_nodes_credentials(redis_cluster: Any) -> None:
+    import redis
+
+    user, password = f"c{uuid.uuid4().hex[:8]}", _secret("nodepw")
+    admins = [redis.Redis(host=host, port=port) for host, port in redis_cluster.nodes]
+    for admin in admins:
+        admin.acl_setuser(user, enabled=True, passwords=[f"+{password}"], keys=["*"], channels=["*"],
+                          commands=["+@all"])
+    host, port = redis_cluster.nodes[0]
+
+    def runtime(secret: str) -> Any:
+        return CacheConfig(providers={"c": {"type": "redis", "cluster": True, "on_error": "raise", "retries": 0,
+                                            "startup_nodes": [f"redis://{user}:{secret}@{host}:{port}"]}},
+                           regions={"r": {"provider": "c"}}).compile()
+
+    good, bad = runtime(password), runtime(f"wrong-{password}")
+    try:
+        good.region("r").put("k", "v")
+        assert good.region("r").get("k") == "v"
+        with pytest.raises(ProviderError) as info:
+            bad.region("r").get("k")
+        assert password not in str(info.value)
+    finally:
+        good.close()
+        bad.close()
+        for admin in admins:
+            admin.acl_deluser(user)
+            admin.close()
+
+
 def test_fake_and_environment_overrides_keep_working_with_secret_urls(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CACHEKIT_PROVIDERS__R__URL", f"redis://:{URL_PW}@10.9.8.7:6379/4")
     config = parse_config('[providers.r]\ntype = "redis"\nurl = "redis://localhost:6379/0"\n')

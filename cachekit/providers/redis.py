@@ -198,7 +198,7 @@ class RedisDriver(CacheDriver):
         if cfg.cluster:
             if cfg.startup_nodes:
                 nodes = [_node(n.get_secret_value(), 6379) for n in cfg.startup_nodes]
-                _credentials(options, nodes, "password", "username")  # redis://user:pw@node:port
+                _credentials(options, nodes)  # redis://user:pw@node:port
                 cluster_nodes = [cluster_lib.ClusterNode(n.host, n.port) for n in nodes]
                 return cluster_lib.RedisCluster(startup_nodes=cluster_nodes, **options)
             if url:
@@ -207,10 +207,11 @@ class RedisDriver(CacheDriver):
         if cfg.sentinel:
             max_connections = options.pop("max_connections")
             nodes = [_node(s.get_secret_value(), 26379) for s in cfg.sentinel]
-            sentinel_kwargs: dict[str, Any] = {}
-            _credentials(sentinel_kwargs, nodes, "password", "username")  # the sentinels' own password
-            sentinel = sentinel_lib.Sentinel([(n.host, n.port) for n in nodes],
-                                             sentinel_kwargs=sentinel_kwargs or None, **options)
+            # what redis-py gives the sentinels by default (the socket_* options), plus their own password
+            sentinel_kwargs = {k: v for k, v in options.items() if k.startswith("socket_")}
+            _credentials(sentinel_kwargs, nodes)
+            sentinel = sentinel_lib.Sentinel([(n.host, n.port) for n in nodes], sentinel_kwargs=sentinel_kwargs,
+                                             **options)
             if not asyncio:
                 self._sentinel = sentinel
             return sentinel.master_for(cfg.service_name, db=cfg.db, max_connections=max_connections)
@@ -531,13 +532,13 @@ def _node(address: str, default_port: int) -> _Node:
                  unquote(parts.password) if parts.password is not None else None)
 
 
-def _credentials(options: dict[str, Any], nodes: list[_Node], password: str, username: str) -> None:
+def _credentials(options: dict[str, Any], nodes: list[_Node]) -> None:
     """Take the first node's credentials into ``options`` where the config did not set them."""
     node = next((n for n in nodes if n.password is not None), None)
     if node is not None:
-        options.setdefault(password, node.password)
+        options.setdefault("password", node.password)
         if node.username:
-            options.setdefault(username, node.username)
+            options.setdefault("username", node.username)
 
 
 def _serializer_for(config: RedisProviderConfig) -> Serializer:
