@@ -34,7 +34,7 @@ def test_environment_beats_file_and_file_beats_defaults() -> None:
 def test_variable_names_are_case_insensitive_and_nested_with_double_underscore() -> None:
     config = parse_config(TEXT, environ={"cachekit_providers__redis__url": "redis://env:1/2"})
     redis = config.providers["redis"]
-    assert redis.type == "redis" and redis.url == "redis://env:1/2"
+    assert redis.type == "redis" and redis.url.get_secret_value() == "redis://env:1/2"
 
 
 def test_env_overrides_lists_each_path_with_its_variable() -> None:

@@ -80,7 +80,7 @@ def test_example_servers_are_really_used() -> None:
 def test_the_override_mechanism_reaches_the_examples_config(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CACHEKIT_PROVIDERS__REDIS__URL", "redis://example:1/0")
     config = parse_config('[providers.redis]\ntype = "redis"\nurl = "redis://localhost:6379/0"\n')
-    assert config.providers["redis"].url == "redis://example:1/0"  # type: ignore[union-attr]
+    assert config.providers["redis"].url.get_secret_value() == "redis://example:1/0"  # type: ignore[union-attr]
 
 
 # -- the pages fit in the docs ---------------------------------------------------------------------------

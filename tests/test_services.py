@@ -296,7 +296,7 @@ async def test_connection_details_map_onto_provider_fields(fake: Runtime) -> Non
     mc = await service.register_provider("mc", "memcached", {"host": "10.0.0.5", "port": 11311})
     assert mc.value.connection_details == {"servers": ["10.0.0.5:11311"]}
     url = await service.register_provider("r", "redis", {"url": "redis://cache:6379/2", "password": "pw"})
-    assert fake.config.providers["r"].url == "redis://cache:6379/2"
+    assert fake.config.providers["r"].url.get_secret_value() == "redis://cache:6379/2"
     assert url.value.connection_details["password"] == "**********"
     assert url.value.settings["password"] == "**********"
     assert (await service.register_provider("disk", "file", {"directory": "/tmp/x"})).is_success()

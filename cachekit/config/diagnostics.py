@@ -21,6 +21,7 @@ from pydantic_core import ErrorDetails
 from ..errors import ConfigErrorItem
 from .env import EnvCapture
 from .paths import LineMap, PathKey, format_path
+from .secrets import mask_text, mask_url
 
 __all__ = ["Locator", "did_you_mean", "items_from_validation_error", "one_of"]
 
@@ -83,6 +84,8 @@ def explain(error: ErrorDetails, root: type[BaseModel], data: Any = None) -> tup
     ctx = error.get("ctx") or {}
     here = steps[-1] if steps else None
     name = path[-1] if path and isinstance(path[-1], str) else None
+    if _is_secret(here):
+        value = _Hidden(value)  # a secret of the wrong type or shape: say what it is, never its value
 
     if kind == "extra_forbidden":
         owner = _model(steps[-2]) if len(steps) >= 2 else None
@@ -176,15 +179,40 @@ def _bound(kind: str, ctx: dict[str, Any], value: object, *, seconds: bool, name
 
 
 def _show(value: object) -> str:
-    return repr(value) if isinstance(value, str) else _describe(value)
+    return repr(_unmasked(value)) if isinstance(value, str) else _describe(value)
+
+
+class _Hidden:
+    """The input of a secret field, described by its kind only."""
+
+    def __init__(self, value: object) -> None:
+        self.value = value
+
+
+def _is_secret(tp: Any) -> bool:
+    base = _unwrap(tp)
+    return isinstance(base, type) and issubclass(base, SecretStr)  # SecretStr, SecretUrl
+
+
+def _unmasked(text: str) -> str:
+    """``text`` with the password of any URL in it masked."""
+    return mask_text(mask_url(text) if "@" in text else text)
 
 
 def _describe(value: object) -> str:
     if isinstance(value, SecretStr):
         return "a secret"
+    if isinstance(value, _Hidden):
+        inner = value.value
+        kind = ("true or false" if isinstance(inner, bool) else "an integer" if isinstance(inner, int)
+                else "a number" if isinstance(inner, float) else "a string" if isinstance(inner, str)
+                else _describe(inner) if isinstance(inner, dict | list | tuple) or inner is None
+                else type(inner).__name__)
+        return f"{kind} (a secret: its value is not shown)"
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, str):
+        value = _unmasked(value)  # a URL's password is never shown
         shown = value if len(value) <= 40 else value[:37] + "..."
         return f"string {shown!r}"
     if isinstance(value, int | float):

@@ -17,12 +17,16 @@ from pydantic import (
     Field,
     PrivateAttr,
     SecretStr,
+    SerializationInfo,
+    SerializerFunctionWrapHandler,
     Tag,
     field_validator,
+    model_serializer,
 )
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from .env import EnvCapture, current_capture, env_sources
+from .secrets import SecretUrl, is_secret_name, mask_url
 
 if TYPE_CHECKING:
     from tomlkit import TOMLDocument
@@ -104,6 +108,7 @@ class CacheSection(_Model):
 
 
 class _ProviderBase(_Model):
+    model_config = ConfigDict(hide_input_in_errors=True)  # a wrong-typed signing_key is not echoed
     on_error: OnError = Field(
         "ignore", description="'ignore': failures are counted and read as misses; 'raise'"
     )
@@ -143,15 +148,15 @@ class RedisProviderConfig(_ProviderBase):
     """Redis standalone (``url`` or host/port), Sentinel (``sentinel``) or Cluster (``cluster = true``)."""
 
     type: Literal["redis"] = Field("redis", description="the provider kind")
-    url: str | None = Field(None, description="redis://, rediss:// or unix:// URL")
+    url: SecretUrl | None = Field(None, description="redis://, rediss:// or unix:// URL")
     host: str = Field("localhost", description="server host, when no url is given")
     port: int = Field(6379, gt=0, lt=65536, description="server port, when no url is given")
     db: int = Field(0, ge=0, description="database number")
     username: str | None = Field(None, description="ACL user name")
     password: SecretStr | None = Field(None, description="password (a secret: never printed)")
     cluster: bool = Field(False, description="Redis Cluster: connect through startup_nodes (or url)")
-    startup_nodes: list[str] = Field(default_factory=list, description="host:port of cluster nodes")
-    sentinel: list[str] = Field(default_factory=list, description="host:port of sentinels")
+    startup_nodes: list[SecretUrl] = Field(default_factory=list, description="host:port of cluster nodes")
+    sentinel: list[SecretUrl] = Field(default_factory=list, description="host:port of sentinels")
     service_name: str = Field("mymaster", description="master name monitored by the sentinels")
     connect_timeout: Seconds = Field(1.0, description="seconds to wait for a connection")
     socket_timeout: Seconds = Field(1.0, description="seconds to wait for a reply")
@@ -185,6 +190,36 @@ class CustomProviderConfig(_ProviderBase):
     type: str = Field(description='"custom" (with driver) or the name of a cachekit.providers entry point')
     driver: str | None = Field(None, description="module:Class of a CacheDriver subclass")
     max_size: int | None = Field(None, gt=0, description="not passed on: give the driver its options as extra keys")
+
+    # Extra keys go to the driver as they are; shown, a credential among them is masked.
+    @model_serializer(mode="wrap")
+    def _mask_extra(self, handler: SerializerFunctionWrapHandler, info: SerializationInfo) -> Any:
+        data = handler(self)
+        if isinstance(data, dict):
+            for key in self.model_extra or {}:
+                if key in data:
+                    data[key] = _masked(key, data[key], json=info.mode == "json")
+        return data
+
+    def __repr_args__(self) -> Any:
+        extra = self.model_extra or {}
+        return [(k, _masked(k, v, json=False) if k in extra else v) for k, v in super().__repr_args__()]
+
+
+def _masked(key: str | None, value: Any, *, json: bool) -> Any:
+    """An extra option as shown: a credential-named string or a URL with a password masked."""
+    if isinstance(value, str):
+        secret: SecretStr | None = None
+        if key is not None and is_secret_name(key):
+            secret = SecretStr(value)
+        elif mask_url(value) != value:
+            secret = SecretUrl(value)
+        return value if secret is None else str(secret) if json else secret
+    if isinstance(value, dict):
+        return {k: _masked(str(k), v, json=json) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_masked(key, v, json=json) for v in value]
+    return value
 
 
 def _provider_tag(value: Any) -> str:
@@ -283,6 +318,7 @@ class BusConfig(_Model):
 
 
 class HttpConfig(_Model):
+    model_config = ConfigDict(hide_input_in_errors=True)
     token: SecretStr | None = Field(None, description="bearer token required by the HTTP API")
 
 
@@ -296,6 +332,7 @@ class CacheConfig(BaseSettings):
         validate_assignment=True,
         case_sensitive=False,
         nested_model_default_partial_update=True,
+        hide_input_in_errors=True,  # an input may be a secret (a URL with its password, a key...)
     )
 
     cache: CacheSection = Field(default_factory=CacheSection)

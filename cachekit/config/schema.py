@@ -29,6 +29,7 @@ from .models import (
     RegionConfig,
     TimeBasedRule,
 )
+from .secrets import SecretUrl
 
 __all__ = ["SCHEMA_ID", "json_schema", "reference_markdown"]
 
@@ -104,7 +105,8 @@ def _type_name(tp: Any) -> str:
         return f"array of {_type_name(get_args(tp)[0])}s"
     if isinstance(tp, type) and issubclass(tp, BaseModel):
         return "table"
-    return {bool: "boolean", int: "integer", float: "number", str: "string", SecretStr: "secret string"}.get(
+    return {bool: "boolean", int: "integer", float: "number", str: "string", SecretStr: "secret string",
+            SecretUrl: "string"}.get(
         tp, getattr(tp, "__name__", str(tp))
     )
 

@@ -8,9 +8,11 @@ fails is raised as :class:`~cachekit.errors.ProviderError` with the redis-py exc
 namespace, on every primary of a cluster.
 
 >>> from cachekit.config.models import RedisProviderConfig
->>> driver = RedisDriver(RedisProviderConfig(url="redis://localhost:6379/0"), namespace="app:")
+>>> driver = RedisDriver(RedisProviderConfig(url="redis://:s3cret@localhost:6379/0"), namespace="app:")
 >>> driver.shared, driver.can_scan        # nothing is connected until the first command
 (True, True)
+>>> driver                                # the password is never shown
+<RedisDriver redis://:**********@localhost:6379/0 namespace='app:'>
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import threading
 import time
 import weakref
 from collections.abc import Iterable, Iterator, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ..errors import ProviderError, UnsupportedOperation, ValueTooLargeError, require
 from .base import MISSING, CacheDriver
@@ -185,7 +187,7 @@ class RedisDriver(CacheDriver):
                 try:
                     self._client = self._build_client(asyncio=False)
                 except self._errors as exc:
-                    raise ProviderError(f"redis: cannot connect: {exc}") from exc
+                    raise ProviderError(self._scrub(f"redis: cannot connect: {exc}")) from exc
             return self._client
 
     def _build_client(self, *, asyncio: bool) -> Any:
@@ -214,21 +216,29 @@ class RedisDriver(CacheDriver):
         if cfg.password is not None:
             options["password"] = cfg.password.get_secret_value()
 
+        url = cfg.url.get_secret_value() if cfg.url else None
         if cfg.cluster:
             if cfg.startup_nodes:
-                nodes = [cluster_lib.ClusterNode(*_host_port(n)) for n in cfg.startup_nodes]
-                return cluster_lib.RedisCluster(startup_nodes=nodes, **options)
-            if cfg.url:
-                return cluster_lib.RedisCluster.from_url(cfg.url, **options)
+                nodes = [_node(n.get_secret_value(), 6379) for n in cfg.startup_nodes]
+                _credentials(options, nodes)  # redis://user:pw@node:port
+                cluster_nodes = [cluster_lib.ClusterNode(n.host, n.port) for n in nodes]
+                return cluster_lib.RedisCluster(startup_nodes=cluster_nodes, **options)
+            if url:
+                return cluster_lib.RedisCluster.from_url(url, **options)
             return cluster_lib.RedisCluster(host=cfg.host, port=cfg.port, **options)
         if cfg.sentinel:
             max_connections = options.pop("max_connections")
-            sentinel = sentinel_lib.Sentinel([_host_port(s, 26379) for s in cfg.sentinel], **options)
+            nodes = [_node(s.get_secret_value(), 26379) for s in cfg.sentinel]
+            # what redis-py gives the sentinels by default (the socket_* options), plus their own password
+            sentinel_kwargs = {k: v for k, v in options.items() if k.startswith("socket_")}
+            _credentials(sentinel_kwargs, nodes)
+            sentinel = sentinel_lib.Sentinel([(n.host, n.port) for n in nodes], sentinel_kwargs=sentinel_kwargs,
+                                             **options)
             if not asyncio:
                 self._sentinel = sentinel
             return sentinel.master_for(cfg.service_name, db=cfg.db, max_connections=max_connections)
-        if cfg.url:
-            return lib.Redis.from_url(cfg.url, **options)
+        if url:
+            return lib.Redis.from_url(url, **options)
         return lib.Redis(host=cfg.host, port=cfg.port, db=cfg.db, **options)
 
     def async_client(self) -> Any:
@@ -333,7 +343,18 @@ class RedisDriver(CacheDriver):
             raise self._fail("increment", exc) from exc
 
     def _fail(self, operation: str, exc: Exception) -> ProviderError:
-        return ProviderError(f"redis {operation} failed: {type(exc).__name__}: {exc}")
+        return ProviderError(self._scrub(f"redis {operation} failed: {type(exc).__name__}: {exc}"))
+
+    def _scrub(self, message: str) -> str:
+        """``message`` (built from a redis-py exception) without the config's passwords."""
+        from ..config.secrets import scrub
+
+        cfg = self.config
+        secrets = [cfg.password.get_secret_value() if cfg.password else None]
+        for url in [cfg.url, *cfg.startup_nodes, *cfg.sentinel]:
+            if url is not None:
+                secrets += url.url_secrets()
+        return scrub(message, secrets)
 
     def _encode(self, value: Any) -> bytes:
         payload = self.serializer.dumps(value)
@@ -544,21 +565,40 @@ class RedisDriver(CacheDriver):
         if not self._has_config:
             where = "from_client"
         elif cfg.cluster:
-            where = f"cluster {cfg.startup_nodes or cfg.url or f'{cfg.host}:{cfg.port}'}"
+            where = f"cluster {','.join(map(str, cfg.startup_nodes)) or cfg.url or f'{cfg.host}:{cfg.port}'}"
         elif cfg.sentinel:
-            where = f"sentinel {cfg.service_name}@{','.join(cfg.sentinel)}"
+            where = f"sentinel {cfg.service_name}@{','.join(map(str, cfg.sentinel))}"
         else:
-            where = _redact(cfg.url) if cfg.url else f"{cfg.host}:{cfg.port}/{cfg.db}"
+            where = str(cfg.url) if cfg.url else f"{cfg.host}:{cfg.port}/{cfg.db}"  # str(): password masked
         return f"<RedisDriver {where} namespace={self.namespace!r}>"
 
 
-def _redact(url: str) -> str:
-    """``url`` without the password (``redis://user:***@host``)."""
-    scheme, sep, rest = url.partition("://")
-    credentials, at, host = rest.rpartition("@")
-    if not sep or not at or ":" not in credentials:
-        return url
-    return f"{scheme}://{credentials.split(':', 1)[0]}:***@{host}"
+class _Node(NamedTuple):
+    host: str
+    port: int
+    username: str | None = None
+    password: str | None = None
+
+
+def _node(address: str, default_port: int) -> _Node:
+    """``host:port``, ``user:password@host:port`` or ``redis://[user:password@]host[:port]``."""
+    if "@" not in address and "://" not in address:
+        return _Node(*_host_port(address, default_port))
+    from urllib.parse import unquote, urlsplit
+
+    parts = urlsplit(address if "://" in address else f"redis://{address}")
+    return _Node(parts.hostname or "localhost", parts.port or default_port,
+                 unquote(parts.username) if parts.username else None,
+                 unquote(parts.password) if parts.password is not None else None)
+
+
+def _credentials(options: dict[str, Any], nodes: list[_Node]) -> None:
+    """Take the first node's credentials into ``options`` where the config did not set them."""
+    node = next((n for n in nodes if n.password is not None), None)
+    if node is not None:
+        options.setdefault("password", node.password)
+        if node.username:
+            options.setdefault("username", node.username)
 
 
 def _serializer_for(config: RedisProviderConfig) -> Serializer:

@@ -8,7 +8,7 @@ from collections.abc import Callable, Mapping
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, SecretStr, ValidationError
 
 from ..config.diagnostics import Locator, items_from_validation_error
 from ..config.models import (
@@ -21,6 +21,7 @@ from ..config.models import (
     RedisProviderConfig,
     TimeBasedRule,
 )
+from ..config.secrets import MASK
 from ..errors import CacheError
 from ..facade import Cache
 from ._result import T, _Failure
@@ -76,9 +77,21 @@ def _deep_merge(base: dict[str, Any], changes: Mapping[str, Any]) -> dict[str, A
     for key, value in changes.items():
         if isinstance(value, Mapping) and isinstance(out.get(key), dict):
             out[key] = _deep_merge(out[key], value)
+        elif _masked_echo(out.get(key), value):
+            continue  # a secret sent back as shown (GET, edit, PUT): keep the real one
         else:
             out[key] = value
     return out
+
+
+def _masked_echo(current: Any, value: Any) -> bool:
+    """Whether ``value`` is ``current`` (a secret, or a list of them) as :func:`_public` shows it."""
+    if isinstance(current, SecretStr):
+        return isinstance(value, str) and MASK in value and value == str(current)
+    if isinstance(current, list) and isinstance(value, list) and len(current) == len(value) and current:
+        return any(isinstance(c, SecretStr) for c in current) and all(
+            _masked_echo(c, v) if isinstance(c, SecretStr) else c == v for c, v in zip(current, value, strict=True))
+    return False
 
 
 def _dump(model: BaseModel) -> dict[str, Any]:
