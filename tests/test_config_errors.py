@@ -204,7 +204,9 @@ def test_wrong_type_says_what_was_expected() -> None:
     with pytest.raises(ConfigError) as info:
         parse_config('[regions.users]\nttl = "soon"\nlock = "yes please"\n', environ={})
     assert [(i.line, i.path) for i in info.value.errors] == [(2, "regions.users.ttl"), (3, "regions.users.lock")]
-    assert info.value.errors[0].message == "expected a number of seconds, got string 'soon'"
+    assert info.value.errors[0].message == (
+        'expected a number of seconds or a duration such as "90s", "5m", "1h30m", "2d", "250ms", got string \'soon\''
+    )
     assert info.value.errors[1].message == "expected true or false, got string 'yes please'"
 
 
