@@ -69,6 +69,14 @@ CASES = [
         (7, "providers.local.max_size", ["must be greater than 0", "got 0"]),
         (12, "regions.users.serializer", ["invalid value 'xml'", "pickle, json, msgpack"]),
     ]),
+    ("wrong_toml_types.toml", [
+        (3, "cache.multi_level", ["expected true or false, got 0"]),
+        (4, "cache.strict", ["expected true or false, got string 'yes'"]),
+        (5, "cache.default_ttl", ["expected a number of seconds or a duration", "write 60 without quotes"]),
+    ]),
+    ("redis_key_on_memory.toml", [
+        (3, "providers.cache.url", ["unknown key 'url' for a memory provider", 'no type is set, so type = "memory"']),
+    ]),
 ]
 
 

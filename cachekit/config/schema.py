@@ -122,6 +122,9 @@ _SECTIONS: list[tuple[str, type[BaseModel], str]] = [
 ]
 
 
+_SECONDS = "seconds (> 0) or duration"
+
+
 def reference_markdown() -> str:
     """The field tables of every section (key, type, default, meaning), as Markdown."""
     out: list[str] = []
@@ -131,7 +134,7 @@ def reference_markdown() -> str:
         for name, field in model.model_fields.items():
             kind = _type_name(field.annotation)
             if kind == "number" and field.metadata:
-                kind = "seconds (> 0)"
+                kind = _SECONDS
             cells = [f"`{name}`", kind, _default(field), field.description or ""]
             out.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
         out.append("")
@@ -144,7 +147,7 @@ def _type_name(tp: Any) -> str:
         args = get_args(tp)
         base = _type_name(args[0])
         gt = next((m.metadata for m in args[1:] if isinstance(m, FieldInfo)), [])
-        return "seconds (> 0)" if base == "number" and gt else base
+        return _SECONDS if base == "number" and gt else base
     if origin in (Union, types.UnionType):
         args = [a for a in get_args(tp) if a is not type(None)]
         name = " or ".join(_type_name(a) for a in args)
