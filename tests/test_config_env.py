@@ -353,3 +353,10 @@ def test_arguments_to_cache_config_win_over_the_environment(monkeypatch: pytest.
     assert config.cache.prefix == "fromcode"  # argument over environment
     assert config.cache.default_ttl == 42.0  # the environment still fills the rest of the section
     assert config.env_overrides == {"cache.default_ttl": "CACHEKIT_CACHE__DEFAULT_TTL"}
+
+
+def test_providers_assigned_in_code_imply_their_type_too() -> None:
+    config = parse_config("", environ={})
+    config.providers = {"redis": {"url": "redis://code:6379/0"}, "other": {"max_size": 5}}
+    assert config.providers["redis"].type == "redis" and config.providers["redis"].url == "redis://code:6379/0"
+    assert config.providers["other"].type == "memory"

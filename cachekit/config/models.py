@@ -19,7 +19,6 @@ from pydantic import (
     SecretStr,
     Tag,
     field_validator,
-    model_validator,
 )
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
@@ -167,7 +166,8 @@ class CustomProviderConfig(_ProviderBase):
 def imply_provider_types(data: Any) -> Any:
     """A provider named ``memory``, ``file``, ``redis`` or ``memcached`` without a ``type`` gets that type.
 
-    Applied to the raw data of a whole config (TOML and environment merged), before validation:
+    Applied to the raw data of a whole config (TOML and environment merged; an assigned
+    ``config.providers`` too), before validation:
     ``CACHEKIT_PROVIDERS__REDIS__URL=...`` alone declares a redis provider, as ``[providers.redis]``
     with only ``url`` does.
     """
@@ -310,10 +310,10 @@ class CacheConfig(BaseSettings):
     _env: EnvCapture = PrivateAttr(default_factory=EnvCapture)
     _baseline: dict[str, Any] | None = PrivateAttr(default=None)
 
-    @model_validator(mode="before")
+    @field_validator("providers", mode="before")
     @classmethod
-    def _implied_provider_types(cls, data: Any) -> Any:
-        return imply_provider_types(data)
+    def _implied_provider_types(cls, providers: Any) -> Any:
+        return imply_provider_types({"providers": providers})["providers"]
 
     def model_post_init(self, context: Any, /) -> None:
         """Record what the environment contributed to this build (see :mod:`cachekit.config.env`)."""
