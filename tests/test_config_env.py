@@ -10,6 +10,7 @@ import pytest
 
 from cachekit import Cache, load
 from cachekit.config import CacheConfig, load_config, parse_config, save_config
+from cachekit.config.env import use_environ
 from cachekit.errors import ConfigError
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "default.toml"
@@ -360,3 +361,12 @@ def test_providers_assigned_in_code_imply_their_type_too() -> None:
     config.providers = {"redis": {"url": "redis://code:6379/0"}, "other": {"max_size": 5}}
     assert config.providers["redis"].type == "redis" and config.providers["redis"].url == "redis://code:6379/0"
     assert config.providers["other"].type == "memory"
+
+
+def test_pydantic_settings_own_env_file_and_secrets_dir_arguments_work(tmp_path: Path) -> None:
+    (tmp_path / "app.env").write_text("CACHEKIT_CACHE__PREFIX=fromdotenv\n")
+    (tmp_path / "CACHEKIT_HTTP__TOKEN").write_text("t0k3n")
+    with use_environ({}):
+        config = CacheConfig(_env_file=tmp_path / "app.env", _secrets_dir=tmp_path)  # type: ignore[call-arg]
+    assert config.cache.prefix == "fromdotenv"
+    assert config.http.token is not None and config.http.token.get_secret_value() == "t0k3n"

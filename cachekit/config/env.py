@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pydantic.fields import FieldInfo
-from pydantic_settings import DotEnvSettingsSource, EnvSettingsSource, PydanticBaseSettingsSource
+from pydantic_settings import EnvSettingsSource, PydanticBaseSettingsSource
 from pydantic_settings.sources.utils import parse_env_vars
 
 if TYPE_CHECKING:
@@ -336,6 +336,8 @@ def requested_path(
 
 def read_env_file(settings_cls: type[BaseSettings], path: Path) -> dict[str, str]:
     """The ``CACHEKIT_...`` variables of a ``.env`` file (pydantic-settings' parser; other names ignored)."""
+    from pydantic_settings import DotEnvSettingsSource
+
     source = DotEnvSettingsSource(settings_cls, env_file=path)
     prefix = ENV_PREFIX.lower()
     return {
