@@ -350,10 +350,14 @@ def test_precedence_arguments_environment_env_file_secrets_dir_toml_defaults(tmp
 def test_arguments_to_cache_config_win_over_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CACHEKIT_CACHE__PREFIX", "fromenv")
     monkeypatch.setenv("CACHEKIT_CACHE__DEFAULT_TTL", "42")
-    config = CacheConfig(cache={"prefix": "fromcode"})
+    monkeypatch.setenv("CACHEKIT_REGIONS__R__TTL", "5")
+    config = CacheConfig(cache={"prefix": "fromcode"}, regions={"r": {}})
     assert config.cache.prefix == "fromcode"  # argument over environment
     assert config.cache.default_ttl == 42.0  # the environment still fills the rest of the section
-    assert config.env_overrides == {"cache.default_ttl": "CACHEKIT_CACHE__DEFAULT_TTL"}
+    assert config.regions["r"].ttl == 5.0  # and of an empty table given as an argument
+    assert config.env_overrides == {
+        "cache.default_ttl": "CACHEKIT_CACHE__DEFAULT_TTL", "regions.r.ttl": "CACHEKIT_REGIONS__R__TTL"
+    }
 
 
 def test_providers_assigned_in_code_imply_their_type_too() -> None:

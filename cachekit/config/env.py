@@ -88,7 +88,7 @@ class EnvCapture:
         self._layers.sort(key=lambda layer: layer[0])
         self.values, self.names, self.origins = {}, {}, {}
         taken: list[PathKey] = []
-        for rank, _, layer_names, layer_origins in self._layers:
+        for rank, layer_data, layer_names, layer_origins in self._layers:
             if rank > 0:
                 for leaf, name in layer_names.items():
                     if not any(_overlaps(leaf, other) for other in taken):
@@ -96,7 +96,8 @@ class EnvCapture:
                         self.origins[leaf] = layer_origins.get(leaf, name)
             else:
                 self.origins.update(layer_origins)
-            taken += list(layer_names)
+            # an empty table replaces nothing (tables are merged), any other value does
+            taken += [leaf for leaf in layer_names if _lookup(layer_data, leaf) != {}]
         for rank, layer_data, _, _ in reversed(self._layers):
             if rank > 0 and isinstance(layer_data, dict):
                 _deep_update(self.values, layer_data)
@@ -325,11 +326,10 @@ def requested_path(
     if given is None:
         return None
     path = Path(given).expanduser()
-    kind = "directory" if directory else "file"
     if not (path.is_dir() if directory else path.is_file()):
         problem = "no such" if not path.exists() else "not a"
-        message = f"{problem} {kind}: {os.fspath(given)} (the {'secrets directory' if directory else '.env file'} " \
-                  f"named by {source})"
+        kind, what = ("directory", "the secrets directory") if directory else ("file", "the .env file")
+        message = f"{problem} {kind}: {os.fspath(given)} ({what} named by {source})"
         raise ConfigError([ConfigErrorItem(path="", message=message)])
     return path
 
@@ -362,6 +362,14 @@ def _leaves(data: Any, prefix: PathKey = ()) -> Iterator[PathKey]:
             yield from _leaves(value, (*prefix, str(key)))
     elif prefix:
         yield prefix
+
+
+def _lookup(data: Any, path: PathKey) -> Any:
+    for part in path:
+        if not isinstance(data, Mapping) or part not in data:
+            return None
+        data = data[part]
+    return data
 
 
 def _overlaps(a: PathKey, b: PathKey) -> bool:
