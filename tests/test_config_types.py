@@ -195,3 +195,13 @@ def test_save_keeps_the_duration_strings_the_user_wrote(tmp_path: Path) -> None:
     save_config(config)
     assert path.read_text() == DURATIONS.replace("max_size = 100", "max_size = 200").replace('"1h30m"', "120")
     assert load_config(path, environ={}).regions["users"].ttl == 120.0
+
+
+def test_a_file_provider_typed_by_the_environment_is_checked_strictly_as_that_type() -> None:
+    text = '[providers.cache]\nport = "6379"\n'
+    assert errors(text, environ={"CACHEKIT_PROVIDERS__CACHE__TYPE": "redis"}) == [
+        (2, "providers.cache.port", "expected an integer, got string '6379' (a string: write 6379 without quotes)")
+    ]
+    assert errors(text, overrides={"providers": {"cache": {"type": "redis"}}})[0][:2] == (2, "providers.cache.port")
+    config = parse_config('[providers.cache]\nport = 6379\n', environ={"CACHEKIT_PROVIDERS__CACHE__TYPE": "redis"})
+    assert config.providers["cache"].type == "redis" and config.providers["cache"].port == 6379

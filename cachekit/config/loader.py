@@ -93,28 +93,32 @@ def parse_config(
         for key in sorted(private)
     ]
     fields = {key: value for key, value in data.items() if key not in private}
-    typed = _type_errors(fields, Locator(file, lines))
-    items += typed
     arguments = copy.deepcopy(dict(overrides or {}))
 
     config: CacheConfig | None = None
+    failure: ValidationError | None = None
     sources = {"environ": environ, "env_file": env_file, "secrets_dir": secrets_dir}
     with use_sources(**sources, file_data=fields):
         try:
             config = CacheConfig(**arguments)
         except ValidationError as exc:
-            locator = Locator(file, lines, current_capture())
-            typed_paths = {i.path for i in typed}
-            shape = [
-                item for item in items_from_validation_error(exc, CacheConfig, locator, _merged(fields, arguments))
-                if item.line is None or item.path not in typed_paths  # a file value: said once, strictly
-            ]
-            reported = {i.path for i in shape} | typed_paths
-            items += shape + _salvaged_cross_check(fields, arguments, sources, exc, locator, reported)
+            failure = exc
         except ConfigError as exc:  # a requested .env file or secrets directory that does not exist
             items += [ConfigErrorItem(path=i.path, message=i.message, file=file) for i in exc.errors]
         except Exception as exc:  # pydantic-settings: an env value it cannot parse (bad JSON...)
             items.append(ConfigErrorItem(path="", message=_settings_message(exc), file=file))
+        capture = current_capture()
+    typed = _type_errors(fields, Locator(file, lines), _provider_types(capture, arguments))
+    items += typed
+    if failure is not None:
+        locator = Locator(file, lines, capture)
+        typed_paths = {i.path for i in typed}
+        shape = [
+            item for item in items_from_validation_error(failure, CacheConfig, locator, _merged(fields, arguments))
+            if item.line is None or item.path not in typed_paths  # a file value: said once, strictly
+        ]
+        reported = {i.path for i in shape} | typed_paths
+        items += shape + _salvaged_cross_check(fields, arguments, sources, failure, locator, reported)
     if config is not None:
         locator = Locator(file, lines, config._env)
         items += [locator.item(path, message) for path, message in cross_check(config)]
@@ -130,20 +134,40 @@ def parse_config(
 _STRICT_TYPE_ERRORS = frozenset({"int_type", "float_type", "bool_type", "string_type"})
 
 
-def _type_errors(fields: dict[str, Any], locator: Locator) -> list[ConfigErrorItem]:
+def _type_errors(fields: dict[str, Any], locator: Locator, types: dict[str, Any]) -> list[ConfigErrorItem]:
     """The values of the file that have the wrong TOML type (``strict = "yes"``, ``ttl = "60"``).
 
     TOML has real booleans and numbers, so the file's values are validated strictly (a duration
     string is still a duration); everything else is left to the full validation, where variables
-    from the environment are converted from their strings.
+    from the environment are converted from their strings. ``types`` are the provider types set
+    elsewhere (environment, arguments): a file's provider is checked as the type it ends up with.
     """
-    data = imply_provider_types(fields)
+    data = fields
+    providers = fields.get("providers")
+    if isinstance(providers, dict) and types:
+        data = {**fields, "providers": {
+            name: {**value, "type": types[name]} if name in types and isinstance(value, dict) else value
+            for name, value in providers.items()
+        }}
+    data = imply_provider_types(data)
     try:
         _data_model().model_validate(data, strict=True)
     except ValidationError as exc:
         errors = [e for e in exc.errors(include_url=False) if e["type"] in _STRICT_TYPE_ERRORS]
         return [locator.item(*explain(error, CacheConfig, data)) for error in errors]
     return []
+
+
+def _provider_types(capture: EnvCapture | None, arguments: dict[str, Any]) -> dict[str, Any]:
+    """``{provider: type}`` for the providers whose ``type`` the environment or an argument sets."""
+    types: dict[str, Any] = {}
+    for layer in (capture.values if capture is not None else {}, arguments):
+        providers = layer.get("providers") if isinstance(layer, dict) else None
+        for name, value in (providers or {}).items() if isinstance(providers, dict) else ():
+            kind = value.get("type") if isinstance(value, dict) else getattr(value, "type", None)
+            if kind is not None:
+                types[name] = kind
+    return types
 
 
 def _salvaged_cross_check(
