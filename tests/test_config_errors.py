@@ -69,6 +69,14 @@ CASES = [
         (7, "providers.local.max_size", ["must be greater than 0", "got 0"]),
         (12, "regions.users.serializer", ["invalid value 'xml'", "pickle, json, msgpack"]),
     ]),
+    ("wrong_toml_types.toml", [
+        (3, "cache.multi_level", ["expected true or false, got 0"]),
+        (4, "cache.strict", ["expected true or false, got string 'yes'"]),
+        (5, "cache.default_ttl", ["expected a number of seconds or a duration", "write 60 without quotes"]),
+    ]),
+    ("redis_key_on_memory.toml", [
+        (3, "providers.cache.url", ["unknown key 'url' for a memory provider", 'no type is set, so type = "memory"']),
+    ]),
 ]
 
 
@@ -204,7 +212,9 @@ def test_wrong_type_says_what_was_expected() -> None:
     with pytest.raises(ConfigError) as info:
         parse_config('[regions.users]\nttl = "soon"\nlock = "yes please"\n', environ={})
     assert [(i.line, i.path) for i in info.value.errors] == [(2, "regions.users.ttl"), (3, "regions.users.lock")]
-    assert info.value.errors[0].message == "expected a number of seconds, got string 'soon'"
+    assert info.value.errors[0].message == (
+        'expected a number of seconds or a duration such as "90s", "5m", "1h30m", "2d", "250ms", got string \'soon\''
+    )
     assert info.value.errors[1].message == "expected true or false, got string 'yes please'"
 
 

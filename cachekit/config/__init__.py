@@ -6,6 +6,7 @@
 """
 
 from .checks import validate_config
+from .durations import Duration, parse_duration
 from .loader import load_config, parse_config
 from .models import (
     BUILTIN_PROVIDER_TYPES,
@@ -35,6 +36,7 @@ __all__ = [
     "CacheConfig",
     "CacheSection",
     "CustomProviderConfig",
+    "Duration",
     "EventBasedRule",
     "FileProviderConfig",
     "HttpConfig",
@@ -50,6 +52,7 @@ __all__ = [
     "json_schema",
     "load_config",
     "parse_config",
+    "parse_duration",
     "save_config",
     "validate_config",
 ]

@@ -19,6 +19,7 @@ from pydantic import BaseModel, SecretStr, Tag, ValidationError
 from pydantic_core import ErrorDetails
 
 from ..errors import ConfigErrorItem
+from .durations import DURATION_FORMS
 from .env import EnvCapture
 from .paths import LineMap, PathKey, format_path
 from .secrets import mask_text, mask_url
@@ -43,7 +44,8 @@ def one_of(choices: Iterable[object]) -> str:
 
 @dataclass
 class Locator:
-    """Places a config path: in the file (line), or on the environment variable that set it."""
+    """Places a config path: in the file (line), or on the variable (environment, ``.env``, secrets
+    file) or argument that set it."""
 
     file: str | None = None
     lines: LineMap | None = None
@@ -52,13 +54,12 @@ class Locator:
     def item(self, path: PathKey, message: str) -> ConfigErrorItem:
         """An error item for ``path``, with its line or the name of the variable behind it."""
         lines = self.lines or LineMap()
-        variable = self.env.variable_for(path) if self.env else None
-        if variable is None and self.env is not None and not lines.has(path):
-            variable = self.env.below(path)
-        if variable is not None:
+        origin = self.env.origin_for(path) if self.env else None
+        if origin is None and self.env is not None and not lines.has(path):
+            origin = self.env.origin_below(path)
+        if origin is not None:
             return ConfigErrorItem(
-                path=format_path(path), message=f"{message} (set by environment variable {variable})",
-                line=None, file=self.file,
+                path=format_path(path), message=f"{message} (set by {origin})", line=None, file=self.file,
             )
         return ConfigErrorItem(
             path=format_path(path), message=message, line=lines.line_of(path), file=self.file
@@ -118,8 +119,8 @@ def explain(error: ErrorDetails, root: type[BaseModel], data: Any = None) -> tup
     expected = _EXPECTED.get(kind)
     if expected is not None:
         if expected == "a number" and _is_seconds(here):
-            expected = "a number of seconds"
-        return path, f"expected {expected}, got {_describe(value)}"
+            expected = DURATION_FORMS
+        return path, f"expected {expected}, got {_describe(value)}{_unquote_hint(kind, value)}"
     return path, f"{error['msg']} (got {_describe(value)})" if "input" in error else error["msg"]
 
 
@@ -142,6 +143,22 @@ _EXPECTED = {
 }
 
 
+def _unquote_hint(kind: str, value: object) -> str:
+    """For a quoted TOML number or boolean (``ttl = "60"``): say to write it without quotes."""
+    if not isinstance(value, str):
+        return ""
+    text = value.strip()
+    if kind in ("bool_type", "bool_parsing") and text in ("true", "false"):
+        return f" (a string: write {text} without quotes)"
+    if kind in ("int_type", "float_type"):
+        try:
+            float(text)
+        except ValueError:
+            return ""
+        return f" (a string: write {text} without quotes)"
+    return ""
+
+
 def _unknown_key(key: str, owner: type[BaseModel] | None, path: PathKey, data: Any) -> str:
     from .models import CustomProviderConfig
 
@@ -156,7 +173,8 @@ def _unknown_key(key: str, owner: type[BaseModel] | None, path: PathKey, data: A
         message += f" for a {provider_type} provider"
         raw = _lookup(data, path[:-1])
         if isinstance(raw, dict) and "type" not in raw:
-            message += f' (no type is set, so type = "{provider_type}")'
+            implied = f"the name '{path[-2]}' implies" if path[-2] == provider_type else "so"
+            message += f' (no type is set, {implied} type = "{provider_type}")'
     suggestion = did_you_mean(key, valid)
     if suggestion:
         return f"{message}{suggestion} valid keys: {one_of(valid)}"

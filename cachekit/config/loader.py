@@ -1,8 +1,9 @@
 """Read a TOML config: parse (tomlkit), apply the environment, validate, check cross-references.
 
-Every failure — a missing or unreadable file, malformed TOML, a bad value, a dangling reference, a bad
-``CACHEKIT_...`` variable — is raised as one :class:`~cachekit.errors.ConfigError` listing every
-problem found, each with file, dotted path, line and a message saying what would be valid.
+Every failure — a missing or unreadable file, malformed TOML, a value of the wrong TOML type, a bad
+value, a dangling reference, a bad ``CACHEKIT_...`` variable, a missing ``.env`` file — is raised as
+one :class:`~cachekit.errors.ConfigError` listing every problem found, each with file, dotted path,
+line and a message saying what would be valid.
 
 >>> config = parse_config('[regions.users]\\nttl = 60\\n', environ={})
 >>> config.regions["users"].ttl
@@ -23,33 +24,57 @@ from pydantic import ValidationError
 from tomlkit.exceptions import ParseError
 
 from ..errors import ConfigError, ConfigErrorItem
-from .checks import config_data, cross_check
+from .checks import _data_model, config_data, cross_check
 from .diagnostics import Locator, explain, items_from_validation_error
-from .env import EnvCapture, current_capture, use_environ
-from .models import CacheConfig
+from .env import EnvCapture, current_capture, use_sources
+from .models import CacheConfig, imply_provider_types
 from .paths import LineMap
 
 __all__ = ["load_config", "parse_config"]
 
 
-def load_config(path: str | os.PathLike[str], *, environ: Mapping[str, str] | None = None) -> CacheConfig:
+def load_config(
+    path: str | os.PathLike[str],
+    *,
+    environ: Mapping[str, str] | None = None,
+    env_file: str | os.PathLike[str] | None = None,
+    secrets_dir: str | os.PathLike[str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> CacheConfig:
     """Load, validate and check the TOML file at ``path``.
 
+    Precedence, highest first: ``overrides`` (nested data shaped like the file) > the environment >
+    the ``.env`` file > the secrets directory > the file > the defaults.
+
     ``environ`` replaces :data:`os.environ` as the source of ``CACHEKIT_...`` overrides (pass ``{}``
-    to ignore the environment). The returned config keeps the parsed document for
-    :func:`~cachekit.config.save.save_config`.
+    to ignore the environment). ``env_file`` names a ``.env`` file of ``CACHEKIT_...`` variables
+    (default: the one ``$CACHEKIT_ENV_FILE`` names; none is read otherwise); ``secrets_dir`` a directory
+    with one file per variable (default: ``$CACHEKIT_SECRETS_DIR``). The returned config keeps the
+    parsed document for :func:`~cachekit.config.save.save_config`.
     """
     file = os.fspath(path)
     text = _read(Path(file), file)
-    config = parse_config(text, file=file, environ=environ)
+    config = parse_config(
+        text, file=file, environ=environ, env_file=env_file, secrets_dir=secrets_dir, overrides=overrides
+    )
     config._path = Path(file).resolve()
     return config
 
 
 def parse_config(
-    text: str, *, file: str | None = None, environ: Mapping[str, str] | None = None
+    text: str,
+    *,
+    file: str | None = None,
+    environ: Mapping[str, str] | None = None,
+    env_file: str | os.PathLike[str] | None = None,
+    secrets_dir: str | os.PathLike[str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
 ) -> CacheConfig:
-    """Validate a TOML text; ``file`` names it in errors. See :func:`load_config`."""
+    """Validate a TOML text; ``file`` names it in errors. See :func:`load_config`.
+
+    Values of the file must have their TOML type (``multi_level = 0`` or ``default_ttl = "60"`` is an
+    error); values from variables are strings by nature and are converted (``"60"`` is 60 seconds).
+    """
     try:
         document = tomlkit.parse(text)
         data = document.unwrap()
@@ -68,17 +93,32 @@ def parse_config(
         for key in sorted(private)
     ]
     fields = {key: value for key, value in data.items() if key not in private}
+    arguments = copy.deepcopy(dict(overrides or {}))
 
     config: CacheConfig | None = None
-    with use_environ(environ):
+    failure: ValidationError | None = None
+    sources = {"environ": environ, "env_file": env_file, "secrets_dir": secrets_dir}
+    with use_sources(**sources, file_data=fields):
         try:
-            config = CacheConfig(**fields)
+            config = CacheConfig(**arguments)
         except ValidationError as exc:
-            locator = Locator(file, lines, current_capture())
-            shape = items_from_validation_error(exc, CacheConfig, locator, _merged(fields))
-            items += shape + _salvaged_cross_check(fields, exc, locator, {i.path for i in shape})
+            failure = exc
+        except ConfigError as exc:  # a requested .env file or secrets directory that does not exist
+            items += [ConfigErrorItem(path=i.path, message=i.message, file=file) for i in exc.errors]
         except Exception as exc:  # pydantic-settings: an env value it cannot parse (bad JSON...)
             items.append(ConfigErrorItem(path="", message=_settings_message(exc), file=file))
+        capture = current_capture()
+    typed = _type_errors(fields, Locator(file, lines), _provider_types(capture, arguments))
+    items += typed
+    if failure is not None:
+        locator = Locator(file, lines, capture)
+        typed_paths = {i.path for i in typed}
+        shape = [
+            item for item in items_from_validation_error(failure, CacheConfig, locator, _merged(fields, arguments))
+            if item.line is None or item.path not in typed_paths  # a file value: said once, strictly
+        ]
+        reported = {i.path for i in shape} | typed_paths
+        items += shape + _salvaged_cross_check(fields, arguments, sources, failure, locator, reported)
     if config is not None:
         locator = Locator(file, lines, config._env)
         items += [locator.item(path, message) for path, message in cross_check(config)]
@@ -90,8 +130,49 @@ def parse_config(
     return config
 
 
+# The errors that only strict validation raises: a TOML value of the wrong TOML type.
+_STRICT_TYPE_ERRORS = frozenset({"int_type", "float_type", "bool_type", "string_type"})
+
+
+def _type_errors(fields: dict[str, Any], locator: Locator, types: dict[str, Any]) -> list[ConfigErrorItem]:
+    """The values of the file that have the wrong TOML type (``strict = "yes"``, ``ttl = "60"``).
+
+    TOML has real booleans and numbers, so the file's values are validated strictly (a duration
+    string is still a duration); everything else is left to the full validation, where variables
+    from the environment are converted from their strings. ``types`` are the provider types set
+    elsewhere (environment, arguments): a file's provider is checked as the type it ends up with.
+    """
+    data = fields
+    providers = fields.get("providers")
+    if isinstance(providers, dict) and types:
+        data = {**fields, "providers": {
+            name: {**value, "type": types[name]} if name in types and isinstance(value, dict) else value
+            for name, value in providers.items()
+        }}
+    data = imply_provider_types(data)
+    try:
+        _data_model().model_validate(data, strict=True)
+    except ValidationError as exc:
+        errors = [e for e in exc.errors(include_url=False) if e["type"] in _STRICT_TYPE_ERRORS]
+        return [locator.item(*explain(error, CacheConfig, data)) for error in errors]
+    return []
+
+
+def _provider_types(capture: EnvCapture | None, arguments: dict[str, Any]) -> dict[str, Any]:
+    """``{provider: type}`` for the providers whose ``type`` the environment or an argument sets."""
+    types: dict[str, Any] = {}
+    for layer in (capture.values if capture is not None else {}, arguments):
+        providers = layer.get("providers") if isinstance(layer, dict) else None
+        for name, value in (providers or {}).items() if isinstance(providers, dict) else ():
+            kind = value.get("type") if isinstance(value, dict) else getattr(value, "type", None)
+            if kind is not None:
+                types[name] = kind
+    return types
+
+
 def _salvaged_cross_check(
-    fields: dict[str, Any], exc: ValidationError, locator: Locator, reported: set[str]
+    fields: dict[str, Any], arguments: dict[str, Any], sources: dict[str, Any], exc: ValidationError,
+    locator: Locator, reported: set[str],
 ) -> list[ConfigErrorItem]:
     """Cross-reference problems too, when dropping the bad values leaves a config that validates.
 
@@ -111,7 +192,8 @@ def _salvaged_cross_check(
             if isinstance(parent, dict) and path and path[-1] in parent:
                 del parent[path[-1]]
     try:
-        salvaged = CacheConfig(**data)
+        with use_sources(**sources, file_data=data):
+            salvaged = CacheConfig(**copy.deepcopy(arguments))
     except Exception:
         return []
     problems = [locator.item(path, message) for path, message in cross_check(salvaged)]
@@ -159,12 +241,13 @@ def _settings_message(exc: Exception) -> str:
     return f"invalid environment override ({exc}{detail})"
 
 
-def _merged(fields: dict[str, Any]) -> dict[str, Any]:
-    """The file data with the env values laid over it: what pydantic saw, for error messages."""
+def _merged(fields: dict[str, Any], arguments: dict[str, Any]) -> dict[str, Any]:
+    """The file data with the env values and the arguments laid over it: what pydantic saw."""
     capture: EnvCapture | None = current_capture()
     merged: dict[str, Any] = dict(fields)
     if capture is not None:
         _deep_update(merged, capture.values)
+    _deep_update(merged, arguments)
     return merged
 
 

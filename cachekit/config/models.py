@@ -25,7 +25,8 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-from .env import EnvCapture, current_capture, env_sources
+from .durations import DURATION
+from .env import EnvCapture, current_capture, settings_sources
 from .secrets import SecretUrl, is_secret_name, mask_url
 
 if TYPE_CHECKING:
@@ -55,7 +56,8 @@ __all__ = [
 ]
 
 BUILTIN_PROVIDER_TYPES = ("memory", "file", "redis", "memcached")
-Seconds = Annotated[float, Field(gt=0, description="seconds, greater than 0")]
+# TTLs and timeouts: seconds (a number) or a duration string ("90s", "5m", "1h30m", "2d", "250ms").
+Seconds = Annotated[float, Field(gt=0, description="seconds, greater than 0"), DURATION]
 SerializerName = Literal["pickle", "json", "msgpack"]
 OnError = Literal["ignore", "raise"]
 
@@ -222,6 +224,28 @@ def _masked(key: str | None, value: Any, *, json: bool) -> Any:
     return value
 
 
+def imply_provider_types(data: Any) -> Any:
+    """A provider named ``memory``, ``file``, ``redis`` or ``memcached`` without a ``type`` gets that type.
+
+    Applied to the raw data of a whole config (TOML and environment merged; an assigned
+    ``config.providers`` too), before validation:
+    ``CACHEKIT_PROVIDERS__REDIS__URL=...`` alone declares a redis provider, as ``[providers.redis]``
+    with only ``url`` does.
+    """
+    providers = data.get("providers") if isinstance(data, dict) else None
+    if not isinstance(providers, dict) or not any(
+        name in BUILTIN_PROVIDER_TYPES and isinstance(value, dict) and "type" not in value
+        for name, value in providers.items()
+    ):
+        return data
+    implied = {
+        name: {"type": name, **value}
+        if name in BUILTIN_PROVIDER_TYPES and isinstance(value, dict) and "type" not in value else value
+        for name, value in providers.items()
+    }
+    return {**data, "providers": implied}
+
+
 def _provider_tag(value: Any) -> str:
     kind = value.get("type", "memory") if isinstance(value, dict) else getattr(value, "type", "memory")
     return kind if kind in BUILTIN_PROVIDER_TYPES else "custom"
@@ -323,7 +347,8 @@ class HttpConfig(_Model):
 
 
 class CacheConfig(BaseSettings):
-    """The whole config. Precedence: environment (``CACHEKIT_...``) > TOML file > defaults."""
+    """The whole config. Precedence: arguments > environment (``CACHEKIT_...``) > ``.env`` file >
+    secrets directory > TOML file > defaults."""
 
     model_config = SettingsConfigDict(
         env_prefix="CACHEKIT_",
@@ -349,6 +374,11 @@ class CacheConfig(BaseSettings):
     _file: str | None = PrivateAttr(default=None)  # the name errors give the file (parse_config(file=))
     _env: EnvCapture = PrivateAttr(default_factory=EnvCapture)
     _baseline: dict[str, Any] | None = PrivateAttr(default=None)
+
+    @field_validator("providers", mode="before")
+    @classmethod
+    def _implied_provider_types(cls, providers: Any) -> Any:
+        return imply_provider_types({"providers": providers})["providers"]
 
     def model_post_init(self, context: Any, /) -> None:
         """Record what the environment contributed to this build (see :mod:`cachekit.config.env`)."""
@@ -380,9 +410,10 @@ class CacheConfig(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        # Environment wins over the file (passed as init kwargs): ops override what code declares.
-        # env_sources reads the mapping given to load_config(environ=...) and records what it set.
-        return (env_sources(settings_cls, env_settings), init_settings)
+        # arguments > environment > .env file > secrets directory > TOML file > defaults; see
+        # cachekit.config.env: it reads what load_config(environ=, env_file=, secrets_dir=) asked for
+        # (the TOML data included) and records which variable set what.
+        return settings_sources(settings_cls, init_settings, env_settings, dotenv_settings, file_secret_settings)
 
     def compile(self, *, clock: Any = None, source: Any = None) -> Runtime:
         """Build a live :class:`~cachekit.Runtime` from this config."""

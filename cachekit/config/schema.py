@@ -14,6 +14,7 @@ from pydantic import BaseModel, SecretStr
 from pydantic.fields import FieldInfo
 
 from .models import (
+    BUILTIN_PROVIDER_TYPES,
     BusConfig,
     CacheConfig,
     CacheSection,
@@ -37,8 +38,17 @@ SCHEMA_ID = "https://cachekit.dev/schema/cachekit-config.json"
 
 
 def json_schema() -> dict[str, Any]:
-    """The JSON Schema (draft 2020-12) of a cachekit TOML file, for editors and CI."""
+    """The JSON Schema (draft 2020-12) of a cachekit TOML file, for editors and CI.
+
+    It accepts and rejects what the validator does for types and keys: providers are told apart by
+    ``type`` (a provider named ``memory``, ``file``, ``redis`` or ``memcached`` without a ``type``
+    has that type, any other one is ``memory``), rules by ``strategy``; TTLs and timeouts are numbers
+    of seconds or duration strings. Cross-references (a region naming an unknown provider...) are
+    beyond a schema: ``cachekit validate`` checks them.
+    """
     schema = CacheConfig.model_json_schema()
+    _discriminate_providers(schema)
+    _require_rule_strategy(schema)
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "$id": SCHEMA_ID,
@@ -47,6 +57,47 @@ def json_schema() -> dict[str, Any]:
         "description": "A cachekit config file (TOML): [cache], [providers.*], [regions.*], [[rules]], "
         "[bus], [http].",
     }
+
+
+_PROVIDER_MODELS: dict[str, type[BaseModel]] = {
+    "memory": MemoryProviderConfig,
+    "file": FileProviderConfig,
+    "redis": RedisProviderConfig,
+    "memcached": MemcachedProviderConfig,
+}
+
+
+def _ref(model: type[BaseModel]) -> str:
+    return f"#/$defs/{model.__name__}"
+
+
+def _provider_union(default_type: str) -> dict[str, Any]:
+    """One provider, told apart by ``type`` (``default_type`` when there is none)."""
+    branches: list[dict[str, Any]] = []
+    for kind, model in _PROVIDER_MODELS.items():
+        if kind == default_type:  # its own schema takes "type" absent or equal to kind
+            branches.append({"$ref": _ref(model)})
+        else:
+            branches.append({"allOf": [{"required": ["type"]}, {"$ref": _ref(model)}]})
+    branches.append({"$ref": _ref(CustomProviderConfig)})  # "type" required, not a built-in one
+    mapping = {kind: _ref(model) for kind, model in _PROVIDER_MODELS.items()}
+    return {"oneOf": branches, "discriminator": {"propertyName": "type", "mapping": mapping}}
+
+
+def _discriminate_providers(schema: dict[str, Any]) -> None:
+    """``[providers.*]``: exactly one model per ``type``; built-in names imply their type."""
+    custom = schema["$defs"][CustomProviderConfig.__name__]
+    custom["properties"]["type"]["not"] = {"enum": list(BUILTIN_PROVIDER_TYPES)}
+    providers = schema["properties"]["providers"]
+    providers["properties"] = {kind: _provider_union(kind) for kind in BUILTIN_PROVIDER_TYPES}
+    providers["additionalProperties"] = _provider_union("memory")
+
+
+def _require_rule_strategy(schema: dict[str, Any]) -> None:
+    """``[[rules]]`` are told apart by ``strategy``, which the validator requires."""
+    for model in (TimeBasedRule, PatternBasedRule, EventBasedRule):
+        definition = schema["$defs"][model.__name__]
+        definition["required"] = ["strategy", *definition.get("required", [])]
 
 
 # (heading, model, intro) of every section, in the order the reference shows them.
@@ -72,6 +123,9 @@ _SECTIONS: list[tuple[str, type[BaseModel], str]] = [
 ]
 
 
+_SECONDS = "seconds (> 0) or duration"
+
+
 def reference_markdown() -> str:
     """The field tables of every section (key, type, default, meaning), as Markdown."""
     out: list[str] = []
@@ -81,7 +135,7 @@ def reference_markdown() -> str:
         for name, field in model.model_fields.items():
             kind = _type_name(field.annotation)
             if kind == "number" and field.metadata:
-                kind = "seconds (> 0)"
+                kind = _SECONDS
             cells = [f"`{name}`", kind, _default(field), field.description or ""]
             out.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
         out.append("")
@@ -94,7 +148,7 @@ def _type_name(tp: Any) -> str:
         args = get_args(tp)
         base = _type_name(args[0])
         gt = next((m.metadata for m in args[1:] if isinstance(m, FieldInfo)), [])
-        return "seconds (> 0)" if base == "number" and gt else base
+        return _SECONDS if base == "number" and gt else base
     if origin in (Union, types.UnionType):
         args = [a for a in get_args(tp) if a is not type(None)]
         name = " or ".join(_type_name(a) for a in args)
