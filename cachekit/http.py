@@ -188,8 +188,9 @@ def _dependencies(access: _Access) -> tuple[list[Any], list[Any]]:
         if access.role(credentials.credentials if credentials else None) is not None:
             return
         client = request.client  # type: ignore[attr-defined]
-        # Anonymous mode serves the peers of this machine only (and a wrong token is still refused).
-        if access.anonymous and credentials is None and client is not None and is_loopback(client.host):
+        # Anonymous mode serves the peers of this machine only; any credentials given must be right.
+        if (access.anonymous and "authorization" not in request.headers  # type: ignore[attr-defined]
+                and client is not None and is_loopback(client.host)):
             return
         raise refuse()
 
@@ -401,6 +402,11 @@ def _router(runtime: "Runtime | None", access: _Access) -> "APIRouter":
         refused = unknown_region(region)
         if refused is not None:
             return refused
+        try:
+            json.dumps(body.value, allow_nan=False)  # 1e400 parses as inf: it could not be read back
+        except ValueError:
+            return JSONResponse({"detail": "value: numbers must be finite (JSON has no NaN or Infinity)",
+                                 "error": "invalid"}, status_code=422)
         result = await items.set_item(key, body.value, body.ttl_seconds, region, body.tags)
         if result.is_failure():
             return answer(result)

@@ -187,6 +187,7 @@ def test_anonymous_mode_serves_loopback_clients_only_and_warns(runtime: Runtime)
         assert local.get(f"{API}/items/k").json()["value"] == 1
         assert local.get("/openapi.json").status_code == 200
         assert local.get(f"{API}/items/k", headers={"Authorization": "Bearer wrong"}).status_code == 401
+        assert local.get(f"{API}/items/k", headers={"Authorization": "Basic d3Jvbmc="}).status_code == 401
     for peer in ("203.0.113.9", "testclient", "10.0.0.1"):
         with TestClient(app, client=(peer, 1234)) as remote:
             assert remote.get(f"{API}/items/k").status_code == 401, peer
@@ -498,6 +499,16 @@ def test_adhoc_regions_can_be_allowed(runtime: Runtime) -> None:
     with TestClient(create_app(runtime, token=DATA), headers=AS_DATA) as c:
         assert c.put(f"{API}/items/k", params={"region": "scratch"}, json={"value": 2}).status_code == 200
         assert c.get(f"{API}/items/k", params={"region": "scratch"}).json()["value"] == 2
+
+
+def test_item_values_are_json_both_ways(client: TestClient) -> None:
+    stored = client.put(f"{API}/items/k", headers={**AS_DATA, "Content-Type": "application/json"},
+                        content=b'{"value": 1e400}')
+    assert stored.status_code == 422 and "finite" in stored.json()["detail"]
+    assert not Cache.has("k")
+    value = {"a": [1, 2.5, None, True, "x"], "b": {"c": "d"}}
+    assert client.put(f"{API}/items/k", headers=AS_DATA, json={"value": value}).status_code == 200
+    assert client.get(f"{API}/items/k", headers=AS_DATA).json()["value"] == value
 
 
 # -- the remote code execution chain of the issue ----------------------------------------------------------
