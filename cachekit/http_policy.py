@@ -44,8 +44,7 @@ _LOOPBACK_NAMES = {"localhost", "localhost.localdomain", "ip6-localhost"}
 # redis-py passes any other query parameter of a URL to the connection (?host=, ?path= would
 # redirect it); these only tune it.
 _SAFE_URL_QUERY = {"db", "protocol", "socket_timeout", "socket_connect_timeout", "socket_keepalive",
-                   "retry_on_timeout", "health_check_interval", "max_connections", "timeout",
-                   "client_name", "decode_responses"}
+                   "retry_on_timeout", "health_check_interval", "max_connections", "client_name"}
 
 
 def is_loopback(host: str | None) -> bool:

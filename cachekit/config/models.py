@@ -268,7 +268,7 @@ class HttpConfig(_Model):
     file_root: str | None = Field(
         None, description="directory under which file providers created over HTTP must live; unset: none")
     adhoc_regions: bool = Field(
-        False, description="?region= may name an undeclared region (each one is kept in memory)")
+        False, description="?region= may name an undeclared region (each distinct name builds one)")
 
 
 class CacheConfig(BaseSettings):
