@@ -110,9 +110,12 @@ def build_app() -> typer.Typer:
         path: Path | None = typer.Argument(None, help="a TOML config file (default: the default config)"),
         host: str = typer.Option("127.0.0.1", help="interface to listen on"),
         port: int = typer.Option(8000, help="TCP port"),
+        no_auth: bool = typer.Option(
+            False, "--no-auth", help="serve loopback clients without a token (development; refused on other hosts)"
+        ),
     ) -> None:
-        """Serve the HTTP API of a config (needs the ``http`` extra)."""
-        raise typer.Exit(_call_lead("serve", path, host, port))
+        """Serve the HTTP API of a config (needs the ``http`` extra and [http] token, or --no-auth)."""
+        raise typer.Exit(_call_lead("serve", path, host, port, no_auth=no_auth))
 
     @app.command()
     def demo(

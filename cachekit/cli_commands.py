@@ -210,14 +210,37 @@ def ping(path: PathLike | None = None, *, out: TextIO | None = None) -> int:
 
 
 # -- serve --------------------------------------------------------------------------------------
-def serve(path: PathLike | None = None, host: str = "127.0.0.1", port: int = 8000) -> int:
-    """Serve the HTTP API (``/api/cache/...``) of the config at ``path`` with uvicorn."""
+def serve(path: PathLike | None = None, host: str = "127.0.0.1", port: int = 8000, *, no_auth: bool = False) -> int:
+    """Serve the HTTP API (``/api/cache/...``) of the config at ``path`` with uvicorn.
+
+    Deny by default: ``[http] token`` (or ``CACHEKIT_HTTP__TOKEN``) is required; ``no_auth`` serves
+    loopback clients without one, on a loopback ``host`` only, and says so on stderr. Returns 2 for
+    ``no_auth`` on another host, 1 when no token is configured.
+    """
+    import warnings
+
+    from .errors import CacheError
+    from .http_policy import is_loopback
+
+    if no_auth and not is_loopback(host):
+        print(f"cachekit serve: --no-auth is for loopback addresses only (127.0.0.1, ::1, localhost), not "
+              f"{host!r}; set [http] token (CACHEKIT_HTTP__TOKEN) instead", file=sys.stderr)
+        return 2
     uvicorn: Any = require("uvicorn", "http")
-    from .http import create_app
+    from .http import AnonymousAccessWarning, create_app
 
     runtime = load(path)
     try:
-        uvicorn.run(create_app(runtime), host=host, port=port)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", AnonymousAccessWarning)
+            try:
+                app = create_app(runtime, allow_anonymous=no_auth, host=host)
+            except CacheError as exc:
+                print(f"cachekit serve: {exc}", file=sys.stderr)
+                return 1
+        for warning in caught:
+            print(f"cachekit serve: WARNING: {warning.message}", file=sys.stderr)
+        uvicorn.run(app, host=host, port=port)
     finally:
         runtime.close()
     return 0

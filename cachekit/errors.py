@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 __all__ = [
+    "AccessDenied",
     "CacheError",
     "ConfigError",
     "ConfigErrorItem",
@@ -67,6 +68,10 @@ class UnsupportedOperation(CacheError):
     """The store cannot do this (for example: memcached cannot enumerate keys for a pattern)."""
 
     is_fault = False  # a limit of the store, raised whatever ``on_error`` says: not an outage
+
+
+class AccessDenied(CacheError):
+    """A policy refused the change (an HTTP admin route pointing a provider outside its allow-list)."""
 
 
 class ValueTooLargeError(ProviderError):

@@ -180,9 +180,9 @@ def test_lead_commands_are_called_with_their_arguments(monkeypatch: pytest.Monke
 
     calls: list[tuple[object, ...]] = []
     fake = types.ModuleType("cachekit.cli_commands")
-    fake.serve = lambda path, host, port: calls.append((path, host, port)) or 0  # type: ignore[attr-defined]
+    fake.serve = lambda path, host, port, no_auth: calls.append((path, host, port, no_auth)) or 0  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "cachekit.cli_commands", fake)
     with pytest.raises(SystemExit) as info:
         cli.main(["serve", "app.toml", "--port", "9001"])
     assert info.value.code == 0
-    assert calls == [("app.toml", "127.0.0.1", 9001)]
+    assert calls == [("app.toml", "127.0.0.1", 9001, False)]

@@ -304,6 +304,8 @@ def test_config_without_a_file_is_written_as_its_non_default_values(
     )
     assert config.source_path == path.resolve()
     reloaded, live = config_data(load_config(path, environ={})), config_data(config)
-    assert reloaded.pop("http") == {"token": None}  # the env token was not written
+    assert reloaded.pop("http") == {"token": None, "admin_token": None,  # the env token was not written
+                                    "allowed_hosts": ["127.0.0.1", "::1", "localhost"], "file_root": None,
+                                    "adhoc_regions": False}
     live.pop("http")
     assert reloaded == live

@@ -162,6 +162,10 @@ def test_serve_runs_the_http_app_of_the_config_with_uvicorn(workdir: Path, monke
         assert any(path.startswith("/api/cache/") for path in app.openapi()["paths"])
 
     monkeypatch.setitem(sys.modules, "uvicorn", types.SimpleNamespace(run=run))
+    monkeypatch.delenv("CACHEKIT_HTTP__TOKEN", raising=False)
+    assert serve(ROOT / "configs" / "default.toml", host="127.0.0.2", port=8765) == 1  # deny by default
+    assert seen == {}
+    monkeypatch.setenv("CACHEKIT_HTTP__TOKEN", "serve-token")
     assert serve(ROOT / "configs" / "default.toml", host="127.0.0.2", port=8765) == 0
     assert seen["host"] == "127.0.0.2" and seen["port"] == 8765
 

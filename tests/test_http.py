@@ -23,10 +23,20 @@ with warnings.catch_warnings():
 
 
 from cachekit import Cache, CacheConfig, FakeClock, MissingExtraError, Runtime, get_caching_dependencies  # noqa: E402
+from cachekit.config.models import RegionConfig  # noqa: E402
 from cachekit.http import create_app, create_router  # noqa: E402
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "http.md"
 API = "/api/cache"
+DATA_TOKEN, ADMIN_TOKEN = "data-token", "admin-token"
+ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+
+
+def declare(runtime: Runtime, *names: str) -> None:
+    """Declare regions (``?region=`` names a declared region, or is a 404)."""
+    for name in names:
+        runtime.config.regions[name] = RegionConfig()
+    runtime.apply()
 
 
 @pytest.fixture
@@ -38,7 +48,8 @@ def runtime() -> Iterator[Runtime]:
 
 @pytest.fixture
 def client(runtime: Runtime) -> Iterator[TestClient]:
-    with TestClient(create_app(runtime)) as c:
+    # the admin token may do everything the data token may
+    with TestClient(create_app(runtime, token=DATA_TOKEN, admin_token=ADMIN_TOKEN), headers=ADMIN) as c:
         yield c
 
 
@@ -94,6 +105,7 @@ def test_rule_routes(client: TestClient, runtime: Runtime) -> None:
 
 
 def test_item_routes(client: TestClient, runtime: Runtime) -> None:
+    declare(runtime, "users")
     put = client.put(f"{API}/items/user:1", json={"value": {"name": "Ada"}, "ttl_seconds": 30})
     assert put.status_code == 200 and put.json()["ttl"] == 30
     got = client.get(f"{API}/items/user:1").json()
@@ -117,16 +129,19 @@ def test_keys_with_slashes_and_a_cached_null(client: TestClient) -> None:
     assert got.status_code == 200 and got.json()["value"] is None  # a cached null is a hit
 
 
-def test_values_json_cannot_represent_come_back_as_repr(client: TestClient) -> None:
+def test_values_json_cannot_represent_are_a_406_never_a_repr(client: TestClient) -> None:
     Cache.put("obj", {1, 2, 3})
     Cache.put("nan", float("nan"))
-    body = client.get(f"{API}/items/obj").json()
-    assert body["value"] == "{1, 2, 3}" and body["value_repr"] is True
-    nan = client.get(f"{API}/items/nan").json()
-    assert nan["value"] == "nan" and nan["value_repr"] is True
+    body = client.get(f"{API}/items/obj")
+    assert body.status_code == 406
+    assert body.json() == {"detail": "the cached value of 'obj' (a set) cannot be represented in JSON; read it "
+                           "from Python", "error": "not_json"}
+    nan = client.get(f"{API}/items/nan")
+    assert nan.status_code == 406 and nan.json()["error"] == "not_json" and "value" not in nan.json()
 
 
 def test_clear_and_pattern_routes(client: TestClient, runtime: Runtime) -> None:
+    declare(runtime, "other")
     for key in ("user:1", "user:2", "post:1"):
         Cache.put(key, key)
     runtime.region("other").put("user:9", "x")
@@ -185,16 +200,19 @@ def test_errors_are_json_with_a_message_and_a_4xx_status(client: TestClient) -> 
 
 def test_secrets_are_masked_in_every_answer(runtime: Runtime) -> None:
     runtime.config.http.token = "the-token"  # type: ignore[assignment]
+    runtime.config.http.admin_token = "the-admin-token"  # type: ignore[assignment]
     with TestClient(create_app(runtime)) as c:
         headers = {"Authorization": "Bearer the-token"}
-        c.post(f"{API}/providers", headers=headers, json={
+        created = c.post(f"{API}/providers", headers={"Authorization": "Bearer the-admin-token"}, json={
             "name": "r", "type": "redis", "connection_details": {"password": "hunter2"},
             "signing_key": "sign-me"})
-        texts = [c.get(f"{API}/providers/r", headers=headers).text,
+        assert created.status_code == 201
+        texts = [created.text, c.get(f"{API}/providers/r", headers=headers).text,
                  c.get(f"{API}/providers", headers=headers).text,
                  c.get(f"{API}/configuration", headers=headers).text]
     for text in texts:
         assert "hunter2" not in text and "sign-me" not in text and "the-token" not in text
+        assert "the-admin-token" not in text
         assert "**********" in text
     assert runtime.config.providers["r"].password.get_secret_value() == "hunter2"
 
@@ -224,8 +242,8 @@ def test_token_from_the_config(runtime: Runtime) -> None:
 
 def test_router_mounts_in_an_app_and_follows_the_facade(runtime: Runtime) -> None:
     app = FastAPI()
-    app.include_router(create_router())
-    with TestClient(app) as c:
+    app.include_router(create_router(token=DATA_TOKEN))
+    with TestClient(app, headers={"Authorization": f"Bearer {DATA_TOKEN}"}) as c:
         c.put(f"{API}/items/k", json={"value": "v"})
         assert Cache.get("k") == "v"
         other = Cache.fake()  # the router uses the facade's runtime at request time

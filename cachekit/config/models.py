@@ -342,8 +342,21 @@ class BusConfig(_Model):
 
 
 class HttpConfig(_Model):
+    """``[http]``: who may use the HTTP API, and how far its admin routes may reach."""
+
     model_config = ConfigDict(hide_input_in_errors=True)
-    token: SecretStr | None = Field(None, description="bearer token required by the HTTP API")
+    token: SecretStr | None = Field(None, description="bearer token of the data routes (items, stats)")
+    admin_token: SecretStr | None = Field(
+        None, description="bearer token of the admin routes (providers, regions, rules, configuration); "
+        "unset: those routes are not served")
+    allowed_hosts: list[str] = Field(
+        default_factory=lambda: ["127.0.0.1", "::1", "localhost"],
+        description="hosts (names, IPs or networks like 10.0.0.0/8) that network providers created over "
+        "HTTP may connect to")
+    file_root: str | None = Field(
+        None, description="directory under which file providers created over HTTP must live; unset: none")
+    adhoc_regions: bool = Field(
+        False, description="?region= may name an undeclared region (each distinct name builds one)")
 
 
 class CacheConfig(BaseSettings):

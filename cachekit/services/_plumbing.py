@@ -106,13 +106,21 @@ def _public(model: BaseModel) -> dict[str, Any]:
     return _jsonable(model.model_dump(mode="json"))  # type: ignore[no-any-return]
 
 
-def _edit(rt: Runtime, mutate: Callable[[CacheConfig], T]) -> T:
+#: ``guard(before, config)``: called after an edit, before it is applied; raising refuses the edit.
+#: ``before`` maps each section name to its value before the edit. The HTTP admin routes pass one
+#: (``cachekit.http_policy``); Python callers of the services pass none and are not restricted.
+EditGuard = Callable[[Mapping[str, Any], "CacheConfig"], None]
+
+
+def _edit(rt: Runtime, mutate: Callable[[CacheConfig], T], guard: EditGuard | None = None) -> T:
     """Apply ``mutate`` to the live config and hot-apply it; on any error restore and re-raise."""
     with _EDIT_LOCK:
         cfg = rt.config
         saved = {name: copy.deepcopy(getattr(cfg, name)) for name in _SECTIONS}
         try:
             out = mutate(cfg)
+            if guard is not None:
+                guard(saved, cfg)
             rt.apply()
             return out
         except BaseException:
@@ -135,8 +143,9 @@ def _edit(rt: Runtime, mutate: Callable[[CacheConfig], T]) -> T:
 class _Service:
     """Base of the services: bound to a runtime, or to the facade's runtime at call time."""
 
-    def __init__(self, runtime: Runtime | None = None) -> None:
+    def __init__(self, runtime: Runtime | None = None, *, guard: EditGuard | None = None) -> None:
         self._runtime = runtime
+        self._guard = guard  # checks every config edit before it is applied (see EditGuard)
 
     @property
     def runtime(self) -> Runtime:

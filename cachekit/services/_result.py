@@ -8,7 +8,7 @@ from typing import Any, Generic, TypeVar
 
 from pydantic import ValidationError
 
-from ..errors import CacheError, ConfigError, ProviderError, UnsupportedOperation
+from ..errors import AccessDenied, CacheError, ConfigError, ProviderError, UnsupportedOperation
 
 T = TypeVar("T")
 
@@ -69,6 +69,8 @@ def _message(exc: BaseException) -> str:
 
 
 def _code(exc: BaseException) -> str:
+    if isinstance(exc, AccessDenied):
+        return "forbidden"
     if isinstance(exc, UnsupportedOperation):
         return "unsupported"
     if isinstance(exc, ProviderError):

@@ -55,7 +55,7 @@ class CacheConfigurationService(_Service):
     async def _cache(self, **changes: Any) -> Result[CacheConfiguration]:
         def work() -> CacheConfiguration:
             rt = self.runtime
-            _edit(rt, lambda cfg: _set_cache(cfg, changes))
+            _edit(rt, lambda cfg: _set_cache(cfg, changes), self._guard)
             return _configuration(rt)
 
         return await _guard(work)
@@ -88,7 +88,7 @@ class CacheConfigurationService(_Service):
             current = rt.config.regions.get(name)
             model = _validate(RegionConfig, _deep_merge(_dump(current) if current else {}, data),
                               f"regions.{name}")
-            _edit(rt, lambda cfg: cfg.regions.__setitem__(name, model))
+            _edit(rt, lambda cfg: cfg.regions.__setitem__(name, model), self._guard)
             return _region_view(rt, name)
 
         return await _guard(work)
@@ -112,7 +112,7 @@ class CacheConfigurationService(_Service):
                 valid = sorted(cache_fields | sections)
                 raise _Failure(f"unknown configuration key(s) {one_of(unknown)}; valid: {one_of(valid)}"
                                f"{did_you_mean(unknown[0], valid)}", "invalid")
-            _edit(rt, _ConfigUpdate(changes))
+            _edit(rt, _ConfigUpdate(changes), self._guard)
             return _configuration(rt)
 
         return await _guard(work)

@@ -89,7 +89,7 @@ class CacheProviderService(_Service):
             kind = str(provider_type)
             data = {**_connection_fields(kind, connection_details), **settings}
             model = _provider_model(name, kind, data)
-            _edit(rt, lambda cfg: cfg.providers.__setitem__(name, model))
+            _edit(rt, lambda cfg: cfg.providers.__setitem__(name, model), self._guard)
             return _provider_view(rt, name)
 
         return await _guard(work)
@@ -134,7 +134,7 @@ class CacheProviderService(_Service):
             base = _dump(current) if kind == current.type else {}
             base.pop("type", None)
             model = _provider_model(name, kind, _deep_merge(base, update))
-            _edit(rt, lambda cfg: cfg.providers.__setitem__(name, model))
+            _edit(rt, lambda cfg: cfg.providers.__setitem__(name, model), self._guard)
             return _provider_view(rt, name)
 
         return await _guard(work)
@@ -155,7 +155,7 @@ class CacheProviderService(_Service):
             if users:
                 raise _Failure(f"provider {name!r} is used by {one_of(users)}; change those first",
                                "conflict")
-            _edit(rt, lambda cfg: cfg.providers.pop(name))
+            _edit(rt, lambda cfg: cfg.providers.pop(name), self._guard)
             return True
 
         return await _guard(work)

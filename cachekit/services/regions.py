@@ -65,7 +65,7 @@ class CacheRegionService(_Service):
                 raise _Failure(f"region {name!r} already exists; update it instead", "conflict")
             data = _region_data(provider_id, ttl, max_size, settings)
             model = _validate(RegionConfig, data, f"regions.{name}")
-            _edit(rt, lambda cfg: cfg.regions.__setitem__(name, model))
+            _edit(rt, lambda cfg: cfg.regions.__setitem__(name, model), self._guard)
             return _region_view(rt, name)
 
         return await _guard(work)
@@ -105,7 +105,7 @@ class CacheRegionService(_Service):
             data = _region_data(provider, None, None, update)
             base = _dump(current) if current is not None else {}
             model = _validate(RegionConfig, _deep_merge(base, data), f"regions.{name}")
-            _edit(rt, lambda cfg: cfg.regions.__setitem__(name, model))
+            _edit(rt, lambda cfg: cfg.regions.__setitem__(name, model), self._guard)
             return _region_view(rt, name)
 
         return await _guard(work)
@@ -128,7 +128,7 @@ class CacheRegionService(_Service):
             if cfg.cache.default_region == name:
                 raise _Failure(f"region {name!r} is [cache].default_region; change that first", "conflict")
             rt.region(name).flush()
-            _edit(rt, lambda c: c.regions.pop(name))
+            _edit(rt, lambda c: c.regions.pop(name), self._guard)
             return True
 
         return await _guard(work)

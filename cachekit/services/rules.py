@@ -80,7 +80,7 @@ class InvalidationRuleService(_Service):
             rule = _rule_model(data, f"rules.{name}")
             if any(r.name == rule.name for r in rt.config.rules):
                 raise _Failure(f"rule {rule.name!r} already exists; update it instead", "conflict")
-            _edit(rt, lambda cfg: cfg.rules.append(rule))
+            _edit(rt, lambda cfg: cfg.rules.append(rule), self._guard)
             return _rule_view(rule)
 
         return self._warned(await _guard(work))
@@ -132,7 +132,7 @@ class InvalidationRuleService(_Service):
             rule = _rule_model(_deep_merge(base, update), f"rules.{name}")
             if rule.name != name and any(r.name == rule.name for r in rt.config.rules):
                 raise _Failure(f"rule {rule.name!r} already exists", "conflict")
-            _edit(rt, lambda cfg: cfg.rules.__setitem__(index, rule))
+            _edit(rt, lambda cfg: cfg.rules.__setitem__(index, rule), self._guard)
             return _rule_view(rule)
 
         return self._warned(await _guard(work))
@@ -143,7 +143,7 @@ class InvalidationRuleService(_Service):
         def work() -> bool:
             rt = self.runtime
             index = _rule_index(rt.config, str(rule_id))
-            _edit(rt, lambda cfg: cfg.rules.pop(index))
+            _edit(rt, lambda cfg: cfg.rules.pop(index), self._guard)
             return True
 
         return await _guard(work)
