@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 
-.PHONY: demo test lint bench servers clean
+.PHONY: demo test test-min lint bench servers clean
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,21 @@ test: $(VENV)/.dev servers
 	$(VENV)/bin/ruff check cachekit tests bench
 	$(VENV)/bin/pytest tests --nbval-lax notebooks
 
+# The core (no extra) on the declared minimums: a fresh venv, the floors of constraints/minimums.txt,
+# cachekit built with the oldest setuptools allowed, then the tests that need no extra.
+MIN_VENV ?= .venv-min
+CORE_TESTS := tests/test_config_*.py tests/test_facade.py tests/test_runtime.py tests/test_file_driver.py \
+	tests/test_decorators.py tests/test_services.py tests/test_testing_support.py tests/test_pytest_plugin.py \
+	tests/test_packaging.py
+
+test-min:
+	rm -rf $(MIN_VENV)
+	$(PYTHON) -m venv $(MIN_VENV)
+	$(MIN_VENV)/bin/pip install -q -c constraints/minimums.txt setuptools pytest pytest-timeout pytest-asyncio hypothesis
+	$(MIN_VENV)/bin/pip install -q -c constraints/minimums.txt --no-build-isolation .
+	$(MIN_VENV)/bin/python -m pip list --format=freeze | grep -iE '^(setuptools|pydantic|pydantic.settings|tomlkit)=='
+	$(MIN_VENV)/bin/pytest $(CORE_TESTS) -q -p no:cacheprovider -k 'not redis'
+
 $(VENV)/.bench: $(VENV)/.dev
 	$(PIP) install -q -e '.[dev,bench]'
 	touch $@
@@ -41,4 +56,4 @@ bench: $(VENV)/.bench servers
 	$(PY) bench/run.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache .cache build *.egg-info
+	rm -rf $(VENV) $(MIN_VENV) .pytest_cache .ruff_cache .cache build *.egg-info

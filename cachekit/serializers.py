@@ -22,7 +22,7 @@ Formats
 - ``pickle`` (highest protocol): any picklable object, exact round trip (tuples stay tuples).
 - ``json``: JSON types only; **tuples come back as lists**, dict keys must be strings, bytes are
   refused. ``float('inf')`` and ``nan`` are written as ``Infinity``/``NaN`` (Python reads them back).
-- ``msgpack`` (``pip install 'cachekit[msgpack]'``): like json, plus ``bytes``; **tuples come back
+- ``msgpack`` (``pip install 'cachekit-config[msgpack]'``): like json, plus ``bytes``; **tuples come back
   as lists** too (arrays are read with ``use_list=True``: reading them as tuples would turn every
   user list into a tuple, the worse surprise). Integers must fit in 64 bits.
 
@@ -320,7 +320,7 @@ def make_serializer(
 ) -> Serializer:
     """Build a :class:`Serializer`.
 
-    ``name``: ``pickle`` | ``json`` | ``msgpack`` (msgpack needs ``pip install 'cachekit[msgpack]'``).
+    ``name``: ``pickle`` | ``json`` | ``msgpack`` (msgpack needs ``pip install 'cachekit-config[msgpack]'``).
     ``compress_threshold``: zlib-compress bodies of at least this many bytes (``None``: never).
     ``signing_key``: HMAC-SHA256 key (a ``str`` is UTF-8 encoded); with ``use_env_key=True`` and no key
     given, the environment variable ``CACHEKIT_SIGNING_KEY`` is used when set and not empty.
