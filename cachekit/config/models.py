@@ -85,7 +85,11 @@ class CacheSection(_Model):
 
 class _ProviderBase(_Model):
     on_error: OnError = Field(
-        "ignore", description="'ignore': failures are counted and read as misses; 'raise'"
+        "ignore",
+        description="what a failing store call does. 'ignore': it is counted in errors and logged once per "
+        "outage; reads answer a miss (the default), writes, deletes and invalidations return False. "
+        "'raise': it is counted, and its exception reaches the caller of every read, write, delete and "
+        "invalidation",
     )
     serializer: SerializerName = Field("pickle", description="how values are encoded in shared stores")
     compress_threshold: int | None = Field(None, ge=0, description="zlib-compress payloads at least this big")
