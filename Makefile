@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 
-.PHONY: demo test lint bench servers clean
+.PHONY: demo test test-min lint bench servers clean
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,25 @@ test: $(VENV)/.dev servers
 	$(VENV)/bin/ruff check cachekit tests bench
 	$(VENV)/bin/pytest tests --nbval-lax notebooks
 
+# The core (no extra) on the declared minimums: a fresh venv, the floors of constraints/minimums.txt,
+# cachekit built with the oldest setuptools allowed, then the tests that need no extra.
+MIN_VENV ?= .venv-min
+CORE_TESTS := tests/test_config_*.py tests/test_facade.py tests/test_runtime.py tests/test_file_driver.py \
+	tests/test_decorators.py tests/test_services.py tests/test_testing_support.py tests/test_pytest_plugin.py \
+	tests/test_packaging.py
+# the few tests of those files that need an extra (redis-py, pandas)
+CORE_DESELECT := tests/test_decorators.py::test_a_second_runtime_on_the_same_redis_finds_the_decorated_result \
+	tests/test_services.py::test_items_on_a_redis_region \
+	tests/test_runtime.py::test_stats_to_frame_is_a_dataframe_indexed_by_region
+
+test-min:
+	rm -rf $(MIN_VENV)
+	$(PYTHON) -m venv $(MIN_VENV)
+	$(MIN_VENV)/bin/pip install -q -c constraints/minimums.txt setuptools pytest pytest-timeout pytest-asyncio hypothesis
+	$(MIN_VENV)/bin/pip install -q -c constraints/minimums.txt --no-build-isolation .
+	$(MIN_VENV)/bin/python -m pip list --format=freeze | grep -iE '^(setuptools|pydantic|pydantic.settings|tomlkit)=='
+	$(MIN_VENV)/bin/pytest $(CORE_TESTS) -q -p no:cacheprovider $(addprefix --deselect ,$(CORE_DESELECT))
+
 $(VENV)/.bench: $(VENV)/.dev
 	$(PIP) install -q -e '.[dev,bench]'
 	touch $@
@@ -41,4 +60,4 @@ bench: $(VENV)/.bench servers
 	$(PY) bench/run.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache .cache build *.egg-info
+	rm -rf $(VENV) $(MIN_VENV) .pytest_cache .ruff_cache .cache build *.egg-info

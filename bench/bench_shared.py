@@ -46,7 +46,7 @@ def redis_scenarios(bench: Bench) -> list[Scenario]:
     try:
         import redis
     except ImportError:
-        return _unavailable([hit, many], "redis-py not installed: pip install 'cachekit[redis]'")
+        return _unavailable([hit, many], "redis-py not installed: pip install 'cachekit-config[redis]'")
     with redis_server() as srv:
         runtime = CacheConfig(
             cache={"prefix": "bench"},
@@ -183,7 +183,7 @@ def memcached_scenarios(bench: Bench) -> list[Scenario]:
     try:
         from pymemcache.client.base import Client, PooledClient
     except ImportError:
-        return _unavailable([s], "pymemcache not installed: pip install 'cachekit[memcached]'")
+        return _unavailable([s], "pymemcache not installed: pip install 'cachekit-config[memcached]'")
     with memcached_server() as srv:
         runtime = CacheConfig(
             cache={"prefix": "bench"},

@@ -11,8 +11,10 @@ Exit status: 0 every file is valid, 1 some file is invalid (or could not be read
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
+import re
 import sys
 from collections.abc import Iterator, Mapping, Sequence
 from enum import Enum
@@ -22,9 +24,10 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import typer
 
-__all__ = ["ShowFormat", "ValidateFormat", "build_app", "format_errors", "main"]
+__all__ = ["ShowFormat", "ValidateFormat", "build_app", "format_errors", "main", "plain_text", "version_line"]
 
-INSTALL_HINT = "the CLI needs: pip install 'cachekit[cli]'"
+DISTRIBUTION = "cachekit-config"  # the name on PyPI; the import package and the command are `cachekit`
+INSTALL_HINT = f"the CLI needs: pip install '{DISTRIBUTION}[cli]'"
 MASK = "**********"
 
 
@@ -60,10 +63,24 @@ def build_app() -> typer.Typer:
     app = typer.Typer(
         name="cachekit",
         help="cachekit: cache configuration as code.",
-        add_completion=False,
+        add_completion=True,  # --install-completion / --show-completion (bash, zsh, fish, powershell)
         no_args_is_help=True,
         pretty_exceptions_enable=False,
     )
+
+    def print_version(value: bool) -> None:
+        if value:
+            typer.echo(version_line())
+            raise typer.Exit(0)
+
+    @app.callback()
+    def _root(
+        version: bool = typer.Option(
+            False, "--version", is_eager=True, callback=print_version, expose_value=True,
+            help="print the version and the distribution, then exit",
+        ),
+    ) -> None:
+        """cachekit: cache configuration as code."""
 
     @app.command()
     def validate(
@@ -126,7 +143,32 @@ def build_app() -> typer.Typer:
         """Run a workload on the embedded default config and print its statistics."""
         raise typer.Exit(_call_lead("demo", plot=plot, requests=requests, seed=seed))
 
+    for info in app.registered_commands:  # docstrings are reST (``code``): --help shows plain text
+        if info.help is None and info.callback is not None:
+            info.help = plain_text(inspect.getdoc(info.callback) or "")
     return app
+
+
+def version_line() -> str:
+    """``cachekit 0.1.0 (distribution cachekit-config)``: what ``cachekit --version`` prints."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        installed = version(DISTRIBUTION)
+    except PackageNotFoundError:  # imported from a source tree that pip never installed
+        from . import __version__
+
+        return f"cachekit {__version__} (distribution {DISTRIBUTION} not installed)"
+    return f"cachekit {installed} (distribution {DISTRIBUTION})"
+
+
+_ROLE = re.compile(r":[a-z]+(?::[a-z]+)?:`~?([^`<]*?)(?:\s*<[^>]*>)?`")
+
+
+def plain_text(text: str) -> str:
+    """reST inline markup as plain text: ``code`` -> code, :class:`~a.B` -> B, :func:`f` -> f."""
+    text = _ROLE.sub(lambda m: m.group(1).rsplit(".", 1)[-1] if m.group(0).count("~") else m.group(1), text)
+    return text.replace("``", "")
 
 
 # -- validate -------------------------------------------------------------------------------------

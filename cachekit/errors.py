@@ -54,7 +54,7 @@ class MissingExtraError(CacheError, ImportError):
 
     def __init__(self, package: str, extra: str) -> None:
         super().__init__(
-            f"{package} is required for this feature; install it with: pip install 'cachekit[{extra}]'"
+            f"{package} is required for this feature; install it with: pip install 'cachekit-config[{extra}]'"
         )
         self.package = package
         self.extra = extra

@@ -8,12 +8,16 @@ searched for ``*.toml``); an item fails with the formatted validation errors, on
 The files are validated on their own: ``CACHEKIT_...`` variables of the test process are not applied.
 The same paths can be set in the ini file: ``cachekit_configs = configs``.
 
+The ``cachekit_cache`` fixture binds ``Cache`` to a fresh fake runtime for one test (see ``docs/testing.md``);
+``@pytest.mark.cachekit(config="path.toml")`` or the ini key ``cachekit_config`` makes it start from a file.
+
 This module is imported by every pytest run where cachekit is installed: it imports nothing of cachekit
-until a config item runs.
+until a config item runs or the fixture is used, and it never shadows pytest's own fixtures (``cache``).
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -37,6 +41,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
     parser.addini(
         "cachekit_configs", "cachekit TOML files or directories to validate as test items", type="paths"
+    )
+    parser.addini(
+        "cachekit_config", "the TOML file the cachekit_cache fixture starts from (default: all memory)",
+        type="paths",
     )
 
 
@@ -115,15 +123,56 @@ def _relative(path: Path, base: Path) -> str:
 
 
 # ----------------------------------------------------------------------------------------------
-# The `cache` fixture: a fresh fake runtime (all memory, fake clock) bound to the Cache facade for one
-# test. Imports of cachekit stay inside the body: this module is loaded by every pytest run where
-# cachekit is installed.
+# The `cachekit_cache` fixture: a fresh fake runtime (all memory, fake clock) bound to the Cache facade
+# for one test. It is not called `cache`: that name is pytest's own fixture (cacheprovider), which every
+# project where cachekit is installed must keep. Imports of cachekit stay inside the body: this module is
+# loaded by every pytest run where cachekit is installed.
+MARKER = "cachekit"
+INI_CONFIG = "cachekit_config"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Register the ``cachekit`` marker."""
+    config.addinivalue_line(
+        "markers",
+        "cachekit(config=PATH): the cachekit_cache fixture starts from this TOML file (relative to the "
+        "rootdir) instead of the all-memory default",
+    )
+
+
 @pytest.fixture
-def cache() -> Iterator[Any]:
-    """A fresh fake cache bound to ``Cache`` for this test: ``cache.put(...)``, ``cache.advance(60)``,
-    ``cache.runtime``, ``cache.stats``; unbound afterwards."""
+def cachekit_cache(request: pytest.FixtureRequest) -> Iterator[Any]:
+    """A fresh fake cache bound to ``Cache`` for this test: ``cachekit_cache.put(...)``,
+    ``cachekit_cache.advance(60)``, ``.runtime``, ``.stats``; unbound afterwards.
+
+    It starts from ``@pytest.mark.cachekit(config="path.toml")`` if the test (or its class or module) has
+    that marker, else from the ini key ``cachekit_config``, else from the all-memory default. A file keeps
+    its regions, rules and TTLs; its providers become in-process stores and its clock a fake one.
+    """
     from cachekit.testing import fake_cache
 
-    with fake_cache() as fake:
+    with fake_cache(_fixture_config(request)) as fake:
         yield fake
+
+
+def _fixture_config(request: pytest.FixtureRequest) -> Any:
+    marker = request.node.get_closest_marker(MARKER)
+    if marker is not None:
+        if marker.args or set(marker.kwargs) - {"config"}:
+            raise pytest.UsageError('use the marker as @pytest.mark.cachekit(config="path.toml")')
+        config = marker.kwargs.get("config")
+        if isinstance(config, str | os.PathLike):
+            return _load(request.config.rootpath / config)  # an absolute path stays as it is
+        return config  # None, a CacheConfig, or a dict of its sections
+    paths = request.config.getini(INI_CONFIG) or []
+    if len(paths) > 1:
+        raise pytest.UsageError(f"{INI_CONFIG}: one file, got {len(paths)}")
+    return _load(Path(paths[0])) if paths else None
+
+
+def _load(path: Path) -> Any:
+    """The file alone (no ``CACHEKIT_...`` variables of the test process), validated."""
+    from cachekit.config.loader import load_config
+
+    return load_config(path, environ={})
 # ----------------------------------------------------------------------------------------------

@@ -29,7 +29,7 @@ Formats
   ``{"~m": [[key, value], ...]}``). Anything else (a dataclass, an ``IntEnum``, a subclass of a
   builtin) raises :class:`UnsupportedValueError`. ``float('inf')`` and ``nan`` are written as
   ``Infinity``/``NaN``. Decoding builds only those types from plain data: it never runs code.
-- ``msgpack`` (``pip install 'cachekit[msgpack]'``): the same types (bytes native); integers must
+- ``msgpack`` (``pip install 'cachekit-config[msgpack]'``): the same types (bytes native); integers must
   fit in 64 bits.
 
 Signing
@@ -504,7 +504,7 @@ def make_serializer(
 ) -> Serializer:
     """Build a :class:`Serializer`.
 
-    ``name``: ``pickle`` | ``json`` | ``msgpack`` (msgpack needs ``pip install 'cachekit[msgpack]'``).
+    ``name``: ``pickle`` | ``json`` | ``msgpack`` (msgpack needs ``pip install 'cachekit-config[msgpack]'``).
     ``compress_threshold``: zlib-compress bodies of at least this many bytes (``None``: never).
     ``signing_key``: HMAC-SHA256 key (a ``str`` is UTF-8 encoded); with ``use_env_key=True`` and no key
     given, the environment variable ``CACHEKIT_SIGNING_KEY`` is used when set and not empty.

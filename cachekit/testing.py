@@ -1,11 +1,12 @@
 """Test support for code that uses cachekit.
 
 ``Cache.fake()`` binds the facade to a fresh all-memory runtime whose clock only moves when told
-to. The pytest plugin (installed with cachekit) offers it as the ``cache`` fixture::
+to. The pytest plugin (installed with cachekit) offers it as the ``cachekit_cache`` fixture (pytest's
+own ``cache`` fixture is left alone)::
 
-    def test_profile_is_cached(cache):
-        cache.put("user:1", {"name": "Ada"}, ttl=60)
-        cache.clock.advance(61)
+    def test_profile_is_cached(cachekit_cache):
+        cachekit_cache.put("user:1", {"name": "Ada"}, ttl=60)
+        cachekit_cache.clock.advance(61)
         Cache.assert_missing("user:1")
 """
 
@@ -23,7 +24,7 @@ __all__ = ["FakeCache", "fake_cache"]
 
 
 class FakeCache:
-    """What the ``cache`` fixture gives: the facade's API plus the runtime and its fake clock."""
+    """What the ``cachekit_cache`` fixture gives: the facade's API plus the runtime and its fake clock."""
 
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime

@@ -138,6 +138,6 @@ def docs_sandbox(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
 
 
 @pytest.fixture
-def fake(cache: Any) -> Runtime:
-    """The runtime of the plugin's ``cache`` fixture (a fresh fake runtime bound to ``Cache``)."""
-    return cache.runtime  # type: ignore[no-any-return]
+def fake(cachekit_cache: Any) -> Runtime:
+    """The runtime of the plugin's ``cachekit_cache`` fixture (a fresh fake runtime bound to ``Cache``)."""
+    return cachekit_cache.runtime  # type: ignore[no-any-return]

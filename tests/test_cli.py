@@ -160,7 +160,7 @@ def test_missing_cli_extra_says_what_to_install(
     with pytest.raises(SystemExit) as info:
         cli.main(["validate", "x.toml"])
     assert info.value.code == 2
-    assert capsys.readouterr().err == "the CLI needs: pip install 'cachekit[cli]'\n"
+    assert capsys.readouterr().err == "the CLI needs: pip install 'cachekit-config[cli]'\n"
 
 
 def test_lead_commands_report_a_missing_module(

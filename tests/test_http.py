@@ -253,7 +253,7 @@ def test_router_mounts_in_an_app_and_follows_the_facade(runtime: Runtime) -> Non
 
 def test_missing_fastapi_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "fastapi", None)
-    with pytest.raises(MissingExtraError, match=r"cachekit\[http\]"):
+    with pytest.raises(MissingExtraError, match=r"cachekit-config\[http\]"):
         create_router()
 
 

@@ -291,7 +291,7 @@ def test_importing_cachekit_imports_no_optional_dependency() -> None:
 def test_missing_extra_error_names_the_pip_command() -> None:
     from cachekit.errors import MissingExtraError, require
 
-    with pytest.raises(MissingExtraError, match=r"pip install 'cachekit\[nothing\]'"):
+    with pytest.raises(MissingExtraError, match=r"pip install 'cachekit-config\[nothing\]'"):
         require("no_such_module_xyz", "nothing")
 
 

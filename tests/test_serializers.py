@@ -434,7 +434,7 @@ def test_json_serializer_never_unpickles_even_unsigned(tmp_path: Path) -> None:
 def test_missing_msgpack_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(serializers, "_msgpack", None)
     monkeypatch.setitem(sys.modules, "msgpack", None)
-    with pytest.raises(MissingExtraError, match=r"cachekit\[msgpack\]"):
+    with pytest.raises(MissingExtraError, match=r"cachekit-config\[msgpack\]"):
         make_serializer("msgpack")
 
 

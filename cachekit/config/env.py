@@ -34,7 +34,6 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic.fields import FieldInfo
 from pydantic_settings import EnvSettingsSource, PydanticBaseSettingsSource
-from pydantic_settings.sources.utils import parse_env_vars
 
 if TYPE_CHECKING:
     from pydantic_settings import BaseSettings
@@ -158,13 +157,14 @@ class _MappingEnvSource(EnvSettingsSource):
     """The standard env source, reading a given mapping instead of :data:`os.environ`."""
 
     def __init__(self, settings_cls: type[BaseSettings], environ: Mapping[str, str]) -> None:
-        self._environ = environ
         super().__init__(settings_cls)
-
-    def _load_env_vars(self) -> Mapping[str, str | None]:
-        return parse_env_vars(
-            self._environ, self.case_sensitive, self.env_ignore_empty, self.env_parse_none_str
-        )
+        # Public API only (no pydantic-settings internals): refill ``env_vars`` from the mapping the
+        # way the source fills it from os.environ (names folded, empty and "none" values applied).
+        self.env_vars = {
+            (k if self.case_sensitive else k.lower()): (None if v == self.env_parse_none_str else v)
+            for k, v in environ.items()
+            if not (self.env_ignore_empty and v == "")
+        }
 
 
 class _RecordingSource(PydanticBaseSettingsSource):

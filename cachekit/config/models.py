@@ -112,7 +112,11 @@ class CacheSection(_Model):
 class _ProviderBase(_Model):
     model_config = ConfigDict(hide_input_in_errors=True)  # a wrong-typed signing_key is not echoed
     on_error: OnError = Field(
-        "ignore", description="'ignore': failures are counted and read as misses; 'raise'"
+        "ignore",
+        description="what a failing store call does. 'ignore': it is counted in errors and logged once per "
+        "outage; reads answer a miss (the default), writes, deletes and invalidations return False. "
+        "'raise': it is counted, and its exception reaches the caller of every read, write, delete and "
+        "invalidation",
     )
     serializer: SerializerName | None = Field(
         None, description="how values are encoded in shared stores; default: json on redis and memcached "

@@ -140,7 +140,10 @@ class _Writer:
         if key not in container:
             if not value:
                 return
+            blank_before = container.as_string().endswith("\n\n")
             _set(container, key, tomlkit.table(is_super_table=True))
+            if blank_before:  # tomlkit < 0.15.1 would add a second blank line before it
+                container[key].trivia.indent = ""
         tables = container[key]
         for name, entry in value.items():
             entry_path = (*path, name)
