@@ -60,7 +60,7 @@ from .services import (
     CacheRegionService,
     InvalidationRuleService,
     Result,
-    _jsonable,
+    jsonable,
 )
 
 if TYPE_CHECKING:
@@ -446,7 +446,7 @@ def _router(runtime: "Runtime | None", access: _Access) -> "APIRouter":
 
     @router.get("/stats", dependencies=DATA)
     async def stats() -> Any:
-        return JSONResponse(_jsonable(current().stats.rows()))
+        return JSONResponse(jsonable(current().stats.rows()))
 
     return router  # type: ignore[no-any-return]
 
