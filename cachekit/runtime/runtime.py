@@ -689,12 +689,18 @@ class Runtime:
             with self._lock:
                 config = self.config
                 saved = {name: copy.deepcopy(getattr(config, name)) for name in type(config).model_fields}
+                applying = False
                 try:
                     yield config
+                    applying = True
                     self.apply()
                 except BaseException:
+                    changed = False
                     for name, value in saved.items():
                         current = getattr(config, name)
+                        if current == value:
+                            continue
+                        changed = True
                         if isinstance(current, dict):  # in place: a caller may hold the section itself
                             current.clear()
                             current.update(value)
@@ -702,10 +708,11 @@ class Runtime:
                             current[:] = value
                         else:
                             setattr(config, name, value)
-                    try:
-                        self.apply()
-                    except Exception:  # the restored config was live a moment ago; keep the first error
-                        pass
+                    if changed or applying:
+                        try:
+                            self.apply()
+                        except Exception:  # the restored config was live a moment ago; keep the first error
+                            pass
                     raise
 
         return transaction()

@@ -43,7 +43,7 @@ def _set_cache(cfg: CacheConfig, changes: Mapping[str, Any]) -> None:
     for name in _LIVE_FIXED:
         if name in update and update[name] != getattr(cfg.cache, name):
             raise ServiceFailure(f"cache.{name} cannot change on a live runtime (keys already stored under the old "
-                           "namespace); edit the file and reload", "invalid")
+                                 "namespace); edit the file and reload", "invalid")
     cfg.cache = validate_model(CacheSection, deep_merge(model_data(cfg.cache), update), "cache")
 
 
@@ -57,7 +57,8 @@ class CacheConfigurationService(Service):
     async def _cache(self, **changes: Any) -> Result[CacheConfiguration]:
         def work() -> CacheConfiguration:
             rt = self.runtime
-            edit_config(rt, lambda cfg: _set_cache(cfg, changes), self._guard)
+            with edit_config(rt, self._guard) as cfg:
+                _set_cache(cfg, changes)
             return _configuration(rt)
 
         return await guarded(work)
@@ -87,10 +88,10 @@ class CacheConfigurationService(Service):
             check_region_name(name)
             data = dict(settings)
             data = region_data(data.pop("provider_id", None), None, None, data)
-            current = rt.config.regions.get(name)
-            model = validate_model(RegionConfig, deep_merge(model_data(current) if current else {}, data),
-                              f"regions.{name}")
-            edit_config(rt, lambda cfg: cfg.regions.__setitem__(name, model), self._guard)
+            with edit_config(rt, self._guard) as cfg:
+                current = cfg.regions.get(name)
+                cfg.regions[name] = validate_model(
+                    RegionConfig, deep_merge(model_data(current) if current else {}, data), f"regions.{name}")
             return region_view(rt, name)
 
         return await guarded(work)
@@ -113,8 +114,9 @@ class CacheConfigurationService(Service):
             if unknown:
                 valid = sorted(cache_fields | sections)
                 raise ServiceFailure(f"unknown configuration key(s) {one_of(unknown)}; valid: {one_of(valid)}"
-                               f"{did_you_mean(unknown[0], valid)}", "invalid")
-            edit_config(rt, _ConfigUpdate(changes), self._guard)
+                                     f"{did_you_mean(unknown[0], valid)}", "invalid")
+            with edit_config(rt, self._guard) as cfg:
+                _update(cfg, changes)
             return _configuration(rt)
 
         return await guarded(work)
@@ -124,48 +126,43 @@ class CacheConfigurationService(Service):
         return await guarded(lambda: off_loop(None, lambda: str(self.runtime.save(path))))
 
 
-class _ConfigUpdate:
-    """The mutation of :meth:`CacheConfigurationService.update_configuration`."""
-
-    def __init__(self, changes: Mapping[str, Any]) -> None:
-        self.changes = changes
-
-    def __call__(self, cfg: CacheConfig) -> None:
-        changes = dict(self.changes)
-        cache = dict(changes.pop("cache", None) or {})
-        for key in list(changes):
-            if key in CacheSection.model_fields or key in _CACHE_ALIASES:
-                cache[key] = changes.pop(key)
-        if cache:
-            _set_cache(cfg, cache)
-        for name, fields in (changes.pop("providers", None) or {}).items():
-            current = cfg.providers.get(name)
-            fields = dict(fields)
-            kind = str(fields.pop("provider_type", fields.pop("type", getattr(current, "type", "memory"))))
-            fields.update(connection_fields(kind, fields.pop("connection_details", None)))
-            base = model_data(current) if current is not None and current.type == kind else {}
-            base.pop("type", None)
-            cfg.providers[name] = provider_model(name, kind, deep_merge(base, fields))
-        for name, fields in (changes.pop("regions", None) or {}).items():
-            check_region_name(name)
-            current = cfg.regions.get(name)
-            fields = dict(fields)
-            data = region_data(fields.pop("provider_id", None), None, None, fields)
-            cfg.regions[name] = validate_model(RegionConfig, deep_merge(model_data(current) if current else {}, data),
-                                          f"regions.{name}")
-        for data in changes.pop("rules", None) or []:
-            data = dict(data)
-            name = data.get("name")
-            index = next((i for i, r in enumerate(cfg.rules) if r.name == name), None)
-            if index is None:
-                cfg.rules.append(rule_model(data, f"rules.{name}"))
-            else:
-                base = model_data(cfg.rules[index])
-                base["strategy_type"] = base.pop("strategy")
-                data.pop("strategy", None)
-                cfg.rules[index] = rule_model(deep_merge(base, data), f"rules.{name}")
-        for section in ("bus", "http"):
-            if section in changes:
-                model = getattr(cfg, section)
-                setattr(cfg, section, validate_model(type(model), deep_merge(model_data(model), changes.pop(section)),
-                                                section))
+def _update(cfg: CacheConfig, requested: Mapping[str, Any]) -> None:
+    """The change of :meth:`CacheConfigurationService.update_configuration`, made on ``cfg``."""
+    changes = dict(requested)
+    cache = dict(changes.pop("cache", None) or {})
+    for key in list(changes):
+        if key in CacheSection.model_fields or key in _CACHE_ALIASES:
+            cache[key] = changes.pop(key)
+    if cache:
+        _set_cache(cfg, cache)
+    for name, fields in (changes.pop("providers", None) or {}).items():
+        current = cfg.providers.get(name)
+        fields = dict(fields)
+        kind = str(fields.pop("provider_type", fields.pop("type", getattr(current, "type", "memory"))))
+        fields.update(connection_fields(kind, fields.pop("connection_details", None)))
+        base = model_data(current) if current is not None and current.type == kind else {}
+        base.pop("type", None)
+        cfg.providers[name] = provider_model(name, kind, deep_merge(base, fields))
+    for name, fields in (changes.pop("regions", None) or {}).items():
+        check_region_name(name)
+        current = cfg.regions.get(name)
+        fields = dict(fields)
+        data = region_data(fields.pop("provider_id", None), None, None, fields)
+        cfg.regions[name] = validate_model(RegionConfig, deep_merge(model_data(current) if current else {}, data),
+                                           f"regions.{name}")
+    for data in changes.pop("rules", None) or []:
+        data = dict(data)
+        name = data.get("name")
+        index = next((i for i, r in enumerate(cfg.rules) if r.name == name), None)
+        if index is None:
+            cfg.rules.append(rule_model(data, f"rules.{name}"))
+        else:
+            base = model_data(cfg.rules[index])
+            base["strategy_type"] = base.pop("strategy")
+            data.pop("strategy", None)
+            cfg.rules[index] = rule_model(deep_merge(base, data), f"rules.{name}")
+    for section in ("bus", "http"):
+        if section in changes:
+            model = getattr(cfg, section)
+            setattr(cfg, section, validate_model(type(model), deep_merge(model_data(model), changes.pop(section)),
+                                                 section))

@@ -3,11 +3,10 @@ by an optional :data:`EditGuard` before it is applied."""
 
 from __future__ import annotations
 
+import contextlib
 import copy
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
-
-from .result import T
 
 if TYPE_CHECKING:
     from ..config.models import CacheConfig
@@ -24,12 +23,13 @@ SECTIONS = ("cache", "providers", "regions", "rules", "bus", "http")
 EditGuard = Callable[[Mapping[str, Any], "CacheConfig"], None]
 
 
-def edit_config(rt: Runtime, mutate: Callable[[CacheConfig], T], guard: EditGuard | None = None) -> T:
-    """Apply ``mutate`` to the live config and hot-apply it in one :meth:`Runtime.edit`; on any
-    error (in ``mutate``, the guard or validation) the live config is left as it was."""
+@contextlib.contextmanager
+def edit_config(rt: Runtime, guard: EditGuard | None = None) -> Iterator[CacheConfig]:
+    """``with edit_config(rt, guard) as config:`` read and change the live config in one
+    :meth:`Runtime.edit` transaction; ``guard`` checks the result before it is applied. On any error
+    (in the block, the guard or validation) the live config is left as it was."""
     with rt.edit() as config:
         before = {name: copy.deepcopy(getattr(config, name)) for name in SECTIONS} if guard else {}
-        out = mutate(config)
+        yield config
         if guard is not None:
             guard(before, config)
-    return out

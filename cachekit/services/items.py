@@ -69,9 +69,9 @@ class CacheItemService(Service):
             if not stored:
                 if not region.policy.enabled:
                     raise ServiceFailure(f"caching is disabled for region {region.name!r}; nothing stored",
-                                   "disabled")
+                                         "disabled")
                 raise ServiceFailure(f"provider {region.provider!r} did not store {key!r} (the failure is "
-                               "counted in the region's errors)", "provider")
+                                     "counted in the region's errors)", "provider")
             return _item(rt, region, key, value, None if ttl is None else rt.clock.now() + ttl)
 
         return await guarded(work)

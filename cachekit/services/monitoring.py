@@ -53,7 +53,7 @@ def _known_provider(rt: Runtime, provider_id: Any) -> CacheProviderId:
     known = known_providers(rt)
     if name not in known:
         raise ServiceFailure(f"unknown provider {name!r}; known: {one_of(known)}{did_you_mean(name, known)}",
-                       "not_found")
+                             "not_found")
     return CacheProviderId(name)
 
 

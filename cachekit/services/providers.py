@@ -71,7 +71,7 @@ def _provider_view(rt: Runtime, name: str) -> CacheProvider:
         if name not in BUILTIN_PROVIDER_TYPES:
             known = known_providers(rt)
             raise ServiceFailure(f"unknown provider {name!r}; known: {one_of(known)}{did_you_mean(name, known)}",
-                           "not_found")
+                                 "not_found")
         model = rt.provider_config(name)
     settings = public_data(model)
     fields = _CONNECTION_FIELDS.get(model.type, tuple(model.model_extra or ()))
@@ -98,12 +98,12 @@ class CacheProviderService(Service):
             rt = self.runtime
             if not isinstance(name, str) or not name or ":" in name:
                 raise ServiceFailure(f"invalid provider name {name!r}: non-empty, without ':'", "invalid")
-            if name in rt.config.providers:
-                raise ServiceFailure(f"provider {name!r} already exists; update it instead", "conflict")
-            kind = str(provider_type)
-            data = {**connection_fields(kind, connection_details), **settings}
-            model = provider_model(name, kind, data)
-            edit_config(rt, lambda cfg: cfg.providers.__setitem__(name, model), self._guard)
+            with edit_config(rt, self._guard) as cfg:
+                if name in cfg.providers:
+                    raise ServiceFailure(f"provider {name!r} already exists; update it instead", "conflict")
+                kind = str(provider_type)
+                data = {**connection_fields(kind, connection_details), **settings}
+                cfg.providers[name] = provider_model(name, kind, data)
             return _provider_view(rt, name)
 
         return await guarded(work)
@@ -137,18 +137,18 @@ class CacheProviderService(Service):
         def work() -> CacheProvider:
             rt = self.runtime
             name = str(provider_id)
-            current = rt.config.providers.get(name)
-            if current is None:
-                _provider_view(rt, name)  # unknown names fail with the known ones
-                current = rt.provider_config(name)  # a built-in used undeclared: declare it now
-            update = {**(changes or {}), **more}
-            kind = str(update.pop("provider_type", update.pop("type", current.type)))
-            details = update.pop("connection_details", None)
-            update.update(connection_fields(kind, details))
-            base = model_data(current) if kind == current.type else {}
-            base.pop("type", None)
-            model = provider_model(name, kind, deep_merge(base, update))
-            edit_config(rt, lambda cfg: cfg.providers.__setitem__(name, model), self._guard)
+            with edit_config(rt, self._guard) as cfg:
+                current = cfg.providers.get(name)
+                if current is None:
+                    _provider_view(rt, name)  # unknown names fail with the known ones
+                    current = rt.provider_config(name)  # a built-in used undeclared: declare it now
+                update = {**(changes or {}), **more}
+                kind = str(update.pop("provider_type", update.pop("type", current.type)))
+                details = update.pop("connection_details", None)
+                update.update(connection_fields(kind, details))
+                base = model_data(current) if kind == current.type else {}
+                base.pop("type", None)
+                cfg.providers[name] = provider_model(name, kind, deep_merge(base, update))
             return _provider_view(rt, name)
 
         return await guarded(work)
@@ -159,17 +159,18 @@ class CacheProviderService(Service):
         def work() -> bool:
             rt = self.runtime
             name = str(provider_id)
-            if name not in rt.config.providers:
-                _provider_view(rt, name)
-                raise ServiceFailure(f"provider {name!r} is built in and not declared; nothing to delete",
-                               "not_found")
-            users = regions_using(rt, name)
-            if rt.config.cache.default_provider == name:
-                users.append("[cache].default_provider")
-            if users:
-                raise ServiceFailure(f"provider {name!r} is used by {one_of(users)}; change those first",
-                               "conflict")
-            edit_config(rt, lambda cfg: cfg.providers.pop(name), self._guard)
+            with edit_config(rt, self._guard) as cfg:
+                if name not in cfg.providers:
+                    _provider_view(rt, name)
+                    raise ServiceFailure(f"provider {name!r} is built in and not declared; nothing to delete",
+                                         "not_found")
+                users = regions_using(rt, name)
+                if cfg.cache.default_provider == name:
+                    users.append("[cache].default_provider")
+                if users:
+                    raise ServiceFailure(f"provider {name!r} is used by {one_of(users)}; change those first",
+                                         "conflict")
+                cfg.providers.pop(name)
             return True
 
         return await guarded(work)

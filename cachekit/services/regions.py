@@ -32,7 +32,7 @@ def region_view(rt: Runtime, name: str) -> CacheRegion:
     if live is None:
         known = sorted({*cfg.regions, *rt.regions()})
         raise ServiceFailure(f"unknown region {name!r}; known: {one_of(known)}{did_you_mean(name, known)}",
-                       "not_found")
+                             "not_found")
     stats = jsonable(live.stats.as_dict())
     return CacheRegion(id=name, name=name, provider_id=CacheProviderId(live.provider), ttl=live.policy.ttl,
                        max_size=live.policy.max_size, settings=public_data(model) if model is not None else {},
@@ -63,11 +63,11 @@ class CacheRegionService(Service):
         def work() -> CacheRegion:
             rt = self.runtime
             check_region_name(name)
-            if name in rt.config.regions:
-                raise ServiceFailure(f"region {name!r} already exists; update it instead", "conflict")
-            data = region_data(provider_id, ttl, max_size, settings)
-            model = validate_model(RegionConfig, data, f"regions.{name}")
-            edit_config(rt, lambda cfg: cfg.regions.__setitem__(name, model), self._guard)
+            with edit_config(rt, self._guard) as cfg:
+                if name in cfg.regions:
+                    raise ServiceFailure(f"region {name!r} already exists; update it instead", "conflict")
+                data = region_data(provider_id, ttl, max_size, settings)
+                cfg.regions[name] = validate_model(RegionConfig, data, f"regions.{name}")
             return region_view(rt, name)
 
         return await guarded(work)
@@ -101,13 +101,13 @@ class CacheRegionService(Service):
             rt = self.runtime
             name = str(region_id)
             region_view(rt, name)  # unknown -> not_found
-            current = rt.config.regions.get(name)
             update = {**(changes or {}), **more}
             provider = update.pop("provider_id", None)
             data = region_data(provider, None, None, update)
-            base = model_data(current) if current is not None else {}
-            model = validate_model(RegionConfig, deep_merge(base, data), f"regions.{name}")
-            edit_config(rt, lambda cfg: cfg.regions.__setitem__(name, model), self._guard)
+            with edit_config(rt, self._guard) as cfg:
+                current = cfg.regions.get(name)
+                base = model_data(current) if current is not None else {}
+                cfg.regions[name] = validate_model(RegionConfig, deep_merge(base, data), f"regions.{name}")
             return region_view(rt, name)
 
         return await guarded(work)
@@ -119,18 +119,19 @@ class CacheRegionService(Service):
         def work() -> bool:
             rt = self.runtime
             name = str(region_id)
-            cfg = rt.config
-            if name not in cfg.regions:
-                region_view(rt, name)
-                raise ServiceFailure(f"region {name!r} is not declared; nothing to delete", "not_found")
-            users = [r.name for r in cfg.rules if name in r.regions]
-            if users:
-                raise ServiceFailure(f"region {name!r} is named by rules {one_of(users)}; change those first",
-                               "conflict")
-            if cfg.cache.default_region == name:
-                raise ServiceFailure(f"region {name!r} is [cache].default_region; change that first", "conflict")
-            rt.region(name).flush()
-            edit_config(rt, lambda c: c.regions.pop(name), self._guard)
+            with edit_config(rt, self._guard) as cfg:
+                if name not in cfg.regions:
+                    region_view(rt, name)
+                    raise ServiceFailure(f"region {name!r} is not declared; nothing to delete", "not_found")
+                users = [r.name for r in cfg.rules if name in r.regions]
+                if users:
+                    raise ServiceFailure(f"region {name!r} is named by rules {one_of(users)}; change those first",
+                                         "conflict")
+                if cfg.cache.default_region == name:
+                    raise ServiceFailure(f"region {name!r} is [cache].default_region; change that first",
+                                         "conflict")
+                rt.region(name).flush()
+                cfg.regions.pop(name)
             return True
 
         return await guarded(work)

@@ -33,7 +33,7 @@ def _strategy(value: Any) -> str:
     text = _STRATEGY_ALIASES.get(text, text)
     if text not in _RULE_MODELS:
         raise ServiceFailure(f"unknown strategy_type {value!r}; known: {one_of(_RULE_MODELS)}"
-                       f"{did_you_mean(text, _RULE_MODELS)}", "invalid")
+                             f"{did_you_mean(text, _RULE_MODELS)}", "invalid")
     return text
 
 
@@ -51,7 +51,7 @@ def _rule_index(cfg: CacheConfig, name: str) -> int:
             return i
     known = [r.name for r in cfg.rules]
     raise ServiceFailure(f"unknown rule {name!r}; known: {one_of(known) or 'none'}{did_you_mean(name, known)}",
-                   "not_found")
+                         "not_found")
 
 
 def rule_model(data: Mapping[str, Any], where: str) -> Any:
@@ -89,9 +89,10 @@ class InvalidationRuleService(Service):
             if ttl is not None:
                 data["ttl"] = ttl
             rule = rule_model(data, f"rules.{name}")
-            if any(r.name == rule.name for r in rt.config.rules):
-                raise ServiceFailure(f"rule {rule.name!r} already exists; update it instead", "conflict")
-            edit_config(rt, lambda cfg: cfg.rules.append(rule), self._guard)
+            with edit_config(rt, self._guard) as cfg:
+                if any(r.name == rule.name for r in cfg.rules):
+                    raise ServiceFailure(f"rule {rule.name!r} already exists; update it instead", "conflict")
+                cfg.rules.append(rule)
             return _rule_view(rule)
 
         return self._warned(await guarded(work))
@@ -130,20 +131,21 @@ class InvalidationRuleService(Service):
         def work() -> InvalidationRule:
             rt = self.runtime
             name = str(rule_id)
-            index = _rule_index(rt.config, name)
-            current = rt.config.rules[index]
-            update = {**(changes or {}), **more}
-            new_strategy = update.get("strategy_type", update.get("strategy"))
-            if new_strategy is not None and _strategy(new_strategy) != current.strategy:
-                base: dict[str, Any] = {"name": current.name, "regions": list(current.regions)}
-            else:
-                base = model_data(current)
-                base["strategy_type"] = base.pop("strategy")
-                update.pop("strategy", None)
-            rule = rule_model(deep_merge(base, update), f"rules.{name}")
-            if rule.name != name and any(r.name == rule.name for r in rt.config.rules):
-                raise ServiceFailure(f"rule {rule.name!r} already exists", "conflict")
-            edit_config(rt, lambda cfg: cfg.rules.__setitem__(index, rule), self._guard)
+            with edit_config(rt, self._guard) as cfg:
+                index = _rule_index(cfg, name)
+                current = cfg.rules[index]
+                update = {**(changes or {}), **more}
+                new_strategy = update.get("strategy_type", update.get("strategy"))
+                if new_strategy is not None and _strategy(new_strategy) != current.strategy:
+                    base: dict[str, Any] = {"name": current.name, "regions": list(current.regions)}
+                else:
+                    base = model_data(current)
+                    base["strategy_type"] = base.pop("strategy")
+                    update.pop("strategy", None)
+                rule = rule_model(deep_merge(base, update), f"rules.{name}")
+                if rule.name != name and any(r.name == rule.name for r in cfg.rules):
+                    raise ServiceFailure(f"rule {rule.name!r} already exists", "conflict")
+                cfg.rules[index] = rule
             return _rule_view(rule)
 
         return self._warned(await guarded(work))
@@ -153,8 +155,8 @@ class InvalidationRuleService(Service):
 
         def work() -> bool:
             rt = self.runtime
-            index = _rule_index(rt.config, str(rule_id))
-            edit_config(rt, lambda cfg: cfg.rules.pop(index), self._guard)
+            with edit_config(rt, self._guard) as cfg:
+                cfg.rules.pop(_rule_index(cfg, str(rule_id)))
             return True
 
         return await guarded(work)
