@@ -1,6 +1,8 @@
 """Front doors (facade, decorators, services, HTTP, notebook, CLI, demo, testing) reach the runtime and
 each other through public names only: no ``obj._name``, no ``from module import _name``, no
-``getattr(obj, "_name")`` on anything but ``self`` / ``cls``. An AST walk keeps it that way."""
+``getattr(obj, "_name")`` on anything but ``self`` / ``cls``. An AST walk keeps it that way. They share
+one tag validator (``cachekit.keys.tag_names``), one way off the event loop (``cachekit.offload``) and
+one way to the facade's runtime (``cachekit.current_runtime``)."""
 
 from __future__ import annotations
 
@@ -77,3 +79,67 @@ def test_the_check_sees_each_kind_of_foreign_private_access(snippet: str) -> Non
 ])
 def test_own_private_names_are_allowed(snippet: str) -> None:
     assert foreign_private_access(snippet) == []
+
+
+def _calls(module: Path) -> set[str]:
+    """The dotted names a module calls (``asyncio.to_thread``, ``tag_names``...)."""
+    return {ast.unparse(node.func) for node in ast.walk(ast.parse(module.read_text(encoding="utf-8")))
+            if isinstance(node, ast.Call)}
+
+
+@pytest.mark.parametrize("module", FRONT_DOORS, ids=lambda p: str(p.relative_to(PACKAGE)))
+def test_front_doors_leave_the_event_loop_only_through_offload(module: Path) -> None:
+    calls = _calls(module)
+    if module.name == "offload.py":
+        assert "asyncio.to_thread" in calls
+        return
+    assert not calls & {"asyncio.to_thread", "to_thread", "loop.run_in_executor", "run_in_executor"}
+
+
+@pytest.mark.parametrize("module", FRONT_DOORS, ids=lambda p: str(p.relative_to(PACKAGE)))
+def test_front_doors_validate_tags_only_through_keys_tag_names(module: Path) -> None:
+    text = module.read_text(encoding="utf-8")
+    assert ("tags are non-empty strings" in text) == (module.name == "keys.py")
+
+
+@pytest.mark.parametrize("tags", [[""], ["ok", 3], ""])
+def test_every_front_door_refuses_a_bad_tag_with_one_message(tags: object, fake: object) -> None:
+    import asyncio
+
+    from cachekit import CacheError, cache_aside, cached, invalidate_cache, set_cache_item
+
+    message = "tags are non-empty strings"
+    with pytest.raises(CacheError, match=message):
+        cached(tags=tags)(lambda x: x)
+    with pytest.raises(CacheError, match=message):
+        invalidate_cache(tags=tags)
+    with pytest.raises(CacheError, match=message):
+        asyncio.run(cache_aside("k", lambda: 1, tags=tags))
+    result = asyncio.run(set_cache_item("k", 1, tags=tags))
+    assert result.is_failure() and result.code == "invalid" and message in (result.error or "")
+
+
+def test_decorators_follow_the_facade_through_current_runtime() -> None:
+    from cachekit import Cache, CacheConfig, cached, current_runtime
+
+    first = CacheConfig().compile()
+    second = CacheConfig().compile()
+    try:
+        calls: list[int] = []
+
+        @cached(ttl=60)
+        def square(x: int) -> int:
+            calls.append(x)
+            return x * x
+
+        Cache.configure(first)
+        assert current_runtime() is first is Cache.runtime()
+        assert square(3) == 9 and square(3) == 9 and calls == [3]
+        Cache.configure(second)  # a rebind is seen at the next call, not at decoration
+        assert current_runtime() is second
+        assert square(3) == 9 and calls == [3, 3]
+        assert square.region() is second.region()
+    finally:
+        Cache.reset()
+        first.close()
+        second.close()
