@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..facade import Cache
 from .configuration import CacheConfigurationService
+from .edits import EditGuard
 from .items import CacheItemService, delete_cache_item, get_cache_item, set_cache_item
 from .monitoring import CacheMonitoringService
 from .providers import CacheProviderService
@@ -65,6 +66,7 @@ __all__ = [
     "CacheRegionService",
     "CacheStatistic",
     "CacheStatsType",
+    "EditGuard",
     "InvalidationRule",
     "InvalidationRuleService",
     "ProviderSummary",
