@@ -143,3 +143,32 @@ def test_decorators_follow_the_facade_through_current_runtime() -> None:
         Cache.reset()
         first.close()
         second.close()
+
+
+def test_invalidate_cache_binds_arguments_with_the_key_builder() -> None:
+    """``invalidate_cache`` fills its templates from ``keys.KeyBuilder.call_arguments``, not a second
+    copy of the signature binding."""
+    calls = _calls(PACKAGE / "decorators.py")
+    assert "inspect.signature" not in calls
+    assert "KeyBuilder" in calls
+
+
+def test_invalidate_cache_leaves_self_out_of_event_parameters(fake: object) -> None:
+    from cachekit import Cache, invalidate_cache
+    from cachekit.config.models import EventBasedRule
+
+    with Cache.runtime().edit() as config:
+        config.rules.append(EventBasedRule(name="saved", events=["user_saved"], pattern="flag:{flag}:{note}"))
+
+    class Repo:
+        @invalidate_cache(patterns="user:{user_id}", events="user_saved")
+        def save(self, user_id: int, *, note: str = "n", **extra: object) -> int:
+            return user_id
+
+    Cache.put("user:7", "old")
+    Cache.put("flag:True:n", "old")
+    Cache.put("flag:False:n", "kept")
+    assert Repo().save(7, flag=True) == 7  # emit(event, self=...) would fail: self is not a parameter
+    assert Cache.get("user:7") is None
+    assert Cache.get("flag:True:n") is None  # defaults and **extra reach the event's parameters
+    assert Cache.get("flag:False:n") == "kept"
