@@ -25,7 +25,7 @@ from .errors import (
     UnsupportedOperation,
     ValueTooLargeError,
 )
-from .facade import Cache, load
+from .facade import Cache, current_runtime, load
 from .providers.base import MISSING, CacheDriver
 from .runtime.region import Region, TaggedCache
 from .runtime.runtime import InvalidationResult, Runtime
@@ -79,7 +79,7 @@ def __dir__() -> list[str]:
 
 __all__ = [
     "Cache", "CacheConfig", "CacheDriver", "MISSING", "Runtime", "Region", "TaggedCache",
-    "InvalidationResult", "load", "Clock", "FakeClock", "SystemClock",
+    "InvalidationResult", "current_runtime", "load", "Clock", "FakeClock", "SystemClock",
     "CacheError", "ConfigError", "ConfigErrorItem", "MissingExtraError", "ProviderError",
     "UnsupportedOperation", "ValueTooLargeError", *_LAZY,
 ]

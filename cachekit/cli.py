@@ -19,12 +19,15 @@ import sys
 from collections.abc import Iterator, Mapping, Sequence
 from enum import Enum
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TextIO
 
 if TYPE_CHECKING:
     import typer
 
-__all__ = ["ShowFormat", "ValidateFormat", "build_app", "format_errors", "main", "plain_text", "version_line"]
+__all__ = [
+    "ShowFormat", "ValidateFormat", "build_app", "format_errors", "main", "plain_text", "run_ping", "run_serve",
+    "run_show", "run_validate", "version_line",
+]
 
 DISTRIBUTION = "cachekit-config"  # the name on PyPI; the import package and the command are `cachekit`
 INSTALL_HINT = f"the CLI needs: pip install '{DISTRIBUTION}[cli]'"
@@ -120,7 +123,7 @@ def build_app() -> typer.Typer:
         path: Path | None = typer.Argument(None, help="a TOML config file (default: the default config)"),
     ) -> None:
         """Check that every provider of a config answers."""
-        raise typer.Exit(_call_lead("ping", path))
+        raise typer.Exit(run_ping(path))
 
     @app.command()
     def serve(
@@ -132,7 +135,7 @@ def build_app() -> typer.Typer:
         ),
     ) -> None:
         """Serve the HTTP API of a config (needs the ``http`` extra and [http] token, or --no-auth)."""
-        raise typer.Exit(_call_lead("serve", path, host, port, no_auth=no_auth))
+        raise typer.Exit(run_serve(path, host, port, no_auth=no_auth))
 
     @app.command()
     def demo(
@@ -141,7 +144,9 @@ def build_app() -> typer.Typer:
         seed: int = typer.Option(7, help="random seed"),
     ) -> None:
         """Run a workload on the embedded default config and print its statistics."""
-        raise typer.Exit(_call_lead("demo", plot=plot, requests=requests, seed=seed))
+        from .demo import demo as run_demo
+
+        raise typer.Exit(run_demo(plot=plot, requests=requests, seed=seed))
 
     for info in app.registered_commands:  # docstrings are reST (``code``): --help shows plain text
         if info.help is None and info.callback is not None:
@@ -289,7 +294,7 @@ def _as_toml(data: dict[str, Any], overrides: dict[str, str]) -> str:
     """The resolved config as TOML; a value set by the environment says so in a comment."""
     import tomlkit
 
-    from .config.paths import format_path
+    from .config.toml_lines import format_path
 
     def is_tables(value: Any) -> bool:
         return isinstance(value, list) and bool(value) and all(isinstance(v, dict) for v in value)
@@ -324,24 +329,73 @@ def _as_toml(data: dict[str, Any], overrides: dict[str, str]) -> str:
     return document.as_string()
 
 
-# -- commands written in cachekit.cli_commands --------------------------------------------------
+# -- ping and serve -------------------------------------------------------------------------------
+def run_ping(path: str | os.PathLike[str] | None = None, *, out: TextIO | None = None) -> int:
+    """Connect to every provider the config declares and time a round trip.
 
+    One line per provider: name, type, latency in ms or the error (no traceback). Returns 0 when
+    every provider answered, 1 otherwise (or when the config is invalid).
+    """
+    from .errors import ConfigError
+    from .facade import load
 
-def _call_lead(name: str, *args: Any, **kwargs: Any) -> int:
-    import importlib
-
+    out = out or sys.stdout
     try:
-        cli_commands = importlib.import_module(f"{__package__}.cli_commands")
-    except ModuleNotFoundError as exc:
-        if exc.name != f"{__package__}.cli_commands":
-            raise
-        print(f"cachekit {name}: not available in this installation (cachekit.cli_commands is missing)",
-              file=sys.stderr)
+        runtime = load(path)
+    except ConfigError as exc:
+        print(exc, file=out)
         return 1
-    function = getattr(cli_commands, name, None)
-    if function is None:
-        print(f"cachekit {name}: not available in this installation", file=sys.stderr)
-        return 1
-    if args and isinstance(args[0], os.PathLike):
-        args = (os.fspath(args[0]), *args[1:])
-    return int(function(*args, **kwargs) or 0)
+    failures = 0
+    try:
+        names = list(runtime.config.providers)
+        width = max((len(n) for n in names), default=4)
+        for name in names:
+            kind = runtime.config.providers[name].type
+            try:
+                seconds = runtime.store(name).l2.driver.ping()
+            except Exception as exc:  # a report, not a crash: show what failed and go on
+                failures += 1
+                print(f"{name:<{width}}  {kind:<10} error: {type(exc).__name__}: {exc}", file=out)
+            else:
+                print(f"{name:<{width}}  {kind:<10} ok {seconds * 1000:.2f} ms", file=out)
+    finally:
+        runtime.close()
+    return 1 if failures else 0
+
+
+def run_serve(path: str | os.PathLike[str] | None = None, host: str = "127.0.0.1", port: int = 8000, *,
+              no_auth: bool = False) -> int:
+    """Serve the HTTP API (``/api/cache/...``) of the config at ``path`` with uvicorn.
+
+    Deny by default: ``[http] token`` (or ``CACHEKIT_HTTP__TOKEN``) is required; ``no_auth`` serves
+    loopback clients without one, on a loopback ``host`` only, and says so on stderr. Returns 2 for
+    ``no_auth`` on another host, 1 when no token is configured.
+    """
+    import warnings
+
+    from .errors import CacheError, require
+    from .facade import load
+    from .http_policy import is_loopback
+
+    if no_auth and not is_loopback(host):
+        print(f"cachekit serve: --no-auth is for loopback addresses only (127.0.0.1, ::1, localhost), not "
+              f"{host!r}; set [http] token (CACHEKIT_HTTP__TOKEN) instead", file=sys.stderr)
+        return 2
+    uvicorn: Any = require("uvicorn", "http")
+    from .http import AnonymousAccessWarning, create_app
+
+    runtime = load(path)
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", AnonymousAccessWarning)
+            try:
+                app = create_app(runtime, allow_anonymous=no_auth, host=host)
+            except CacheError as exc:
+                print(f"cachekit serve: {exc}", file=sys.stderr)
+                return 1
+        for warning in caught:
+            print(f"cachekit serve: WARNING: {warning.message}", file=sys.stderr)
+        uvicorn.run(app, host=host, port=port)
+    finally:
+        runtime.close()
+    return 0

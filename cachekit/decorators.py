@@ -31,10 +31,10 @@ import inspect
 from collections.abc import Awaitable, Callable, Iterable
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from . import facade as _facade
 from .errors import CacheError
-from .facade import Cache
-from .keys import KeyBuilder, cache_key, compiled_template
+from .facade import current_runtime
+from .keys import KeyBuilder, cache_key, compiled_template, tag_names
+from .offload import off_loop
 from .runtime.policy import normalize_ttl
 from .runtime.region import Region, TaggedCache, is_async_callable
 
@@ -59,7 +59,7 @@ _KeyOption = str | Callable[..., str] | None
 
 
 def _resolve(runtime: Runtime | None) -> Runtime:
-    return runtime if runtime is not None else Cache.runtime()
+    return runtime if runtime is not None else current_runtime()
 
 
 def _mark_coroutine(obj: Any) -> None:
@@ -70,14 +70,6 @@ def _mark_coroutine(obj: Any) -> None:
     marker = getattr(asyncio.coroutines, "_is_coroutine", None)
     if marker is not None:
         obj._is_coroutine = marker
-
-
-def _tag_names(tags: Iterable[str] | str) -> tuple[str, ...]:
-    names = (tags,) if isinstance(tags, str) else tuple(tags)
-    for t in names:
-        if not isinstance(t, str) or not t:
-            raise CacheError(f"tags are non-empty strings, not {t!r}")
-    return names
 
 
 def _format_all(templates: tuple[str, ...], arguments: dict[str, Any], what: str,
@@ -93,13 +85,6 @@ def _format_all(templates: tuple[str, ...], arguments: dict[str, Any], what: str
             raise CacheError(f"{what} {t!r} of {fn.__qualname__} needs {exc.args[0]!r}; "
                              f"parameters: {sorted(arguments)}") from None
     return out
-
-
-async def _off_loop(region: Region, fn: Callable[..., Any], *args: Any) -> Any:
-    """Run a blocking region call in a thread unless the region lives in process memory."""
-    if region.l2.private:
-        return fn(*args)
-    return await asyncio.to_thread(fn, *args)
 
 
 class CachedFunction:
@@ -123,7 +108,7 @@ class CachedFunction:
         self.__wrapped__ = fn
         self.ttl = normalize_ttl(ttl)
         self.region_name = region
-        self.tags = _tag_names(tags)
+        self.tags = tag_names(tags)
         self._tag_templates = any("{" in t for t in self.tags)
         self.runtime = runtime
         self.make_key = KeyBuilder(fn, key_prefix, key, ignore)
@@ -134,9 +119,7 @@ class CachedFunction:
         """The region this function caches in, in the runtime in use now."""
         rt = self.runtime
         if rt is None:
-            rt = _facade._runtime
-            if rt is None or rt.closed:
-                rt = Cache.runtime()
+            rt = current_runtime()
         if self.region_name is None:
             return rt.default_repository or rt.resolve_default()
         bound = self._bound
@@ -193,7 +176,7 @@ class CachedFunction:
     async def ainvalidate(self, *args: Any, **kwargs: Any) -> bool:
         """``invalidate`` without blocking the event loop on a shared store."""
         region = self.region()
-        return bool(await _off_loop(region, region.forget, self.make_key(args, kwargs)))
+        return bool(await off_loop(region, region.forget, self.make_key(args, kwargs)))
 
     def refresh(self, *args: Any, **kwargs: Any) -> Any:
         """Run the function now, store its result (replacing any cached one) and return it."""
@@ -225,7 +208,7 @@ class AsyncCachedFunction(CachedFunction):
         value = await self.__wrapped__(*args, **kwargs)
         target = self._target(args, kwargs)
         region = target.region if isinstance(target, TaggedCache) else target
-        await _off_loop(region, target.put, self.make_key(args, kwargs), value, self.ttl)
+        await off_loop(region, target.put, self.make_key(args, kwargs), value, self.ttl)
         return value
 
 
@@ -327,26 +310,11 @@ def invalidate_cache(patterns: Iterable[str] | str = (), tags: Iterable[str] | s
     Works on sync and ``async def`` functions; for the latter the invalidation runs in a thread.
     """
     pattern_list = (patterns,) if isinstance(patterns, str) else tuple(patterns)
-    tag_list = _tag_names(tags)
+    tag_list = tag_names(tags)
     event_list = (events,) if isinstance(events, str) else tuple(events)
 
     def decorate(fn: F) -> F:
-        signature = inspect.signature(fn)
-        params = list(signature.parameters.values())
-        skip = params[0].name if params and params[0].name in ("self", "cls") else None
-
-        def arguments(args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
-            bound = signature.bind(*args, **kwargs)
-            bound.apply_defaults()
-            out: dict[str, Any] = {}
-            for p in params:
-                if p.name == skip:
-                    continue
-                if p.kind is p.VAR_KEYWORD:
-                    out.update(bound.arguments[p.name])
-                else:
-                    out[p.name] = bound.arguments[p.name]
-            return out
+        arguments = KeyBuilder(fn, None, None, ()).call_arguments
 
         def invalidate(args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
             rt = _resolve(runtime)
@@ -362,7 +330,7 @@ def invalidate_cache(patterns: Iterable[str] | str = (), tags: Iterable[str] | s
             @functools.wraps(fn)
             async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
                 result = await fn(*args, **kwargs)
-                await asyncio.to_thread(invalidate, args, kwargs)
+                await off_loop(None, invalidate, args, kwargs)  # across regions: always a thread
                 return result
 
             return async_wrapper  # type: ignore[return-value]
@@ -392,7 +360,7 @@ async def cache_aside(key: str, loader: Callable[[], Any], ttl: Any = None, regi
     {'id': 7}
     """
     repo: Region | TaggedCache = _resolve(runtime).region(region)
-    names = _tag_names(tags)
+    names = tag_names(tags)
     if names:
         repo = repo.tags(names)
     return await repo.aremember(key, ttl, loader)

@@ -19,7 +19,7 @@ from .providers.base import CacheDriver
 from .runtime.region import Region, TaggedCache
 from .runtime.runtime import InvalidationResult, Runtime
 
-__all__ = ["Cache", "default_config_path", "load"]
+__all__ = ["Cache", "current_runtime", "default_config_path", "load"]
 
 _lock = threading.RLock()
 _runtime: Runtime | None = None
@@ -65,11 +65,16 @@ def _repo() -> Region:
     """The default repository of the bound runtime: the facade's hot path."""
     runtime = _runtime
     if runtime is None or runtime.closed:
-        runtime = _current()
+        runtime = current_runtime()
     return runtime.default_repository or runtime.resolve_default()
 
 
-def _current() -> Runtime:
+def current_runtime() -> Runtime:
+    """The runtime the ``Cache`` facade uses now, configuring it on first use (or after it was closed).
+
+    Decorators, services, the HTTP router and the notebook panel that were given no runtime of their own
+    call this at call time, so ``Cache.fake()`` or ``Cache.configure(...)`` takes effect on them at once.
+    """
     runtime = _runtime
     if runtime is None or runtime.closed:
         with _lock:
@@ -111,7 +116,7 @@ class Cache:
     @staticmethod
     def runtime() -> Runtime:
         """The runtime the facade uses now (configuring it on first use)."""
-        return _current()
+        return current_runtime()
 
     @staticmethod
     def fake() -> Runtime:
@@ -136,22 +141,22 @@ class Cache:
     @staticmethod
     def region(name: str | None = None) -> Region:
         """The repository of a region (declared or not)."""
-        return _current().region(name)
+        return current_runtime().region(name)
 
     @staticmethod
     def store(name: str | None = None) -> Region:
         """The repository of a store: ``Cache.store('redis').put('key', 'value')``."""
-        return _current().store(name)
+        return current_runtime().store(name)
 
     @staticmethod
     def set_default_store(name: str) -> None:
         """Make plain ``Cache.put/get/...`` use store ``name``."""
-        _current().set_default_store(name)
+        current_runtime().set_default_store(name)
 
     @staticmethod
     def register_store(name: str, driver: CacheDriver) -> None:
         """Register a custom driver instance as store ``name``."""
-        _current().register_store(name, driver)
+        current_runtime().register_store(name, driver)
 
     # -- the seed API ---------------------------------------------------------------------
     @staticmethod
@@ -215,18 +220,18 @@ class Cache:
     @staticmethod
     def emit(event: str, /, **params: Any) -> InvalidationResult:
         """Fire an event for the ``event_based`` rules."""
-        return _current().emit(event, **params)
+        return current_runtime().emit(event, **params)
 
     @staticmethod
     def invalidate(pattern: str | None = None, tags: Iterable[str] | None = None,
                    region: str | Iterable[str] | None = None, *, dry_run: bool = False) -> InvalidationResult:
-        return _current().invalidate(pattern=pattern, tags=tags, region=region, dry_run=dry_run)
+        return current_runtime().invalidate(pattern=pattern, tags=tags, region=region, dry_run=dry_run)
 
     # -- testing --------------------------------------------------------------------------
     @staticmethod
     def assert_has(key: str, value: Any = ..., *, region: str | None = None) -> None:
         """Fail (AssertionError) unless ``key`` is cached (and equals ``value`` when given)."""
-        repo = _current().region(region)
+        repo = current_runtime().region(region)
         found = repo.peek(key, _ABSENT)
         if found is _ABSENT:
             raise AssertionError(f"expected {key!r} in cache region {repo.name!r}, but it is missing")
@@ -236,7 +241,7 @@ class Cache:
     @staticmethod
     def assert_missing(key: str, *, region: str | None = None) -> None:
         """Fail (AssertionError) if ``key`` is cached."""
-        repo = _current().region(region)
+        repo = current_runtime().region(region)
         found = repo.peek(key, _ABSENT)
         if found is not _ABSENT:
             raise AssertionError(f"expected {key!r} to be missing from region {repo.name!r}, found {found!r}")

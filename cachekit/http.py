@@ -51,6 +51,7 @@ from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 from .errors import CacheError, require
 from .facade import Cache
 from .http_policy import admin_guard, is_loopback
+from .offload import off_loop
 from .services import (
     CacheConfigurationService,
     CacheItem,
@@ -60,7 +61,7 @@ from .services import (
     CacheRegionService,
     InvalidationRuleService,
     Result,
-    _jsonable,
+    jsonable,
 )
 
 if TYPE_CHECKING:
@@ -233,7 +234,7 @@ class _Health:
             if last is not None and last[1] is rt and time.monotonic() - last[0] < _HEALTH_TTL:
                 return last[2]
             names = self._names(rt)
-            states = await asyncio.gather(*(asyncio.to_thread(self._probe, rt, n) for n in names))
+            states = await asyncio.gather(*(off_loop(None, self._probe, rt, n) for n in names))
             providers = dict(zip(names, states, strict=True))
             answer = {"status": "ok" if all(s == "ok" for s in states) else "degraded", "providers": providers}
             self.last = (time.monotonic(), rt, answer)
@@ -446,7 +447,7 @@ def _router(runtime: "Runtime | None", access: _Access) -> "APIRouter":
 
     @router.get("/stats", dependencies=DATA)
     async def stats() -> Any:
-        return JSONResponse(_jsonable(current().stats.rows()))
+        return JSONResponse(jsonable(current().stats.rows()))
 
     return router  # type: ignore[no-any-return]
 

@@ -1,4 +1,4 @@
-"""Cache keys from function arguments: what ``@cached`` and ``invalidate_cache`` use.
+"""Cache keys from function arguments, and tag names: what ``@cached`` and ``invalidate_cache`` use.
 
 Keys are built from the arguments, never from ``hash()``, so every process and every Python run
 computes the same key, and two different arguments never share an entry:
@@ -45,7 +45,7 @@ from uuid import UUID
 from .errors import CacheError
 
 __all__ = ["MAX_KEY_LENGTH", "MAX_PLAIN_STRING", "KeyBuilder", "KeyTemplate", "cache_key", "compiled_template",
-           "format_key", "key_part"]
+           "format_key", "key_part", "tag_names"]
 
 MAX_PLAIN_STRING = 100
 """Longer string arguments are digested instead of written out."""
@@ -60,6 +60,19 @@ _ESCAPES[127] = "%7F"
 _INT_LIKE = re.compile(r"-?[0-9]+").fullmatch
 #: a string written as is (no character to escape, not int-like), in one C-level match
 _PLAIN_TEXT = re.compile(r"(?!-?[0-9]+\Z)[^\x00-\x20%:=!\x7f]*").fullmatch
+
+
+def tag_names(tags: Iterable[str] | str) -> tuple[str, ...]:
+    """Tags as a tuple of names: one string is one tag; each must be a non-empty string.
+
+    >>> tag_names("users"), tag_names(["users", "team:1"])
+    (('users',), ('users', 'team:1'))
+    """
+    names = (tags,) if isinstance(tags, str) else tuple(tags)
+    for t in names:
+        if not isinstance(t, str) or not t:
+            raise CacheError(f"tags are non-empty strings, not {t!r}")
+    return names
 
 
 def _digest(text: str) -> str:
@@ -297,6 +310,14 @@ class KeyBuilder:
                 out.update(value or {})
             else:
                 out[p.name] = value
+        return out
+
+    def call_arguments(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
+        """:meth:`arguments` without a leading ``self`` / ``cls``: the parameters of an event, or of a
+        pattern or tag template, made by a call."""
+        out = self.arguments(args, kwargs)
+        if self.fast_skip:
+            del out[self.params[0].name]
         return out
 
     def __call__(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:

@@ -5,7 +5,7 @@
 >>> runtime = load("configs/default.toml")         # doctest: +SKIP
 >>> TuningPanel(runtime)                            # doctest: +SKIP
 
-Every control edits the live config through the runtime (``Runtime.update_region``), so a change
+Every control edits the live config in one ``Runtime.edit()`` transaction (``Runtime.update_region``): a change
 takes effect at once; **Save** writes the tuned config back to its TOML file with comments kept.
 Requires the ``notebook`` extra (ipywidgets; matplotlib for the plot).
 """

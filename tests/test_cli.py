@@ -163,26 +163,19 @@ def test_missing_cli_extra_says_what_to_install(
     assert capsys.readouterr().err == "the CLI needs: pip install 'cachekit-config[cli]'\n"
 
 
-def test_lead_commands_report_a_missing_module(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
-    from cachekit import cli
-
-    monkeypatch.setitem(sys.modules, "cachekit.cli_commands", None)
-    assert cli._call_lead("ping", None) == 1
-    assert "cachekit.cli_commands is missing" in capsys.readouterr().err
-
-
-def test_lead_commands_are_called_with_their_arguments(monkeypatch: pytest.MonkeyPatch) -> None:
-    import types
-
+def test_serve_and_demo_commands_are_called_with_their_arguments(monkeypatch: pytest.MonkeyPatch) -> None:
+    import cachekit.demo
     from cachekit import cli
 
     calls: list[tuple[object, ...]] = []
-    fake = types.ModuleType("cachekit.cli_commands")
-    fake.serve = lambda path, host, port, no_auth: calls.append((path, host, port, no_auth)) or 0  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "cachekit.cli_commands", fake)
+    monkeypatch.setattr(cli, "run_serve",
+                        lambda path, host, port, no_auth: calls.append((path, host, port, no_auth)) or 0)
+    monkeypatch.setattr(cachekit.demo, "demo", lambda **kwargs: calls.append(tuple(sorted(kwargs.items()))) or 3)
     with pytest.raises(SystemExit) as info:
         cli.main(["serve", "app.toml", "--port", "9001"])
     assert info.value.code == 0
-    assert calls == [("app.toml", "127.0.0.1", 9001, False)]
+    assert calls == [(Path("app.toml"), "127.0.0.1", 9001, False)]
+    with pytest.raises(SystemExit) as info:
+        cli.main(["demo", "--requests", "10", "--seed", "3"])
+    assert info.value.code == 3
+    assert calls[1] == (("plot", None), ("requests", 10), ("seed", 3))

@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from cachekit.config import CacheConfig, parse_config
-from cachekit.config.paths import LineMap
+from cachekit.config.toml_lines import LineMap
 from cachekit.errors import ConfigError
 
 # Words the config understands, so that random documents often reach deep validation paths.

@@ -8,7 +8,7 @@ import pytest
 import tomlkit
 
 from cachekit.config import CacheConfig, load_config, parse_config
-from cachekit.config.paths import LineMap, format_path
+from cachekit.config.toml_lines import LineMap, format_path
 
 VALID = Path(__file__).parent / "data" / "configs" / "valid"
 

@@ -18,8 +18,8 @@ from cachekit.config import CacheConfig, json_schema, load_config, parse_config
 from cachekit.config.checks import _data_model
 from cachekit.config.diagnostics import explain
 from cachekit.config.models import imply_provider_types
-from cachekit.config.paths import format_path
 from cachekit.config.schema import _SECTIONS
+from cachekit.config.toml_lines import format_path
 from cachekit.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parent.parent

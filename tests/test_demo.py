@@ -1,4 +1,4 @@
-"""``cachekit demo`` / ``ping`` / ``serve``: the functions behind the CLI commands."""
+"""``cachekit demo`` / ``ping`` / ``serve``: the demo job (cachekit.demo) and the commands in cachekit.cli."""
 
 from __future__ import annotations
 
@@ -13,7 +13,9 @@ from typing import Any
 import pytest
 
 from cachekit import load
-from cachekit.cli_commands import demo, ping, run_demo_workload, serve
+from cachekit.cli import run_ping as ping
+from cachekit.cli import run_serve as serve
+from cachekit.demo import demo, run_demo_workload
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -170,8 +172,9 @@ def test_serve_runs_the_http_app_of_the_config_with_uvicorn(workdir: Path, monke
     assert seen["host"] == "127.0.0.2" and seen["port"] == 8765
 
 
-def test_importing_cli_commands_imports_no_optional_library() -> None:
-    code = ("import sys, cachekit.cli_commands; "
-            "print(sorted(m for m in ('pandas', 'matplotlib', 'uvicorn', 'redis') if m in sys.modules))")
+@pytest.mark.parametrize("module", ["cachekit.demo", "cachekit.cli"])
+def test_importing_the_demo_and_the_cli_imports_no_optional_library(module: str) -> None:
+    code = (f"import sys, {module}; "
+            "print(sorted(m for m in ('pandas', 'matplotlib', 'uvicorn', 'redis', 'typer') if m in sys.modules))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]"

@@ -23,7 +23,7 @@ from ..errors import ConfigErrorItem
 from ..serializers import ENV_SIGNING_KEY, NETWORK_STORES, unsigned_pickle_message
 from .diagnostics import Locator, did_you_mean, items_from_validation_error, one_of
 from .models import BUILTIN_PROVIDER_TYPES, CacheConfig, CustomProviderConfig, EventBasedRule, region_name_problem
-from .paths import LineMap, PathKey
+from .toml_lines import LineMap, PathKey
 
 __all__ = ["ENTRY_POINT_GROUP", "config_data", "config_warnings", "cross_check", "cross_warnings",
            "provider_entry_points", "rule_warnings", "validate_config"]

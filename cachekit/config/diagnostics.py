@@ -21,8 +21,8 @@ from pydantic_core import ErrorDetails
 from ..errors import ConfigErrorItem
 from .durations import DURATION_FORMS
 from .env import EnvCapture
-from .paths import LineMap, PathKey, format_path
 from .secrets import mask_text, mask_url
+from .toml_lines import LineMap, PathKey, format_path
 
 __all__ = ["Locator", "did_you_mean", "items_from_validation_error", "one_of"]
 

@@ -28,7 +28,7 @@ from .checks import _data_model, config_data, cross_check
 from .diagnostics import Locator, explain, items_from_validation_error
 from .env import EnvCapture, current_capture, use_sources
 from .models import CacheConfig, imply_provider_types
-from .paths import LineMap
+from .toml_lines import LineMap
 
 __all__ = ["load_config", "parse_config"]
 

@@ -414,7 +414,7 @@ class CacheConfig(BaseSettings):
     @property
     def env_overrides(self) -> dict[str, str]:
         """``{dotted path: variable}`` for every value set by a ``CACHEKIT_...`` variable."""
-        from .paths import format_path
+        from .toml_lines import format_path
 
         return {format_path(path): name for path, name in self._env.names.items()}
 

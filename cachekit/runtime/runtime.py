@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import re
@@ -663,16 +664,58 @@ class Runtime:
     # -- live configuration ---------------------------------------------------------------
     def update_region(self, name: str, **changes: Any) -> Region:
         """Change fields of region ``name`` in the live config and apply them at once."""
-        with self._lock:
-            rc = self.config.regions.get(name)
+        with self.edit() as config:
+            rc = config.regions.get(name)
             if rc is None:
-                base = self._region_config(name)
-                rc = base.model_copy()
-                self.config.regions[name] = rc
+                rc = self._region_config(name).model_copy()
+                config.regions[name] = rc
             for field_name, value in changes.items():
                 setattr(rc, field_name, value)
-            self.apply()
-            return self.region(name)
+        return self.region(name)
+
+    def edit(self) -> contextlib.AbstractContextManager[CacheConfig]:
+        """One transaction on the live config: ``with runtime.edit() as config: config.regions[...] = ...``.
+
+        The block changes ``config`` (the live :class:`~cachekit.config.CacheConfig` itself, so
+        references to it stay valid); on exit the whole edit is validated and hot-applied at once. An
+        exception in the block, or a config that does not validate (``ConfigError``), restores every
+        section as it was and re-raises: the live config and the regions are left unchanged. Edits
+        serialize on the runtime's lock (an ``RLock``: an edit may call ``update_region`` or nest).
+        """
+        import copy
+
+        @contextlib.contextmanager
+        def transaction() -> Iterator[CacheConfig]:
+            with self._lock:
+                config = self.config
+                saved = {name: copy.deepcopy(getattr(config, name)) for name in type(config).model_fields}
+                applying = False
+                try:
+                    yield config
+                    applying = True
+                    self.apply()
+                except BaseException:
+                    changed = False
+                    for name, value in saved.items():
+                        current = getattr(config, name)
+                        if current == value:
+                            continue
+                        changed = True
+                        if isinstance(current, dict):  # in place: a caller may hold the section itself
+                            current.clear()
+                            current.update(value)
+                        elif isinstance(current, list):
+                            current[:] = value
+                        else:
+                            setattr(config, name, value)
+                    if changed or applying:
+                        try:
+                            self.apply()
+                        except Exception:  # the restored config was live a moment ago; keep the first error
+                            pass
+                    raise
+
+        return transaction()
 
     def apply(self) -> None:
         """Re-validate the live config and re-bind every region to it (data kept where the

@@ -29,12 +29,13 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from ..facade import Cache
-from ._result import Result
 from .configuration import CacheConfigurationService
+from .edits import EditGuard
 from .items import CacheItemService, delete_cache_item, get_cache_item, set_cache_item
 from .monitoring import CacheMonitoringService
 from .providers import CacheProviderService
 from .regions import CacheRegionService
+from .result import Result
 from .rules import InvalidationRuleService
 from .types import (
     CacheConfiguration,
@@ -47,7 +48,7 @@ from .types import (
     InvalidationRule,
     ProviderSummary,
 )
-from .types import _jsonable as _jsonable  # re-exported: cachekit.http imports it from here
+from .types import jsonable as jsonable  # re-exported: cachekit.http imports it from here
 
 if TYPE_CHECKING:
     from ..runtime.runtime import Runtime
@@ -65,6 +66,7 @@ __all__ = [
     "CacheRegionService",
     "CacheStatistic",
     "CacheStatsType",
+    "EditGuard",
     "InvalidationRule",
     "InvalidationRuleService",
     "ProviderSummary",

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
+from ..keys import tag_names
+from ..offload import off_loop
 from ..providers.base import MISSING
 from ..runtime.policy import INF
-from ._plumbing import _region, _Service
-from ._result import Result, T, _Failure, _guard
+from .base import Service, region_or_failure
+from .result import Result, ServiceFailure, guarded
 from .types import CacheItem
 
 if TYPE_CHECKING:
@@ -35,13 +36,7 @@ def _expiry(region: Region, key: str) -> float | None:
     return None if entry is None else entry[1]
 
 
-async def _in_thread(region: Region, fn: Callable[..., T], *args: Any) -> T:
-    if region.l2.private:
-        return fn(*args)
-    return await asyncio.to_thread(fn, *args)
-
-
-class CacheItemService(_Service):
+class CacheItemService(Service):
     """Get, set and delete cached items; clear regions; invalidate by pattern."""
 
     async def get_item(self, key: str, region_name: str | None = None) -> Result[CacheItem | None]:
@@ -50,13 +45,13 @@ class CacheItemService(_Service):
 
         async def work() -> CacheItem | None:
             rt = self.runtime
-            region = _region(rt, region_name)
+            region = region_or_failure(rt, region_name)
             value = await region.aget(key, MISSING)
             if value is MISSING:
                 return None
-            return _item(rt, region, key, value, await _in_thread(region, _expiry, region, key))
+            return _item(rt, region, key, value, await off_loop(region, _expiry, region, key))
 
-        return await _guard(work)
+        return await guarded(work)
 
     async def set_item(self, key: str, value: Any, ttl_seconds: float | None = None,
                        region_name: str | None = None, tags: Iterable[str] = ()) -> Result[CacheItem]:
@@ -64,38 +59,38 @@ class CacheItemService(_Service):
 
         async def work() -> CacheItem:
             rt = self.runtime
-            region = _region(rt, region_name)
+            region = region_or_failure(rt, region_name)
             ttl = region.policy.ttl_for(key, ttl_seconds)
-            names = [tags] if isinstance(tags, str) else list(tags)
+            names = tag_names(tags)
             if names:
-                stored = await _in_thread(region, region.tags(names).put, key, value, ttl_seconds)
+                stored = await off_loop(region, region.tags(names).put, key, value, ttl_seconds)
             else:
                 stored = await region.aput(key, value, ttl_seconds)
             if not stored:
                 if not region.policy.enabled:
-                    raise _Failure(f"caching is disabled for region {region.name!r}; nothing stored",
-                                   "disabled")
-                raise _Failure(f"provider {region.provider!r} did not store {key!r} (the failure is "
-                               "counted in the region's errors)", "provider")
+                    raise ServiceFailure(f"caching is disabled for region {region.name!r}; nothing stored",
+                                         "disabled")
+                raise ServiceFailure(f"provider {region.provider!r} did not store {key!r} (the failure is "
+                                     "counted in the region's errors)", "provider")
             return _item(rt, region, key, value, None if ttl is None else rt.clock.now() + ttl)
 
-        return await _guard(work)
+        return await guarded(work)
 
     async def delete_item(self, key: str, region_name: str | None = None) -> Result[bool]:
         """Forget ``key``; the value says whether it was cached."""
 
         async def work() -> bool:
-            return await _region(self.runtime, region_name).aforget(key)
+            return await region_or_failure(self.runtime, region_name).aforget(key)
 
-        return await _guard(work)
+        return await guarded(work)
 
     async def has_item(self, key: str, region_name: str | None = None) -> Result[bool]:
         """Whether a fresh entry exists."""
 
         async def work() -> bool:
-            return await _region(self.runtime, region_name).ahas(key)
+            return await region_or_failure(self.runtime, region_name).ahas(key)
 
-        return await _guard(work)
+        return await guarded(work)
 
     async def clear(self, region_name: str | None = None) -> Result[dict[str, Any]]:
         """Remove every entry of one region, or of every region (``None``)."""
@@ -103,12 +98,12 @@ class CacheItemService(_Service):
         def work() -> dict[str, Any]:
             rt = self.runtime
             if region_name is not None:
-                _region(rt, region_name)
+                region_or_failure(rt, region_name)
             result = rt.invalidate(region=region_name)
             return {"regions": sorted({*result.keys, *result.generations}), "keys": result.keys,
                     "generations": result.generations, "count": result.count}
 
-        return await _guard(lambda: asyncio.to_thread(work))
+        return await guarded(lambda: off_loop(None, work))
 
     async def invalidate_pattern(self, pattern: str,
                                  region_name: str | None = None) -> Result[dict[str, Any]]:
@@ -117,12 +112,12 @@ class CacheItemService(_Service):
         def work() -> dict[str, Any]:
             rt = self.runtime
             if region_name is not None:
-                _region(rt, region_name)
+                region_or_failure(rt, region_name)
             result = rt.invalidate(pattern=pattern, region=region_name)
             return {"pattern": pattern, "keys": result.keys, "generations": result.generations,
                     "count": result.count}
 
-        return await _guard(lambda: asyncio.to_thread(work))
+        return await guarded(lambda: off_loop(None, work))
 
 
 async def get_cache_item(key: str, region_name: str | None = None, *,

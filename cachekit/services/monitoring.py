@@ -10,9 +10,9 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 from ..config.diagnostics import did_you_mean, one_of
-from ._plumbing import _known_providers, _now, _Service
-from ._result import Result, _Failure, _guard
-from .types import _LIVE_COUNTER, CacheProviderId, CacheStatistic, CacheStatsType, ProviderSummary
+from .base import Service, known_providers, utc_now
+from .result import Result, ServiceFailure, guarded
+from .types import LIVE_COUNTER, CacheProviderId, CacheStatistic, CacheStatsType, ProviderSummary
 
 if TYPE_CHECKING:
     from ..runtime.runtime import Runtime
@@ -44,20 +44,20 @@ def _as_utc(value: datetime | float | None) -> datetime | None:
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         return datetime.fromtimestamp(value, tz=timezone.utc)
     if not isinstance(value, datetime):
-        raise _Failure(f"expected a datetime, not {type(value).__name__}", "invalid")
+        raise ServiceFailure(f"expected a datetime, not {type(value).__name__}", "invalid")
     return value.astimezone(timezone.utc)  # a naive datetime is taken as local time
 
 
 def _known_provider(rt: Runtime, provider_id: Any) -> CacheProviderId:
     name = str(provider_id)
-    known = _known_providers(rt)
+    known = known_providers(rt)
     if name not in known:
-        raise _Failure(f"unknown provider {name!r}; known: {one_of(known)}{did_you_mean(name, known)}",
-                       "not_found")
+        raise ServiceFailure(f"unknown provider {name!r}; known: {one_of(known)}{did_you_mean(name, known)}",
+                             "not_found")
     return CacheProviderId(name)
 
 
-class CacheMonitoringService(_Service):
+class CacheMonitoringService(Service):
     """Record statistics and read them back, alone or summed with the runtime's live counters."""
 
     async def record_statistic(self, provider_id: str, stat_type: CacheStatsType | str, value: float = 1,
@@ -70,8 +70,8 @@ class CacheMonitoringService(_Service):
             pid = _known_provider(rt, provider_id)
             kind = CacheStatsType.parse(stat_type)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-                raise _Failure(f"a statistic's value is a finite number, not {value!r}", "invalid")
-            when = _as_utc(timestamp) or _now(rt)
+                raise ServiceFailure(f"a statistic's value is a finite number, not {value!r}", "invalid")
+            when = _as_utc(timestamp) or utc_now(rt)
             stat = CacheStatistic(provider_id=pid, stat_type=kind, value=float(value), timestamp=when,
                                   region=region)
             rec = _recorder(rt)
@@ -79,7 +79,7 @@ class CacheMonitoringService(_Service):
                 rec.records.append(stat)
             return stat
 
-        return await _guard(work)
+        return await guarded(work)
 
     async def get_provider_statistics(self, provider_id: str, start_time: datetime | None = None,
                                       end_time: datetime | None = None,
@@ -98,9 +98,9 @@ class CacheMonitoringService(_Service):
             rec = _recorder(rt)
             with rec.lock:
                 records = list(rec.records)
-            now = _now(rt)
+            now = utc_now(rt)
             rows = [row for row in rt.stats.rows() if row["provider"] == pid]
-            for stat_kind, counter in _LIVE_COUNTER.items():
+            for stat_kind, counter in LIVE_COUNTER.items():
                 total = sum(int(row[counter]) for row in rows)
                 if total:
                     records.append(CacheStatistic(provider_id=pid, stat_type=stat_kind, value=float(total),
@@ -108,7 +108,7 @@ class CacheMonitoringService(_Service):
             return [s for s in records if s.provider_id == pid and (kind is None or s.stat_type is kind)
                     and (start is None or s.timestamp >= start) and (end is None or s.timestamp <= end)]
 
-        return await _guard(work)
+        return await guarded(work)
 
     async def get_provider_summary(self, provider_id: str) -> Result[ProviderSummary]:
         """Totals for a provider: the live counters of every region on it plus recorded statistics."""
@@ -117,7 +117,7 @@ class CacheMonitoringService(_Service):
             rt = self.runtime
             pid = _known_provider(rt, provider_id)
             rows = [row for row in rt.stats.rows() if row["provider"] == pid]
-            counters = tuple(_LIVE_COUNTER.values())
+            counters = tuple(LIVE_COUNTER.values())
             live = {c: sum(int(row[c]) for row in rows) for c in counters}
             rec = _recorder(rt)
             with rec.lock:
@@ -126,7 +126,7 @@ class CacheMonitoringService(_Service):
             for s in records:
                 recorded[s.stat_type.value] = recorded.get(s.stat_type.value, 0.0) + s.value
             totals = {c: float(live[c]) for c in counters}
-            for kind, counter in _LIVE_COUNTER.items():
+            for kind, counter in LIVE_COUNTER.items():
                 totals[counter] += recorded.get(kind.value, 0.0)
             lookups = totals["hits"] + totals["misses"]
             latencies = [s.value for s in records if s.stat_type is CacheStatsType.LATENCY]
@@ -136,4 +136,4 @@ class CacheMonitoringService(_Service):
                 average_latency=sum(latencies) / len(latencies) if latencies else None, **totals,
             )
 
-        return await _guard(work)
+        return await guarded(work)

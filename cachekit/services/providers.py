@@ -5,34 +5,48 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from pydantic import BaseModel
+
 from ..config.diagnostics import did_you_mean, one_of
-from ..config.models import BUILTIN_PROVIDER_TYPES, CustomProviderConfig
-from ._plumbing import (
-    _CONNECTION_ALIASES,
-    _CONNECTION_FIELDS,
-    _PROVIDER_MODELS,
-    _deep_merge,
-    _dump,
-    _edit,
-    _known_providers,
-    _public,
-    _regions_using,
-    _Service,
-    _validate,
+from ..config.models import (
+    BUILTIN_PROVIDER_TYPES,
+    CustomProviderConfig,
+    FileProviderConfig,
+    MemcachedProviderConfig,
+    MemoryProviderConfig,
+    RedisProviderConfig,
 )
-from ._result import Result, _Failure, _guard
+from .base import Service, known_providers, regions_using
+from .edits import edit_config
+from .model_data import deep_merge, model_data, public_data, validate_model
+from .result import Result, ServiceFailure, guarded
 from .types import CacheProvider, CacheProviderId
 
 if TYPE_CHECKING:
     from ..runtime.runtime import Runtime
 
+_PROVIDER_MODELS: dict[str, type[BaseModel]] = {
+    "memory": MemoryProviderConfig,
+    "file": FileProviderConfig,
+    "redis": RedisProviderConfig,
+    "memcached": MemcachedProviderConfig,
+}
+_CONNECTION_FIELDS = {
+    "redis": ("url", "host", "port", "db", "username", "password", "startup_nodes", "sentinel"),
+    "memcached": ("servers",),
+    "file": ("path",),
+    "memory": (),
+}
+_CONNECTION_ALIASES = {"database": "db", "user": "username", "directory": "path", "dir": "path",
+                       "server": "servers", "nodes": "startup_nodes"}
 
-def _provider_model(name: str, provider_type: str, data: Mapping[str, Any]) -> Any:
+
+def provider_model(name: str, provider_type: str, data: Mapping[str, Any]) -> Any:
     model = _PROVIDER_MODELS.get(provider_type, CustomProviderConfig)
-    return _validate(model, {**data, "type": provider_type}, f"providers.{name}")
+    return validate_model(model, {**data, "type": provider_type}, f"providers.{name}")
 
 
-def _connection_fields(provider_type: str, details: Mapping[str, Any] | None) -> dict[str, Any]:
+def connection_fields(provider_type: str, details: Mapping[str, Any] | None) -> dict[str, Any]:
     """Map ``connection_details`` onto the provider config's fields."""
     if not details:
         return {}
@@ -55,11 +69,11 @@ def _provider_view(rt: Runtime, name: str) -> CacheProvider:
     declared = model is not None
     if model is None:
         if name not in BUILTIN_PROVIDER_TYPES:
-            known = _known_providers(rt)
-            raise _Failure(f"unknown provider {name!r}; known: {one_of(known)}{did_you_mean(name, known)}",
-                           "not_found")
+            known = known_providers(rt)
+            raise ServiceFailure(f"unknown provider {name!r}; known: {one_of(known)}{did_you_mean(name, known)}",
+                                 "not_found")
         model = rt.provider_config(name)
-    settings = _public(model)
+    settings = public_data(model)
     fields = _CONNECTION_FIELDS.get(model.type, tuple(model.model_extra or ()))
     details = {k: settings[k] for k in fields if k in settings and settings[k] is not None
                and settings[k] != [] and settings[k] != ""}
@@ -67,10 +81,10 @@ def _provider_view(rt: Runtime, name: str) -> CacheProvider:
         details["cluster"] = True
     return CacheProvider(id=CacheProviderId(name), name=name, provider_type=model.type,
                          connection_details=details, settings=settings, declared=declared,
-                         regions=_regions_using(rt, name))
+                         regions=regions_using(rt, name))
 
 
-class CacheProviderService(_Service):
+class CacheProviderService(Service):
     """Register, list, read, update and delete providers of the live config (``id`` = name)."""
 
     async def register_provider(self, name: str, provider_type: str,
@@ -83,16 +97,16 @@ class CacheProviderService(_Service):
         def work() -> CacheProvider:
             rt = self.runtime
             if not isinstance(name, str) or not name or ":" in name:
-                raise _Failure(f"invalid provider name {name!r}: non-empty, without ':'", "invalid")
-            if name in rt.config.providers:
-                raise _Failure(f"provider {name!r} already exists; update it instead", "conflict")
-            kind = str(provider_type)
-            data = {**_connection_fields(kind, connection_details), **settings}
-            model = _provider_model(name, kind, data)
-            _edit(rt, lambda cfg: cfg.providers.__setitem__(name, model), self._guard)
+                raise ServiceFailure(f"invalid provider name {name!r}: non-empty, without ':'", "invalid")
+            with edit_config(rt, self._guard) as cfg:
+                if name in cfg.providers:
+                    raise ServiceFailure(f"provider {name!r} already exists; update it instead", "conflict")
+                kind = str(provider_type)
+                data = {**connection_fields(kind, connection_details), **settings}
+                cfg.providers[name] = provider_model(name, kind, data)
             return _provider_view(rt, name)
 
-        return await _guard(work)
+        return await guarded(work)
 
     create_provider = register_provider
 
@@ -106,11 +120,11 @@ class CacheProviderService(_Service):
             names = dict.fromkeys([*cfg.providers, *(u for u in used if u in BUILTIN_PROVIDER_TYPES)])
             return [_provider_view(rt, n) for n in names]
 
-        return await _guard(work)
+        return await guarded(work)
 
     async def get_provider(self, provider_id: str) -> Result[CacheProvider]:
         """One provider by id (its name)."""
-        return await _guard(lambda: _provider_view(self.runtime, str(provider_id)))
+        return await guarded(lambda: _provider_view(self.runtime, str(provider_id)))
 
     async def update_provider(self, provider_id: str, changes: Mapping[str, Any] | None = None,
                               **more: Any) -> Result[CacheProvider]:
@@ -123,21 +137,21 @@ class CacheProviderService(_Service):
         def work() -> CacheProvider:
             rt = self.runtime
             name = str(provider_id)
-            current = rt.config.providers.get(name)
-            if current is None:
-                _provider_view(rt, name)  # unknown names fail with the known ones
-                current = rt.provider_config(name)  # a built-in used undeclared: declare it now
-            update = {**(changes or {}), **more}
-            kind = str(update.pop("provider_type", update.pop("type", current.type)))
-            details = update.pop("connection_details", None)
-            update.update(_connection_fields(kind, details))
-            base = _dump(current) if kind == current.type else {}
-            base.pop("type", None)
-            model = _provider_model(name, kind, _deep_merge(base, update))
-            _edit(rt, lambda cfg: cfg.providers.__setitem__(name, model), self._guard)
+            with edit_config(rt, self._guard) as cfg:
+                current = cfg.providers.get(name)
+                if current is None:
+                    _provider_view(rt, name)  # unknown names fail with the known ones
+                    current = rt.provider_config(name)  # a built-in used undeclared: declare it now
+                update = {**(changes or {}), **more}
+                kind = str(update.pop("provider_type", update.pop("type", current.type)))
+                details = update.pop("connection_details", None)
+                update.update(connection_fields(kind, details))
+                base = model_data(current) if kind == current.type else {}
+                base.pop("type", None)
+                cfg.providers[name] = provider_model(name, kind, deep_merge(base, update))
             return _provider_view(rt, name)
 
-        return await _guard(work)
+        return await guarded(work)
 
     async def delete_provider(self, provider_id: str) -> Result[bool]:
         """Remove a declared provider that no region uses."""
@@ -145,17 +159,18 @@ class CacheProviderService(_Service):
         def work() -> bool:
             rt = self.runtime
             name = str(provider_id)
-            if name not in rt.config.providers:
-                _provider_view(rt, name)
-                raise _Failure(f"provider {name!r} is built in and not declared; nothing to delete",
-                               "not_found")
-            users = _regions_using(rt, name)
-            if rt.config.cache.default_provider == name:
-                users.append("[cache].default_provider")
-            if users:
-                raise _Failure(f"provider {name!r} is used by {one_of(users)}; change those first",
-                               "conflict")
-            _edit(rt, lambda cfg: cfg.providers.pop(name), self._guard)
+            with edit_config(rt, self._guard) as cfg:
+                if name not in cfg.providers:
+                    _provider_view(rt, name)
+                    raise ServiceFailure(f"provider {name!r} is built in and not declared; nothing to delete",
+                                         "not_found")
+                users = regions_using(rt, name)
+                if cfg.cache.default_provider == name:
+                    users.append("[cache].default_provider")
+                if users:
+                    raise ServiceFailure(f"provider {name!r} is used by {one_of(users)}; change those first",
+                                         "conflict")
+                cfg.providers.pop(name)
             return True
 
-        return await _guard(work)
+        return await guarded(work)

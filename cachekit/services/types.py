@@ -9,7 +9,7 @@ from enum import Enum
 from typing import Any
 
 from ..config.diagnostics import one_of
-from ._result import _Failure
+from .result import ServiceFailure
 
 
 class CacheProviderId(str):
@@ -45,11 +45,11 @@ class CacheStatsType(str, Enum):
         for member in cls:
             if text.lower() in (member.value, member.name.lower()):
                 return member
-        raise _Failure(f"unknown statistic type {value!r}; known: {one_of(m.value for m in cls)}", "invalid")
+        raise ServiceFailure(f"unknown statistic type {value!r}; known: {one_of(m.value for m in cls)}", "invalid")
 
 
 # Live counters of the runtime that each statistic type adds to in a summary.
-_LIVE_COUNTER = {
+LIVE_COUNTER = {
     CacheStatsType.HIT: "hits",
     CacheStatsType.MISS: "misses",
     CacheStatsType.SET: "sets",
@@ -61,7 +61,7 @@ _LIVE_COUNTER = {
 }
 
 
-def _jsonable(value: Any) -> Any:
+def jsonable(value: Any) -> Any:
     """Plain data for JSON: NaN/inf floats become ``None``, datetimes ISO strings."""
     if isinstance(value, float) and not math.isfinite(value):
         return None
@@ -70,9 +70,9 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, Enum):
         return value.value
     if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
+        return {str(k): jsonable(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
+        return [jsonable(v) for v in value]
     return value
 
 
@@ -81,7 +81,7 @@ class _View:
 
     def to_dict(self) -> dict[str, Any]:
         """The fields as JSON-ready data."""
-        return _jsonable(asdict(self))  # type: ignore[call-overload, no-any-return]
+        return jsonable(asdict(self))  # type: ignore[call-overload, no-any-return]
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,7 @@
-"""The work behind ``cachekit demo``, ``cachekit ping`` and ``cachekit serve``.
+"""The demo job behind ``cachekit demo``: a Zipf-like workload on the embedded default config.
 
-:mod:`cachekit.cli` parses arguments (typer) and calls these functions lazily, so each one can also
-be called from Python or a test: it prints to stdout and returns the process exit code.
+:func:`demo` prints to stdout and returns the process exit code, so it can also be called from
+Python or a test; :func:`run_demo_workload` drives any runtime and reports what it did.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
-from .errors import ConfigError, require
+from .errors import require
 from .facade import load
 
 if TYPE_CHECKING:
@@ -20,12 +20,11 @@ if TYPE_CHECKING:
 
     from .runtime.runtime import Runtime
 
-__all__ = ["DemoReport", "FakeDatabase", "demo", "ping", "run_demo_workload", "serve", "zipf_weights"]
+__all__ = ["DemoReport", "FakeDatabase", "demo", "plot_stats", "run_demo_workload", "zipf_weights"]
 
 PathLike = str | os.PathLike[str]
 
 
-# -- demo ---------------------------------------------------------------------------------------
 class FakeDatabase:
     """A stand-in for a slow data source: it only counts how often the cache had to ask it."""
 
@@ -173,74 +172,6 @@ def demo(plot: str | None = None, requests: int = 5000, seed: int = 7, *, out: T
         if plot:
             written = plot_stats(frame, runtime.stats.timeseries(), plot, x=report.samples)
             print(f"plot written to {written}", file=out)
-    finally:
-        runtime.close()
-    return 0
-
-
-# -- ping ---------------------------------------------------------------------------------------
-def ping(path: PathLike | None = None, *, out: TextIO | None = None) -> int:
-    """Connect to every provider the config declares and time a round trip.
-
-    One line per provider: name, type, latency in ms or the error (no traceback). Returns 0 when
-    every provider answered, 1 otherwise (or when the config is invalid).
-    """
-    out = out or sys.stdout
-    try:
-        runtime = load(path)
-    except ConfigError as exc:
-        print(exc, file=out)
-        return 1
-    failures = 0
-    try:
-        names = list(runtime.config.providers)
-        width = max((len(n) for n in names), default=4)
-        for name in names:
-            kind = runtime.config.providers[name].type
-            try:
-                seconds = runtime.store(name).l2.driver.ping()
-            except Exception as exc:  # a report, not a crash: show what failed and go on
-                failures += 1
-                print(f"{name:<{width}}  {kind:<10} error: {type(exc).__name__}: {exc}", file=out)
-            else:
-                print(f"{name:<{width}}  {kind:<10} ok {seconds * 1000:.2f} ms", file=out)
-    finally:
-        runtime.close()
-    return 1 if failures else 0
-
-
-# -- serve --------------------------------------------------------------------------------------
-def serve(path: PathLike | None = None, host: str = "127.0.0.1", port: int = 8000, *, no_auth: bool = False) -> int:
-    """Serve the HTTP API (``/api/cache/...``) of the config at ``path`` with uvicorn.
-
-    Deny by default: ``[http] token`` (or ``CACHEKIT_HTTP__TOKEN``) is required; ``no_auth`` serves
-    loopback clients without one, on a loopback ``host`` only, and says so on stderr. Returns 2 for
-    ``no_auth`` on another host, 1 when no token is configured.
-    """
-    import warnings
-
-    from .errors import CacheError
-    from .http_policy import is_loopback
-
-    if no_auth and not is_loopback(host):
-        print(f"cachekit serve: --no-auth is for loopback addresses only (127.0.0.1, ::1, localhost), not "
-              f"{host!r}; set [http] token (CACHEKIT_HTTP__TOKEN) instead", file=sys.stderr)
-        return 2
-    uvicorn: Any = require("uvicorn", "http")
-    from .http import AnonymousAccessWarning, create_app
-
-    runtime = load(path)
-    try:
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always", AnonymousAccessWarning)
-            try:
-                app = create_app(runtime, allow_anonymous=no_auth, host=host)
-            except CacheError as exc:
-                print(f"cachekit serve: {exc}", file=sys.stderr)
-                return 1
-        for warning in caught:
-            print(f"cachekit serve: WARNING: {warning.message}", file=sys.stderr)
-        uvicorn.run(app, host=host, port=port)
     finally:
         runtime.close()
     return 0

@@ -1,4 +1,5 @@
-"""Result, the success-or-failure value of every service call, and the guard that builds it."""
+"""Result, the success-or-failure value of every service call; the mapping from exceptions to its
+error message and code; :func:`guarded`, which runs a service body and builds the Result."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ from typing import Any, Generic, TypeVar
 from pydantic import ValidationError
 
 from ..errors import AccessDenied, CacheError, ConfigError, ProviderError, UnsupportedOperation
+
+__all__ = ["Result", "ServiceFailure", "T", "guarded"]
 
 T = TypeVar("T")
 
@@ -80,7 +83,7 @@ def _code(exc: BaseException) -> str:
     return "error"
 
 
-class _Failure(Exception):
+class ServiceFailure(Exception):
     """Raised inside a service to leave with ``Result.fail(message, code)``."""
 
     def __init__(self, message: str, code: str) -> None:
@@ -88,13 +91,13 @@ class _Failure(Exception):
         self.code = code
 
 
-async def _guard(work: Callable[[], Any]) -> Result[Any]:
+async def guarded(work: Callable[[], Any]) -> Result[Any]:
     """Run ``work`` (sync, or returning an awaitable) and turn any exception into a failure."""
     try:
         value = work()
         if isinstance(value, Awaitable):
             value = await value
-    except _Failure as exc:
+    except ServiceFailure as exc:
         return Result.fail(str(exc), exc.code)
     except Exception as exc:
         return Result.fail(exc, _code(exc))

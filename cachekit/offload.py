@@ -1,0 +1,28 @@
+"""Run a blocking cache call off the event loop, unless the store lives in this process.
+
+A call on a shared store (file, memcached, a Redis client without asyncio) blocks on I/O: an
+``async`` front door runs it in a worker thread. A call on an in-process memory store takes
+microseconds, less than the thread hop itself: it runs inline. Every async front door (decorators,
+services) and the region's own async twins decide this here, in one place.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
+
+if TYPE_CHECKING:
+    from .runtime.region import Region
+
+__all__ = ["off_loop"]
+
+T = TypeVar("T")
+
+
+async def off_loop(region: Region | None, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
+    """``fn(*args, **kwargs)``: inline when ``region`` stores in process memory, else in a worker
+    thread (``asyncio.to_thread``). ``region=None`` (work across regions): always a worker thread."""
+    if region is not None and region.l2.private:
+        return fn(*args, **kwargs)
+    return await asyncio.to_thread(fn, *args, **kwargs)
