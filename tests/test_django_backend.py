@@ -888,6 +888,28 @@ def test_without_a_signing_key_values_are_stored_as_safe_json(
         cache.clear()
 
 
+@pytest.mark.parametrize("store_name", STORES)
+def test_cached_sessions_work_on_the_safe_json_default(
+    store_name: str, request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    """django.contrib.sessions' cache engine stores the session dict: json carries it, no key needed."""
+    from django.contrib.sessions.backends.cache import SessionStore
+
+    path = config_file(store_name, request, tmp_path_factory, signing_key=None)
+    with override_settings(CACHES=caches_setting(path), SESSION_CACHE_ALIAS="default"):
+        session = SessionStore()
+        session["user_id"] = 7
+        session["cart"] = [1, 2]
+        session.save()
+        key = session.session_key
+        again = SessionStore(session_key=key)
+        assert again["user_id"] == 7 and again["cart"] == [1, 2]
+        assert again.exists(key) is True
+        again.delete()
+        assert SessionStore().exists(key) is False
+        caches["default"].clear()
+
+
 # -- packaging -----------------------------------------------------------------------------------------
 def test_importing_cachekit_imports_no_django() -> None:
     code = "import sys, cachekit, cachekit.contrib; print(sorted(m for m in sys.modules if m.startswith('django')))"
