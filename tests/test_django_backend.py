@@ -1,8 +1,8 @@
 """The Django cache backend (``cachekit.contrib.django.CachekitCache``) behaves as Django documents.
 
 The behaviours are those of ``BaseCacheTests`` in Django's own ``tests/cache/tests.py`` (written anew
-here), run through ``django.core.cache.caches`` on the memory store, on Redis and on memcached (real
-servers started by the fixtures). The network stores get a ``signing_key``, so that arbitrary objects
+here), run through ``django.core.cache.caches`` on the memory and file stores, on Redis and on memcached
+(real servers started by the fixtures). The network stores get a ``signing_key``, so that arbitrary objects
 (functions, classes, ``HttpResponse``) are stored with signed pickle as Django's tests expect; the
 safe json default without a key is tested on its own.
 """
@@ -43,7 +43,7 @@ from cachekit import load
 from cachekit.contrib.django import CachekitCache, get_runtime
 
 BACKEND = "cachekit.contrib.django.CachekitCache"
-STORES = ["memory", "redis", "memcached"]
+STORES = ["memory", "file", "redis", "memcached"]
 SIGNING_KEY = "django-backend-tests"
 KEY_ERRORS_WITH_MEMCACHED_MSG = "Cache key contains characters that will cause errors if used with memcached: %r"
 
@@ -67,11 +67,14 @@ def custom_key_func(key: str, key_prefix: str, version: int) -> str:
 def store_toml(store: str, request: pytest.FixtureRequest, *, signing_key: str | None = SIGNING_KEY) -> str:
     if store == "memory":
         provider = 'type = "memory"'
+    elif store == "file":
+        folder = request.getfixturevalue("tmp_path_factory").getbasetemp() / "django-file-store"
+        provider = f'type = "file"\npath = "{folder.as_posix()}"'
     elif store == "redis":
         provider = f'type = "redis"\nurl = "{request.getfixturevalue("redis_server").url}"'
     else:
         provider = f'type = "memcached"\nservers = ["{request.getfixturevalue("memcached_server").address}"]'
-    if store != "memory" and signing_key:
+    if store in ("redis", "memcached") and signing_key:
         provider += f'\nsigning_key = "{signing_key}"'
     return textwrap.dedent("""
         [cache]
