@@ -170,10 +170,6 @@ def test_ping_round_trips(driver: FileDriver) -> None:
     assert entry_files(driver.path) == []
 
 
-def test_class_flags() -> None:
-    assert FileDriver.shared is True and FileDriver.can_scan is True
-
-
 def test_json_serializer_returns_the_entry_exactly(tmp_path: Path) -> None:
     d = FileDriver(tmp_path, serializer=make_serializer("json"))
     d.put("k", ENTRY)

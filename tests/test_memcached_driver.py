@@ -14,10 +14,12 @@ need_module("pymemcache")
 
 from pymemcache.client.base import Client  # noqa: E402
 
+from cachekit.clock import SystemClock  # noqa: E402
 from cachekit.config.models import MemcachedProviderConfig  # noqa: E402
 from cachekit.errors import ProviderError, UnsupportedOperation, ValueTooLargeError  # noqa: E402
 from cachekit.providers.base import MISSING  # noqa: E402
 from cachekit.providers.memcached import MAX_PLAIN_KEY, MemcachedDriver  # noqa: E402
+from cachekit.providers.registry import build_driver  # noqa: E402
 from cachekit.serializers import SerializationError, make_serializer  # noqa: E402
 
 NS = "cachekit:"
@@ -67,10 +69,8 @@ _open_drivers: list[MemcachedDriver] = []
 
 def make_driver(servers: list[str], **options: Any) -> MemcachedDriver:
     """A driver on ``servers`` (closed after the test by the autouse fixture below)."""
-    owns_server = options.pop("owns_server", None)
-    serializer = options.pop("serializer", make_serializer("pickle"))
-    config = MemcachedProviderConfig(servers=servers, connect_timeout=1, timeout=2, **options)
-    driver = MemcachedDriver(config, serializer=serializer, namespace=NS, owns_server=owns_server)
+    options.setdefault("serializer", make_serializer("pickle"))
+    driver = MemcachedDriver(servers, connect_timeout=1, timeout=2, namespace=NS, **options)
     _open_drivers.append(driver)
     return driver
 
@@ -118,11 +118,6 @@ def run_threads(count: int, target: Callable[[], None]) -> None:
 
 
 # -- basic operations, one server and a pool ------------------------------------------------------
-def test_driver_declares_it_is_shared_and_cannot_scan() -> None:
-    assert MemcachedDriver.shared is True
-    assert MemcachedDriver.can_scan is False
-
-
 def test_put_then_get_round_trips_an_entry_tuple(driver: MemcachedDriver) -> None:
     assert driver.put("cachekit:default:user:1", ENTRY, ttl=60) is True
     assert driver.get("cachekit:default:user:1") == ENTRY
@@ -519,7 +514,7 @@ def test_first_call_after_a_server_restart_succeeds_on_a_fresh_connection(memcac
 
 def test_default_serializer_follows_the_config(memcached_server: Any) -> None:
     config = MemcachedProviderConfig(servers=[memcached_server.address], serializer="json")
-    driver = MemcachedDriver(config, namespace=NS)
+    driver = build_driver(config, namespace=NS, clock=SystemClock())
     _open_drivers.append(driver)
     driver.put("cachekit:default:k", ("a", 1))
     assert driver.get("cachekit:default:k") == ("a", 1)  # tagged json: a tuple stays a tuple
@@ -527,6 +522,5 @@ def test_default_serializer_follows_the_config(memcached_server: Any) -> None:
 
 
 def test_namespace_that_memcached_cannot_carry_is_refused(memcached_server: Any) -> None:
-    config = MemcachedProviderConfig(servers=[memcached_server.address])
     with pytest.raises(ValueError, match="namespace"):
-        MemcachedDriver(config, namespace="my app:")
+        MemcachedDriver([memcached_server.address], namespace="my app:")

@@ -13,7 +13,6 @@ from servers import ask, need_module
 
 redis = need_module("redis")
 
-from cachekit.config.models import RedisProviderConfig  # noqa: E402
 from cachekit.providers.base import MISSING  # noqa: E402
 from cachekit.providers.redis import RedisDriver  # noqa: E402
 
@@ -25,8 +24,7 @@ ENTRY = ("value", math.inf, None)
 
 @pytest.fixture
 def driver(redis_cluster: Any) -> Iterator[RedisDriver]:
-    cfg = RedisProviderConfig(cluster=True, startup_nodes=redis_cluster.startup_nodes)
-    d = RedisDriver(cfg, namespace=NS)
+    d = RedisDriver(cluster=True, startup_nodes=redis_cluster.startup_nodes, namespace=NS)
     yield d
     d.close()
 
@@ -160,7 +158,7 @@ def test_flush_deletes_the_namespace_on_every_primary_and_leaves_foreign_keys(
 
 def test_cluster_from_url_and_from_client(redis_cluster: Any, raw: Any) -> None:
     host, port = redis_cluster.nodes[0]
-    by_url = RedisDriver(RedisProviderConfig(cluster=True, url=f"redis://{host}:{port}"), namespace=NS)
+    by_url = RedisDriver(cluster=True, url=f"redis://{host}:{port}", namespace=NS)
     try:
         by_url.put("ck:a", ENTRY)
         wrapped = RedisDriver.from_client(raw, namespace=NS)
@@ -171,9 +169,8 @@ def test_cluster_from_url_and_from_client(redis_cluster: Any, raw: Any) -> None:
 
 
 def test_cluster_client_gets_the_configured_timeouts(redis_cluster: Any) -> None:
-    cfg = RedisProviderConfig(cluster=True, startup_nodes=redis_cluster.startup_nodes, socket_timeout=0.3,
-                              connect_timeout=0.6, max_connections=9)
-    d = RedisDriver(cfg)
+    d = RedisDriver(cluster=True, startup_nodes=redis_cluster.startup_nodes, socket_timeout=0.3,
+                    connect_timeout=0.6, max_connections=9)
     try:
         node = d.client.get_primaries()[0]
         pool = node.redis_connection.connection_pool
@@ -186,7 +183,7 @@ def test_cluster_client_gets_the_configured_timeouts(redis_cluster: Any) -> None
 
 
 async def test_cluster_async_client_reads_what_the_driver_wrote(redis_cluster: Any) -> None:
-    d = RedisDriver(RedisProviderConfig(cluster=True, startup_nodes=redis_cluster.startup_nodes))
+    d = RedisDriver(cluster=True, startup_nodes=redis_cluster.startup_nodes)
     try:
         d.put("ck:a", 7)
         assert await d.async_client().get("ck:a") == b"7"

@@ -15,10 +15,12 @@ from servers import free_port, need_module
 
 redis = need_module("redis")
 
+from cachekit.clock import SystemClock  # noqa: E402
 from cachekit.config.models import RedisProviderConfig  # noqa: E402
 from cachekit.errors import ProviderError, UnsupportedOperation, ValueTooLargeError  # noqa: E402
 from cachekit.providers.base import MISSING  # noqa: E402
 from cachekit.providers.redis import RedisDriver  # noqa: E402
+from cachekit.providers.registry import build_driver  # noqa: E402
 from cachekit.serializers import SerializationError, TamperedPayloadError, make_serializer  # noqa: E402
 
 pytestmark = pytest.mark.timeout(60)
@@ -29,7 +31,7 @@ ENTRY = ("value", math.inf, None)
 
 @pytest.fixture
 def driver(redis_server: Any) -> Iterator[RedisDriver]:
-    d = RedisDriver(RedisProviderConfig(url=redis_server.url), namespace=NS)
+    d = RedisDriver(url=redis_server.url, namespace=NS)
     yield d
     d.close()
 
@@ -109,7 +111,7 @@ def test_values_are_stored_as_serializer_payloads(driver: RedisDriver, raw: Any)
 
 
 def test_json_serializer_reads_back_the_tuple_as_a_tuple(redis_server: Any) -> None:
-    d = RedisDriver(RedisProviderConfig(url=redis_server.url), serializer=make_serializer("json"))
+    d = RedisDriver(url=redis_server.url, serializer=make_serializer("json"))
     try:
         d.put("ck:a", ("v", 1.5, None))
         assert d.get("ck:a") == ("v", 1.5, None)
@@ -269,7 +271,7 @@ def test_flush_deletes_the_namespace_and_leaves_foreign_keys(driver: RedisDriver
 
 
 def test_flush_escapes_glob_characters_of_the_namespace(redis_server: Any, raw: Any) -> None:
-    d = RedisDriver(RedisProviderConfig(url=redis_server.url), namespace="a[1]*:")
+    d = RedisDriver(url=redis_server.url, namespace="a[1]*:")
     try:
         d.put("a[1]*:x", 1)
         raw.set("a1z:x", 1)  # would match an unescaped a[1]*:*
@@ -313,7 +315,7 @@ def test_garbage_payload_raises_serialization_error(driver: RedisDriver, raw: An
 
 def test_signing_key_from_the_config_rejects_a_tampered_payload(redis_server: Any, raw: Any) -> None:
     cfg = RedisProviderConfig(url=redis_server.url, signing_key=SecretStr("s3cret"))
-    d = RedisDriver(cfg)
+    d = build_driver(cfg, namespace="", clock=SystemClock())
     try:
         d.put("ck:a", ENTRY)
         assert d.get("ck:a") == ENTRY
@@ -327,7 +329,7 @@ def test_signing_key_from_the_config_rejects_a_tampered_payload(redis_server: An
 
 
 def test_value_over_max_value_size_is_refused_and_not_stored(redis_server: Any, raw: Any) -> None:
-    d = RedisDriver(RedisProviderConfig(url=redis_server.url, max_value_size=100))
+    d = RedisDriver(url=redis_server.url, max_value_size=100)
     try:
         with pytest.raises(ValueTooLargeError):
             d.put("ck:big", "x" * 500)
@@ -359,7 +361,7 @@ OPERATIONS: dict[str, Callable[[RedisDriver], object]] = {
 def test_every_operation_raises_provider_error_while_the_server_is_down_and_works_after_restart(
     redis_server: Any, operation: str
 ) -> None:
-    d = RedisDriver(RedisProviderConfig(url=redis_server.url, retries=1))
+    d = RedisDriver(url=redis_server.url, retries=1)
     try:
         d.put("ck:warm", 1)  # a pooled connection that the restart will break
         redis_server.stop()
@@ -374,7 +376,7 @@ def test_every_operation_raises_provider_error_while_the_server_is_down_and_work
 
 
 def test_constructing_a_driver_does_not_connect(redis_server: Any) -> None:
-    d = RedisDriver(RedisProviderConfig(host="127.0.0.1", port=free_port(), retries=0))
+    d = RedisDriver(host="127.0.0.1", port=free_port(), retries=0)
     with pytest.raises(ProviderError):
         d.get("ck:a")
     d.close()
@@ -385,7 +387,7 @@ def test_a_server_that_never_answers_times_out_after_socket_timeout() -> None:
         listener.bind(("127.0.0.1", 0))
         listener.listen(8)
         port = listener.getsockname()[1]
-        d = RedisDriver(RedisProviderConfig(host="127.0.0.1", port=port, socket_timeout=0.2, retries=0))
+        d = RedisDriver(host="127.0.0.1", port=port, socket_timeout=0.2, retries=0)
         start = time.monotonic()
         with pytest.raises(ProviderError) as info:
             d.get("ck:a")
@@ -396,10 +398,7 @@ def test_a_server_that_never_answers_times_out_after_socket_timeout() -> None:
 
 # -- configuration --------------------------------------------------------------------------------
 def test_timeouts_retries_and_pool_size_come_from_the_config(redis_server: Any) -> None:
-    cfg = RedisProviderConfig(
-        url=redis_server.url, connect_timeout=0.7, socket_timeout=0.3, retries=4, max_connections=7
-    )
-    d = RedisDriver(cfg)
+    d = RedisDriver(url=redis_server.url, connect_timeout=0.7, socket_timeout=0.3, retries=4, max_connections=7)
     try:
         pool = d.client.connection_pool
         assert pool.connection_kwargs["socket_connect_timeout"] == 0.7
@@ -411,7 +410,7 @@ def test_timeouts_retries_and_pool_size_come_from_the_config(redis_server: Any) 
 
 
 def test_host_port_db_settings_select_the_database(redis_server: Any) -> None:
-    d = RedisDriver(RedisProviderConfig(host=redis_server.host, port=redis_server.port, db=3))
+    d = RedisDriver(host=redis_server.host, port=redis_server.port, db=3)
     db0, db3 = redis_server.client(), redis_server.client(db=3)
     try:
         d.put("ck:a", 1)
@@ -426,10 +425,8 @@ def test_host_port_db_settings_select_the_database(redis_server: Any) -> None:
 def test_username_and_password_authenticate_an_acl_user(redis_server: Any, raw: Any) -> None:
     raw.acl_setuser("alice", enabled=True, passwords=["+s3cret"], keys=["*"], commands=["+@all"])
     try:
-        good = RedisDriver(RedisProviderConfig(
-            host=redis_server.host, port=redis_server.port, username="alice", password=SecretStr("s3cret")))
-        bad = RedisDriver(RedisProviderConfig(
-            host=redis_server.host, port=redis_server.port, username="alice", password=SecretStr("wrong")))
+        good = RedisDriver(host=redis_server.host, port=redis_server.port, username="alice", password="s3cret")
+        bad = RedisDriver(host=redis_server.host, port=redis_server.port, username="alice", password="wrong")
         try:
             assert good.client.acl_whoami() in ("alice", b"alice")
             with pytest.raises(ProviderError) as info:
@@ -443,7 +440,7 @@ def test_username_and_password_authenticate_an_acl_user(redis_server: Any, raw: 
 
 
 def test_password_is_not_shown_in_repr() -> None:
-    d = RedisDriver(RedisProviderConfig(url="redis://user:hunter2@127.0.0.1:1/0"), namespace=NS)
+    d = RedisDriver(url="redis://user:hunter2@127.0.0.1:1/0", namespace=NS)
     assert "hunter2" not in repr(d)
     assert "ck:" in repr(d)
 
@@ -483,7 +480,7 @@ def test_from_client_refuses_a_client_that_decodes_responses(redis_server: Any) 
 
 # -- async client ---------------------------------------------------------------------------------
 async def test_async_client_shares_the_settings_and_sees_the_driver_data(redis_server: Any) -> None:
-    d = RedisDriver(RedisProviderConfig(url=redis_server.url, socket_timeout=0.4))
+    d = RedisDriver(url=redis_server.url, socket_timeout=0.4)
     try:
         d.put("ck:a", 1)
         client = d.async_client()
@@ -497,8 +494,7 @@ async def test_async_client_shares_the_settings_and_sees_the_driver_data(redis_s
 
 # -- sentinel -------------------------------------------------------------------------------------
 def test_sentinel_config_finds_the_primary(redis_sentinel: Any) -> None:
-    cfg = RedisProviderConfig(sentinel=redis_sentinel.sentinels, service_name=redis_sentinel.service_name)
-    d = RedisDriver(cfg, namespace=NS)
+    d = RedisDriver(sentinel=redis_sentinel.sentinels, service_name=redis_sentinel.service_name, namespace=NS)
     primary = redis_sentinel.master.client()
     try:
         d.put("ck:a", 1)
@@ -512,8 +508,7 @@ def test_sentinel_config_finds_the_primary(redis_sentinel: Any) -> None:
 
 
 async def test_sentinel_async_client_finds_the_primary(redis_sentinel: Any) -> None:
-    cfg = RedisProviderConfig(sentinel=redis_sentinel.sentinels, service_name=redis_sentinel.service_name)
-    d = RedisDriver(cfg)
+    d = RedisDriver(sentinel=redis_sentinel.sentinels, service_name=redis_sentinel.service_name)
     try:
         d.put("ck:a", 5)
         assert await d.async_client().get("ck:a") == b"5"

@@ -13,17 +13,15 @@ from pydantic import BaseModel, SecretStr, ValidationError
 from ..config.diagnostics import Locator, items_from_validation_error
 from ..config.models import (
     BUILTIN_PROVIDER_TYPES,
+    PROVIDER_MODELS,
     EventBasedRule,
-    FileProviderConfig,
-    MemcachedProviderConfig,
-    MemoryProviderConfig,
     PatternBasedRule,
-    RedisProviderConfig,
     TimeBasedRule,
 )
 from ..config.secrets import MASK
 from ..errors import CacheError
 from ..facade import Cache
+from ..providers.types import PROVIDER_TYPES
 from ._result import T, _Failure
 from .types import _jsonable
 
@@ -34,12 +32,7 @@ if TYPE_CHECKING:
 
 _EDIT_LOCK = threading.RLock()
 _SECTIONS = ("cache", "providers", "regions", "rules", "bus", "http")
-_PROVIDER_MODELS: dict[str, type[BaseModel]] = {
-    "memory": MemoryProviderConfig,
-    "file": FileProviderConfig,
-    "redis": RedisProviderConfig,
-    "memcached": MemcachedProviderConfig,
-}
+_PROVIDER_MODELS = PROVIDER_MODELS
 _RULE_MODELS: dict[str, type[BaseModel]] = {
     "time_based": TimeBasedRule,
     "pattern_based": PatternBasedRule,
@@ -47,12 +40,7 @@ _RULE_MODELS: dict[str, type[BaseModel]] = {
 }
 _STRATEGY_ALIASES = {"time": "time_based", "ttl": "time_based", "pattern": "pattern_based",
                      "event": "event_based", "events": "event_based"}
-_CONNECTION_FIELDS = {
-    "redis": ("url", "host", "port", "db", "username", "password", "startup_nodes", "sentinel"),
-    "memcached": ("servers",),
-    "file": ("path",),
-    "memory": (),
-}
+_CONNECTION_FIELDS = {name: t.connection_fields for name, t in PROVIDER_TYPES.items()}
 _CONNECTION_ALIASES = {"database": "db", "user": "username", "directory": "path", "dir": "path",
                        "server": "servers", "nodes": "startup_nodes"}
 
