@@ -292,6 +292,31 @@ def test_every_operation_raises_provider_error_while_the_server_is_down_and_work
         d.close()
 
 
+ASYNC_OPERATIONS: dict[str, Callable[[RedisDriver], Any]] = {
+    "get": lambda d: d.aget("ck:a"),
+    "get_many": lambda d: d.aget_many(["ck:a", "ck:b"]),
+    "put": lambda d: d.aput("ck:a", 1, 10),
+    "put_many": lambda d: d.aput_many({"ck:a": 1}, 10),
+    "forget": lambda d: d.aforget("ck:a"),
+    "add": lambda d: d.aadd("ck:a", 1, 10),
+    "increment": lambda d: d.aincrement("ck:a", 1, 10),
+}
+
+
+@pytest.mark.parametrize("operation", sorted(ASYNC_OPERATIONS))
+async def test_every_async_operation_raises_provider_error_without_the_password_while_the_server_is_down(
+    redis_server: Any, operation: str
+) -> None:
+    d = RedisDriver(host="127.0.0.1", port=free_port(), password="pw-secret-42", retries=0)
+    try:
+        with pytest.raises(ProviderError, match=f"redis {operation} failed") as info:
+            await ASYNC_OPERATIONS[operation](d)
+        assert isinstance(info.value.__cause__, redis.ConnectionError)
+        assert "pw-secret-42" not in str(info.value)
+    finally:
+        await d.aclose()
+
+
 def test_constructing_a_driver_does_not_connect(redis_server: Any) -> None:
     d = RedisDriver(host="127.0.0.1", port=free_port(), retries=0)
     with pytest.raises(ProviderError):
