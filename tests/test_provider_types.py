@@ -95,3 +95,13 @@ def test_the_module_docstring_examples_run(module: str) -> None:
         pytest.importorskip("redis")
     result = doctest.testmod(importlib.import_module(f"cachekit.providers.{module}"))
     assert result.attempted > 0 and result.failed == 0
+
+
+def test_the_registry_is_the_only_provider_module_that_reads_config_models() -> None:
+    import cachekit.providers as providers
+
+    readers = sorted(
+        path.name for path in Path(providers.__file__).parent.glob("*.py")
+        if "ProviderConfig" in path.read_text() or "config.models" in path.read_text()
+    )
+    assert readers == ["registry.py"]

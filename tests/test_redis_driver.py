@@ -399,6 +399,19 @@ def test_from_client_uses_the_given_client_and_leaves_it_open(redis_server: Any,
         d.async_client()
 
 
+async def test_from_client_with_connection_options_also_serves_asyncio(redis_server: Any, raw: Any) -> None:
+    d = RedisDriver.from_client(raw, namespace=NS, url=redis_server.url, socket_timeout=0.4, max_value_size=100)
+    try:
+        await d.aput("ck:a", ENTRY)
+        assert d.get("ck:a") == ENTRY  # the caller's sync client and the driver's asyncio one: one server
+        assert d.async_client().connection_pool.connection_kwargs["socket_timeout"] == 0.4
+        with pytest.raises(ValueTooLargeError):
+            d.put("ck:big", "x" * 500)
+    finally:
+        await d.aclose()
+    assert raw.ping() is True  # still the caller's
+
+
 def test_from_client_refuses_a_client_that_decodes_responses(redis_server: Any) -> None:
     client = redis_server.client(decode_responses=True)
     try:
