@@ -19,7 +19,7 @@ from __future__ import annotations
 import fnmatch
 import math
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ValueTooLargeError, require
@@ -210,6 +210,20 @@ class RedisDriver(CacheDriver):
             raise ValueTooLargeError(f"encoded value is {len(payload)} bytes; max_value_size is {limit}")
         return payload
 
+    def _decoded(self, keys: list[str], values: Iterable[bytes | None]) -> dict[str, Any]:
+        loads = self.serializer.loads
+        return {key: MISSING if data is None else loads(data) for key, data in zip(keys, values, strict=True)}
+
+    def _set_pipeline(self, client: Callable[[], Any], mapping: Mapping[str, Any], ttl: float | None) -> Any:
+        """A pipeline of ``SET key payload [PX ttl]`` on ``client()``, every value encoded first (one too
+        large stores nothing)."""
+        payloads = [(key, self._encode(value)) for key, value in mapping.items()]
+        px = _px(ttl)
+        pipe = client().pipeline(transaction=False)
+        for key, payload in payloads:
+            pipe.set(key, payload, px=px)
+        return pipe
+
     # -- native asyncio twins (the runtime's aget/aput/... use these) ------------------------
     @provider_errors("get")
     async def aget(self, key: str) -> Any:
@@ -223,8 +237,7 @@ class RedisDriver(CacheDriver):
             return {}
         client = self.clients.loop_client()
         values = await (client.mget_nonatomic(keys) if self.cluster else client.mget(keys))
-        loads = self.serializer.loads
-        return {key: MISSING if data is None else loads(data) for key, data in zip(keys, values, strict=True)}
+        return self._decoded(keys, values)
 
     @provider_errors("put")
     async def aput(self, key: str, value: Any, ttl: float | None = None) -> bool:
@@ -235,12 +248,7 @@ class RedisDriver(CacheDriver):
     async def aput_many(self, mapping: Mapping[str, Any], ttl: float | None = None) -> bool:
         if not mapping:
             return True
-        payloads = [(key, self._encode(value)) for key, value in mapping.items()]
-        px = _px(ttl)
-        pipe = self.clients.loop_client().pipeline(transaction=False)
-        for key, payload in payloads:
-            pipe.set(key, payload, px=px)
-        return all(await pipe.execute())
+        return all(await self._set_pipeline(self.clients.loop_client, mapping, ttl).execute())
 
     @provider_errors("forget")
     async def aforget(self, key: str) -> bool:
@@ -308,20 +316,14 @@ class RedisDriver(CacheDriver):
             return {}
         client = self.clients.sync()
         values = client.mget_nonatomic(keys) if self.cluster else client.mget(keys)
-        loads = self.serializer.loads
-        return {key: MISSING if data is None else loads(data) for key, data in zip(keys, values, strict=True)}
+        return self._decoded(keys, values)
 
     @provider_errors("put_many")
     def put_many(self, mapping: Mapping[str, Any], ttl: float | None = None) -> bool:
         """One pipeline of ``SET key payload [PX ttl]``."""
         if not mapping:
             return True
-        payloads = [(key, self._encode(value)) for key, value in mapping.items()]
-        px = _px(ttl)
-        pipe = self.clients.sync().pipeline(transaction=False)
-        for key, payload in payloads:
-            pipe.set(key, payload, px=px)
-        return all(pipe.execute())
+        return all(self._set_pipeline(self.clients.sync, mapping, ttl).execute())
 
     @provider_errors("delete_many")
     def delete_many(self, keys: Iterable[str]) -> int:
