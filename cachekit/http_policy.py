@@ -36,6 +36,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 from pydantic import SecretStr
 
 from .errors import AccessDenied
+from .providers.types import PROVIDER_TYPES
 
 if TYPE_CHECKING:
     from .config.models import CacheConfig, HttpConfig
@@ -77,7 +78,7 @@ def check_provider(name: str, model: Any, http: HttpConfig) -> None:
     """Refuse (AccessDenied) provider ``model`` if the HTTP admin routes may not declare it."""
     where = f"providers.{name}"
     kind = model.type
-    if kind not in ("memory", "file", "redis", "memcached"):
+    if kind not in PROVIDER_TYPES:
         raise AccessDenied(f"{where}: custom drivers ({kind!r}) cannot be declared over HTTP (loading one "
                            "imports code); declare it in the config file")
     if getattr(model, "allow_unsigned_pickle", False):

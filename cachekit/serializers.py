@@ -73,6 +73,7 @@ from typing import Any
 from uuid import UUID
 
 from .errors import ProviderError, require
+from .providers.types import NETWORK_STORES, PROVIDER_TYPES
 
 __all__ = [
     "ENV_SIGNING_KEY",
@@ -93,8 +94,6 @@ __all__ = [
 ENV_SIGNING_KEY = "CACHEKIT_SIGNING_KEY"
 #: The names :func:`make_serializer` accepts.
 SERIALIZER_NAMES = ("pickle", "json", "msgpack")
-#: Provider types whose store is reached over the network: unsigned pickle there needs an explicit opt-in.
-NETWORK_STORES = ("redis", "memcached")
 
 _MAGIC = 0xCA
 _MAGIC_BYTE = bytes((_MAGIC,))
@@ -537,7 +536,8 @@ def default_serializer_name(kind: str, signed: bool) -> str:
     >>> default_serializer_name("file", signed=False)
     'pickle'
     """
-    return "json" if kind in NETWORK_STORES and not signed else "pickle"
+    known = PROVIDER_TYPES.get(kind)
+    return "pickle" if signed or known is None else known.default_serializer or "pickle"
 
 
 def provider_serializer(

@@ -191,10 +191,9 @@ def test_memcached_generation_keys_get_an_expiry(memcached_server: Any) -> None:
 
 @pytest.mark.parametrize("native", [True, False], ids=["pexpire-gt", "script-before-redis-7"])
 def test_redis_extend_ttl_extends_and_never_shortens(redis_server: Any, native: bool) -> None:
-    from cachekit.config.models import RedisProviderConfig
     from cachekit.providers.redis import RedisDriver
 
-    driver = RedisDriver(RedisProviderConfig(url=redis_server.url), namespace="x:")
+    driver = RedisDriver(url=redis_server.url, namespace="x:")
     driver._pexpire_gt = native
     server = redis_server.client()
     try:

@@ -191,19 +191,6 @@ def test_increment_keeps_the_ttl(fake: Runtime) -> None:
     assert Cache.get("hits") is None
 
 
-def test_increment_is_atomic_across_threads() -> None:
-    def work() -> None:
-        for _ in range(500):
-            Cache.increment("counter")
-
-    threads = [threading.Thread(target=work) for _ in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert Cache.get("counter") == 4000
-
-
 def test_tags_seed_example() -> None:
     Cache.tags(["users", "active"]).put("user:1", {"id": 1})
     Cache.tags(["users", "active"]).put("user:2", {"id": 2})

@@ -14,10 +14,12 @@ need_module("pymemcache")
 
 from pymemcache.client.base import Client  # noqa: E402
 
+from cachekit.clock import SystemClock  # noqa: E402
 from cachekit.config.models import MemcachedProviderConfig  # noqa: E402
 from cachekit.errors import ProviderError, UnsupportedOperation, ValueTooLargeError  # noqa: E402
 from cachekit.providers.base import MISSING  # noqa: E402
 from cachekit.providers.memcached import MAX_PLAIN_KEY, MemcachedDriver  # noqa: E402
+from cachekit.providers.registry import build_driver  # noqa: E402
 from cachekit.serializers import SerializationError, make_serializer  # noqa: E402
 
 NS = "cachekit:"
@@ -67,10 +69,8 @@ _open_drivers: list[MemcachedDriver] = []
 
 def make_driver(servers: list[str], **options: Any) -> MemcachedDriver:
     """A driver on ``servers`` (closed after the test by the autouse fixture below)."""
-    owns_server = options.pop("owns_server", None)
-    serializer = options.pop("serializer", make_serializer("pickle"))
-    config = MemcachedProviderConfig(servers=servers, connect_timeout=1, timeout=2, **options)
-    driver = MemcachedDriver(config, serializer=serializer, namespace=NS, owns_server=owns_server)
+    options.setdefault("serializer", make_serializer("pickle"))
+    driver = MemcachedDriver(servers, connect_timeout=1, timeout=2, namespace=NS, **options)
     _open_drivers.append(driver)
     return driver
 
@@ -117,100 +117,13 @@ def run_threads(count: int, target: Callable[[], None]) -> None:
     assert not errors, errors
 
 
-# -- basic operations, one server and a pool ------------------------------------------------------
-def test_driver_declares_it_is_shared_and_cannot_scan() -> None:
-    assert MemcachedDriver.shared is True
-    assert MemcachedDriver.can_scan is False
-
-
-def test_put_then_get_round_trips_an_entry_tuple(driver: MemcachedDriver) -> None:
-    assert driver.put("cachekit:default:user:1", ENTRY, ttl=60) is True
-    assert driver.get("cachekit:default:user:1") == ENTRY
-    assert driver.get("cachekit:default:user:2") is MISSING
-
-
-def test_stored_none_is_a_hit_not_a_miss(driver: MemcachedDriver) -> None:
-    driver.put("cachekit:default:none", None)
-    assert driver.get("cachekit:default:none") is None
-    assert driver.get_many(["cachekit:default:none"]) == {"cachekit:default:none": None}
-
-
-def test_put_overwrites_and_forget_reports_whether_the_key_existed(driver: MemcachedDriver) -> None:
-    driver.put("cachekit:default:k", "one")
-    driver.put("cachekit:default:k", "two")
-    assert driver.get("cachekit:default:k") == "two"
-    assert driver.has("cachekit:default:k") is True
-    assert driver.forget("cachekit:default:k") is True
-    assert driver.forget("cachekit:default:k") is False
-    assert driver.has("cachekit:default:k") is False
-    assert driver.get("cachekit:default:k") is MISSING
-
-
-def test_get_many_returns_every_asked_key_with_missing_for_absent_ones(driver: MemcachedDriver) -> None:
-    driver.put("cachekit:default:a", 1)
-    driver.put("cachekit:default:b", ENTRY)
-    got = driver.get_many(["cachekit:default:a", "cachekit:default:b", "cachekit:default:zzz"])
-    assert got == {"cachekit:default:a": 1, "cachekit:default:b": ENTRY, "cachekit:default:zzz": MISSING}
-    assert driver.get_many([]) == {}
-
-
-def test_put_many_stores_every_item_and_delete_many_counts_the_existing_ones(driver: MemcachedDriver) -> None:
-    items = {f"cachekit:default:item:{i}": ("v", i) for i in range(30)}
-    assert driver.put_many(items, ttl=60) is True
-    assert driver.get_many(list(items)) == items
-    asked = [*list(items)[:10], "cachekit:default:never-written"]
-    assert driver.delete_many(asked) == 10
-    remaining = driver.get_many(list(items))
-    assert sum(1 for v in remaining.values() if v is MISSING) == 10
-
-
-def test_add_stores_only_when_the_key_is_absent(driver: MemcachedDriver) -> None:
-    assert driver.add("cachekit:default:lock", "first", ttl=30) is True
-    assert driver.add("cachekit:default:lock", "second", ttl=30) is False
-    assert driver.get("cachekit:default:lock") == "first"
-
-
-def test_increment_creates_a_missing_counter_and_get_reads_it_back_as_int(driver: MemcachedDriver) -> None:
-    assert driver.increment("cachekit:default:__gen__:tag:users") == 1
-    assert driver.increment("cachekit:default:__gen__:tag:users", 5) == 6
-    assert driver.get("cachekit:default:__gen__:tag:users") == 6
-    assert type(driver.get("cachekit:default:__gen__:tag:users")) is int
-
-
+# -- payloads (the basics of every driver are in tests/conformance/test_drivers.py) ----------------
 def test_put_int_is_stored_as_decimal_ascii_that_memcached_incr_understands(servers: list[str]) -> None:
     driver = make_driver(servers)
     driver.put("cachekit:default:n", 41)
     (holder,) = holders(servers, "cachekit:default:n")
     assert raw_get(holder, "cachekit:default:n") == b"41"
     assert driver.increment("cachekit:default:n") == 42
-
-
-def test_decrement_below_zero_returns_negative_numbers(driver: MemcachedDriver) -> None:
-    assert driver.increment("cachekit:default:c", 2) == 2
-    assert driver.decrement("cachekit:default:c", 5) == -3
-    assert driver.get("cachekit:default:c") == -3
-    assert driver.increment("cachekit:default:c", 10) == 7  # incr refuses "-3": the cas path takes over
-    assert driver.decrement("cachekit:default:fresh", 4) == -4
-
-
-def test_increment_of_a_non_integer_value_raises_provider_error(driver: MemcachedDriver) -> None:
-    driver.put("cachekit:default:entry", ENTRY)
-    with pytest.raises(ProviderError, match="not an integer"):
-        driver.increment("cachekit:default:entry")
-    assert driver.get("cachekit:default:entry") == ENTRY
-
-
-def test_ping_answers_with_elapsed_seconds(driver: MemcachedDriver) -> None:
-    elapsed = driver.ping()
-    assert 0 <= elapsed < 5
-
-
-def test_close_is_safe_twice(servers: list[str]) -> None:
-    driver = make_driver(servers)
-    driver.put("cachekit:default:k", 1)
-    driver.close()
-    driver.close()
-    assert raw_get(holders(servers, "cachekit:default:k")[0], "cachekit:default:k") == b"1"
 
 
 # -- the pool ------------------------------------------------------------------------------------
@@ -329,24 +242,6 @@ def test_increment_ttl_applies_to_a_new_counter(driver: MemcachedDriver) -> None
 
 
 # -- atomic counters ------------------------------------------------------------------------------
-def test_increments_from_eight_threads_are_atomic(driver: MemcachedDriver) -> None:
-    def work() -> None:
-        for _ in range(200):
-            driver.increment("cachekit:default:hits")
-
-    run_threads(8, work)
-    assert driver.get("cachekit:default:hits") == 1600
-
-
-def test_decrements_below_zero_from_eight_threads_are_atomic(driver: MemcachedDriver) -> None:
-    def work() -> None:
-        for _ in range(50):
-            driver.decrement("cachekit:default:debt")
-
-    run_threads(8, work)
-    assert driver.get("cachekit:default:debt") == -400
-
-
 def test_increments_of_a_hashed_key_from_threads_are_atomic(driver: MemcachedDriver) -> None:
     key = "cachekit:default:counter with spaces"
 
@@ -519,7 +414,7 @@ def test_first_call_after_a_server_restart_succeeds_on_a_fresh_connection(memcac
 
 def test_default_serializer_follows_the_config(memcached_server: Any) -> None:
     config = MemcachedProviderConfig(servers=[memcached_server.address], serializer="json")
-    driver = MemcachedDriver(config, namespace=NS)
+    driver = build_driver(config, namespace=NS, clock=SystemClock())
     _open_drivers.append(driver)
     driver.put("cachekit:default:k", ("a", 1))
     assert driver.get("cachekit:default:k") == ("a", 1)  # tagged json: a tuple stays a tuple
@@ -527,6 +422,5 @@ def test_default_serializer_follows_the_config(memcached_server: Any) -> None:
 
 
 def test_namespace_that_memcached_cannot_carry_is_refused(memcached_server: Any) -> None:
-    config = MemcachedProviderConfig(servers=[memcached_server.address])
     with pytest.raises(ValueError, match="namespace"):
-        MemcachedDriver(config, namespace="my app:")
+        MemcachedDriver([memcached_server.address], namespace="my app:")

@@ -535,7 +535,7 @@ def test_async_twins_on_redis_use_the_asyncio_client(redis_server: Any) -> None:
         asyncio.run(main())
         assert calls == [1]
         driver = rt.region().l2.driver
-        assert len(driver._loop_clients) == 1  # type: ignore[attr-defined]  # native, not a thread
+        assert driver.clients.loop_count == 1  # type: ignore[attr-defined]  # native, not a thread
         assert rt.region().get("y") == "two"  # sync and async see the same data
     finally:
         rt.close()

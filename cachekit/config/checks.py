@@ -20,7 +20,8 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, ValidationError, create_model
 
 from ..errors import ConfigErrorItem
-from ..serializers import ENV_SIGNING_KEY, NETWORK_STORES, unsigned_pickle_message
+from ..providers.types import ENTRY_POINT_GROUP, NETWORK_STORES
+from ..serializers import ENV_SIGNING_KEY, unsigned_pickle_message
 from .diagnostics import Locator, did_you_mean, items_from_validation_error, one_of
 from .models import BUILTIN_PROVIDER_TYPES, CacheConfig, CustomProviderConfig, EventBasedRule, region_name_problem
 from .toml_lines import LineMap, PathKey
@@ -28,7 +29,6 @@ from .toml_lines import LineMap, PathKey
 __all__ = ["ENTRY_POINT_GROUP", "config_data", "config_warnings", "cross_check", "cross_warnings",
            "provider_entry_points", "rule_warnings", "validate_config"]
 
-ENTRY_POINT_GROUP = "cachekit.providers"
 _DRIVER_PATH = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
 
 Problem = tuple[PathKey, str]

@@ -25,6 +25,7 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from ..providers.types import BUILTIN_PROVIDER_TYPES
 from .durations import DURATION
 from .env import EnvCapture, current_capture, settings_sources
 from .secrets import SecretUrl, is_secret_name, mask_url
@@ -36,6 +37,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "BUILTIN_PROVIDER_TYPES",
+    "PROVIDER_MODELS",
     "BusConfig",
     "CacheConfig",
     "CacheSection",
@@ -55,7 +57,6 @@ __all__ = [
     "region_name_problem",
 ]
 
-BUILTIN_PROVIDER_TYPES = ("memory", "file", "redis", "memcached")
 # TTLs and timeouts: seconds (a number) or a duration string ("90s", "5m", "1h30m", "2d", "250ms").
 Seconds = Annotated[float, Field(gt=0, description="seconds, greater than 0"), DURATION]
 SerializerName = Literal["pickle", "json", "msgpack"]
@@ -210,6 +211,15 @@ class CustomProviderConfig(_ProviderBase):
     def __repr_args__(self) -> Any:
         extra = self.model_extra or {}
         return [(k, _masked(k, v, json=False) if k in extra else v) for k, v in super().__repr_args__()]
+
+
+#: The config model of each built-in provider type (``providers.types`` says what the types are).
+PROVIDER_MODELS: dict[str, type[_ProviderBase]] = {
+    "memory": MemoryProviderConfig,
+    "file": FileProviderConfig,
+    "redis": RedisProviderConfig,
+    "memcached": MemcachedProviderConfig,
+}
 
 
 def _masked(key: str | None, value: Any, *, json: bool) -> Any:

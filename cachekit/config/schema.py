@@ -15,6 +15,7 @@ from pydantic.fields import FieldInfo
 
 from .models import (
     BUILTIN_PROVIDER_TYPES,
+    PROVIDER_MODELS,
     BusConfig,
     CacheConfig,
     CacheSection,
@@ -59,14 +60,6 @@ def json_schema() -> dict[str, Any]:
     }
 
 
-_PROVIDER_MODELS: dict[str, type[BaseModel]] = {
-    "memory": MemoryProviderConfig,
-    "file": FileProviderConfig,
-    "redis": RedisProviderConfig,
-    "memcached": MemcachedProviderConfig,
-}
-
-
 def _ref(model: type[BaseModel]) -> str:
     return f"#/$defs/{model.__name__}"
 
@@ -74,13 +67,13 @@ def _ref(model: type[BaseModel]) -> str:
 def _provider_union(default_type: str) -> dict[str, Any]:
     """One provider, told apart by ``type`` (``default_type`` when there is none)."""
     branches: list[dict[str, Any]] = []
-    for kind, model in _PROVIDER_MODELS.items():
+    for kind, model in PROVIDER_MODELS.items():
         if kind == default_type:  # its own schema takes "type" absent or equal to kind
             branches.append({"$ref": _ref(model)})
         else:
             branches.append({"allOf": [{"required": ["type"]}, {"$ref": _ref(model)}]})
     branches.append({"$ref": _ref(CustomProviderConfig)})  # "type" required, not a built-in one
-    mapping = {kind: _ref(model) for kind, model in _PROVIDER_MODELS.items()}
+    mapping = {kind: _ref(model) for kind, model in PROVIDER_MODELS.items()}
     return {"oneOf": branches, "discriminator": {"propertyName": "type", "mapping": mapping}}
 
 

@@ -57,8 +57,6 @@ class CacheDriver:
 
     #: ``True`` when :meth:`scan` can enumerate keys (memory, file, redis; not memcached).
     can_scan: ClassVar[bool] = False
-    #: ``True`` when values cross a process boundary (the runtime then uses generations for tags).
-    shared: ClassVar[bool] = False
     #: Name used in stats and error messages; the runtime sets it to the provider name.
     name: str = "custom"
 

@@ -54,7 +54,7 @@ from typing import Any
 
 from ..clock import Clock, SystemClock
 from ..errors import ProviderError, ValueTooLargeError
-from ..serializers import SerializationError, Serializer, make_serializer
+from ..serializers import SerializationError, Serializer, provider_serializer
 from .base import MISSING, CacheDriver
 
 try:
@@ -101,12 +101,12 @@ class FileDriver(CacheDriver):
     MISSING
     >>> d.close()
 
-    ``serializer`` defaults to pickle; ``clock`` (default :class:`~cachekit.clock.SystemClock`) gives
-    the absolute expiry written in each file, so processes sharing a directory should all use wall time.
+    ``serializer`` defaults to pickle (signed with ``CACHEKIT_SIGNING_KEY`` when set); ``clock`` (default
+    :class:`~cachekit.clock.SystemClock`) gives the absolute expiry written in each file, so processes
+    sharing a directory should all use wall time.
     """
 
     can_scan = True
-    shared = True
 
     def __init__(
         self, path: str | Path, serializer: Serializer | None = None, clock: Clock | None = None,
@@ -117,7 +117,7 @@ class FileDriver(CacheDriver):
         self.max_value_size = max_value_size
         #: The directory this driver owns.
         self.path = Path(path).expanduser()
-        self.serializer: Serializer = serializer if serializer is not None else make_serializer("pickle")
+        self.serializer: Serializer = serializer if serializer is not None else provider_serializer("file")
         self.clock: Clock = clock if clock is not None else SystemClock()
         try:
             if not self.path.is_dir():

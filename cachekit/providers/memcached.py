@@ -7,7 +7,7 @@ What memcached imposes, and what this driver does about it:
   under ``namespace + "h:" + sha256(key)``, and its value is framed with the original key, so two keys
   can never read each other's value: a frame naming another key reads as a miss. Keys that already
   start with ``namespace + "h:"`` are hashed too, so a plain key can never land on a hashed one.
-- **Values** larger than ``config.max_value_size`` (after serialization) are refused with
+- **Values** larger than ``max_value_size`` (after serialization) are refused with
   :class:`~cachekit.errors.ValueTooLargeError` before anything is sent; the previous value stays.
 - **Expiry** is whole seconds: a TTL is rounded up; past 30 days memcached wants an absolute Unix
   time, computed from this machine's clock. The server's clock ticks once a second, so an item may
@@ -35,21 +35,20 @@ import re
 import struct
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 
 from ..errors import ProviderError, UnsupportedOperation, ValueTooLargeError, require
 from ..serializers import SerializationError, Serializer
 from .base import MISSING, CacheDriver
 
-if TYPE_CHECKING:
-    from ..config.models import MemcachedProviderConfig
-
-__all__ = ["MAX_PLAIN_KEY", "MemcachedDriver"]
+__all__ = ["DEFAULT_MAX_VALUE_SIZE", "MAX_PLAIN_KEY", "MemcachedDriver"]
 
 _base: Any = require("pymemcache.client.base", "memcached")
 _hash: Any = require("pymemcache.client.hash", "memcached")
 _exceptions: Any = require("pymemcache.exceptions", "memcached")
 
+#: ``max_value_size`` when none is given: memcached's default item size limit (1 MiB), less room for the key.
+DEFAULT_MAX_VALUE_SIZE: Final = 1024 * 1024 - 1024
 #: Longest key stored as is, in bytes; longer ones are hashed (memcached's own limit is 250).
 MAX_PLAIN_KEY: Final = 200
 _PLAIN_KEY = re.compile(rf"[\x21-\x7e]{{1,{MAX_PLAIN_KEY}}}").fullmatch
@@ -110,63 +109,67 @@ def _show(key: str) -> str:
 class MemcachedDriver(CacheDriver):
     """A shared store on one memcached server or several (consistent hashing).
 
-    ``config.servers`` lists ``host:port`` addresses (or ``unix:/path``): one gives a pooled client,
-    several a hashing client with a pool per server; both are thread-safe. Values are encoded with
-    ``serializer`` (by default the one the config describes). ``namespace`` is the key prefix this
-    driver owns; hashed keys live under it. ``owns_server=True`` says the servers hold nothing but
-    this cache, which lets :meth:`flush` run ``flush_all``; it defaults to ``config.owns_server``
-    when the config has such a field, else ``False``.
+    ``servers`` lists ``host:port`` addresses (or ``unix:/path``): one gives a pooled client, several a
+    hashing client with a pool per server; both are thread-safe. ``connect_timeout`` and ``timeout`` are
+    in seconds. Values are encoded with ``serializer`` (default: the memcached default, see
+    :func:`~cachekit.serializers.provider_serializer`); encoded values over ``max_value_size`` bytes are
+    refused (``None``: the server decides). ``namespace`` is the key prefix this driver owns; hashed keys
+    live under it. ``owns_server=True`` says the servers hold nothing but this cache, which lets
+    :meth:`flush` run ``flush_all``.
 
-    >>> from cachekit.config.models import MemcachedProviderConfig
-    >>> driver = MemcachedDriver(MemcachedProviderConfig(servers=["127.0.0.1:11211"]),
-    ...                          namespace="cachekit:")            # doctest: +SKIP
+    >>> driver = MemcachedDriver(servers=["127.0.0.1:11211"], namespace="cachekit:")  # doctest: +SKIP
     >>> driver.put("cachekit:default:user 1", ("v", float("inf"), None), ttl=60)  # doctest: +SKIP
     True
     """
 
     can_scan = False
-    shared = True
 
     def __init__(
         self,
-        config: MemcachedProviderConfig,
+        servers: Iterable[str] = ("127.0.0.1:11211",),
+        *,
         serializer: Serializer | None = None,
         namespace: str = "",
-        *,
-        owns_server: bool | None = None,
+        owns_server: bool = False,
+        connect_timeout: float = 1.0,
+        timeout: float = 1.0,
+        max_value_size: int | None = DEFAULT_MAX_VALUE_SIZE,
     ) -> None:
+        servers = list(servers)
+        if not servers:
+            raise ValueError("memcached needs at least one server")
         if namespace and not _PLAIN_KEY(namespace):
             raise ValueError(f"memcached namespace {namespace!r} must be printable ASCII without spaces")
         hashed_prefix = namespace + "h:"
         if len(hashed_prefix) + hashlib.sha256().digest_size * 2 > _SERVER_KEY_LIMIT:
             raise ValueError(f"memcached namespace {namespace!r} is too long to prefix a hashed key")
         if serializer is None:
-            from .registry import serializer_for
+            from ..serializers import provider_serializer
 
-            serializer = serializer_for(config)
-        #: The config the driver was built from.
-        self.config = config
+            serializer = provider_serializer("memcached")
+        #: The ``host:port`` addresses of the servers.
+        self.servers = servers
         #: Key prefix this driver owns.
         self.namespace = namespace
         #: Whether :meth:`flush` may wipe the whole server(s).
-        self.owns_server = bool(getattr(config, "owns_server", False) if owns_server is None else owns_server)
-        #: ``config.max_value_size``: the largest encoded value stored, in bytes (``None``: no check).
-        self.max_value_size: int | None = config.max_value_size
+        self.owns_server = owns_server
+        #: The largest encoded value stored, in bytes (``None``: no check).
+        self.max_value_size: int | None = max_value_size
         self._serializer = serializer
         self._hashed_prefix = hashed_prefix
-        self._where = "memcached " + ",".join(config.servers)
+        self._where = "memcached " + ",".join(servers)
         options: dict[str, Any] = {
-            "connect_timeout": config.connect_timeout,
-            "timeout": config.timeout,
+            "connect_timeout": connect_timeout,
+            "timeout": timeout,
             "no_delay": True,
             "default_noreply": False,  # wait for every answer: a failed write must be seen
         }
         #: The pymemcache client (``PooledClient`` or ``HashClient``); exposed for diagnostics and tests.
         self.client: Any
-        if len(config.servers) == 1:
-            self.client = _base.PooledClient(_base.normalize_server_spec(config.servers[0]), **options)
+        if len(servers) == 1:
+            self.client = _base.PooledClient(_base.normalize_server_spec(servers[0]), **options)
         else:
-            self.client = _NoFailoverHashClient(config.servers, use_pooling=True, **options)
+            self.client = _NoFailoverHashClient(servers, use_pooling=True, **options)
 
     # -- keys and payloads ------------------------------------------------------------------
     def storage_key(self, key: str) -> str:

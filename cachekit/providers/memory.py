@@ -32,7 +32,6 @@ class MemoryDriver(CacheDriver):
     """
 
     can_scan = True
-    shared = False
 
     def __init__(self, max_size: int | None = 10_000, clock: Clock | None = None) -> None:
         self.max_size = max_size
@@ -41,7 +40,6 @@ class MemoryDriver(CacheDriver):
         self.data: OrderedDict[str, Any] = OrderedDict()
         self.expiry: dict[str, float] = {}
         self.evictions = 0
-        self.expirations = 0
         #: True once LRU order must be kept on reads (store more than half full).
         self.lru_active = False
         self._lock = threading.RLock()
@@ -156,7 +154,6 @@ class MemoryDriver(CacheDriver):
             if deadline is not None and deadline <= self._now():
                 self.data.pop(key, None)
                 del self.expiry[key]
-                self.expirations += 1
 
     def _evict(self) -> None:
         data, expiry = self.data, self.expiry

@@ -1,35 +1,41 @@
 """Resolve a provider config to a driver, lazily: no client library is imported until a config asks.
 
-Built-in types map to module paths; anything else is a ``module:Class`` import path (``driver = ...``)
-or an entry point of group ``cachekit.providers``.
+This module is the one reader of the pydantic provider models: it turns a provider config into the
+keyword options of its driver (drivers take plain options, as dogpile's backends take ``arguments``) and
+builds the serializer a config describes. Built-in types are the rows of
+:data:`~cachekit.providers.types.PROVIDER_TYPES`; anything else is a ``module:Class`` import path
+(``driver = ...``) or an entry point of group ``cachekit.providers``, built with the config's extra keys.
 """
 
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
 from importlib.metadata import entry_points
 from typing import TYPE_CHECKING, Any
 
 from ..clock import Clock
 from ..errors import CacheError
 from .base import CacheDriver
+from .types import ENTRY_POINT_GROUP, PROVIDER_TYPES
 
 if TYPE_CHECKING:
     from ..serializers import Serializer
 
-__all__ = ["BUILTIN_DRIVERS", "build_driver", "import_driver_class", "provider_entry_points", "serializer_for"]
-
-BUILTIN_DRIVERS: dict[str, str] = {
-    "memory": "cachekit.providers.memory:MemoryDriver",
-    "file": "cachekit.providers.file:FileDriver",
-    "redis": "cachekit.providers.redis:RedisDriver",
-    "memcached": "cachekit.providers.memcached:MemcachedDriver",
-}
+__all__ = ["build_driver", "driver_options", "import_driver_class", "provider_entry_points", "serializer_for"]
 
 
 def provider_entry_points() -> dict[str, str]:
     """Entry points of group ``cachekit.providers``: ``{name: "module:attr"}``."""
-    return {ep.name: ep.value for ep in entry_points(group="cachekit.providers")}
+    return {ep.name: ep.value for ep in entry_points(group=ENTRY_POINT_GROUP)}
+
+
+def _resolve(path: str) -> Any:
+    module_name, _, attr = path.partition(":")
+    obj: Any = importlib.import_module(module_name)
+    for part in attr.split("."):
+        obj = getattr(obj, part)
+    return obj
 
 
 def import_driver_class(path: str) -> type[CacheDriver]:
@@ -38,9 +44,7 @@ def import_driver_class(path: str) -> type[CacheDriver]:
     if not module_name or not attr:
         raise CacheError(f"driver {path!r} must look like 'package.module:ClassName'")
     try:
-        obj: Any = importlib.import_module(module_name)
-        for part in attr.split("."):
-            obj = getattr(obj, part)
+        obj = _resolve(path)
     except (ImportError, AttributeError) as exc:
         raise CacheError(f"cannot import driver {path!r}: {exc}") from exc
     if not (isinstance(obj, type) and issubclass(obj, CacheDriver)):
@@ -48,50 +52,99 @@ def import_driver_class(path: str) -> type[CacheDriver]:
     return obj
 
 
-def build_driver(config: Any, *, namespace: str, clock: Clock, max_size: int | None = None) -> CacheDriver:
-    """Create the driver for a provider config; ``namespace`` is the key prefix it owns."""
-    kind = config.type
-    if kind == "memory":
-        from .memory import MemoryDriver
-
-        return MemoryDriver(max_size=max_size if max_size is not None else config.max_size, clock=clock)
-
-    def serializer() -> Any:
-        return serializer_for(config)
-
-    if kind == "file":
-        from .file import FileDriver
-
-        return FileDriver(config.path, serializer=serializer(), clock=clock, max_value_size=config.max_value_size)
-    if kind == "redis":
-        from .redis import RedisDriver
-
-        return RedisDriver(config, serializer=serializer(), namespace=namespace)
-    if kind == "memcached":
-        from .memcached import MemcachedDriver
-
-        return MemcachedDriver(config, serializer=serializer(), namespace=namespace)
-    path = config.driver or provider_entry_points().get(kind)
+def build_driver(cfg: Any, *, namespace: str, clock: Clock, max_size: int | None = None) -> CacheDriver:
+    """Create the driver for a provider config; ``namespace`` is the key prefix it owns, ``max_size``
+    (memory) overrides the config's."""
+    builtin = PROVIDER_TYPES.get(cfg.type)
+    if builtin is not None:
+        # a missing client library raises MissingExtraError (naming the extra) as it is
+        cls: type[CacheDriver] = _resolve(builtin.driver)
+        return cls(**driver_options(cfg, namespace=namespace, clock=clock, max_size=max_size))
+    path = cfg.driver or provider_entry_points().get(cfg.type)
     if path is None:
-        raise CacheError(f"unknown provider type {kind!r} and no 'driver = \"module:Class\"' given")
-    cls = import_driver_class(path)
-    options = dict(config.model_extra or {})
-    return cls(**options)
+        raise CacheError(f"unknown provider type {cfg.type!r} and no 'driver = \"module:Class\"' given")
+    return import_driver_class(path)(**dict(cfg.model_extra or {}))
 
 
-def serializer_for(config: Any) -> Serializer:
-    """The :class:`~cachekit.serializers.Serializer` of a file, redis or memcached provider config.
+def driver_options(cfg: Any, *, namespace: str, clock: Clock, max_size: int | None = None) -> dict[str, Any]:
+    """The keyword options of the driver of built-in provider config ``cfg`` (secrets as plain strings).
 
-    No ``serializer`` configured: ``json`` on Redis and Memcached unless a signing key is configured
-    (``signing_key`` or ``CACHEKIT_SIGNING_KEY``; then signed ``pickle``), ``pickle`` on files.
+    >>> from cachekit.config.models import MemcachedProviderConfig
+    >>> from cachekit.clock import SystemClock
+    >>> options = driver_options(MemcachedProviderConfig(servers=["m1:11211", "m2:11211"]),
+    ...                          namespace="app:", clock=SystemClock())
+    >>> options["servers"], options["namespace"], options["serializer"].name
+    (['m1:11211', 'm2:11211'], 'app:', 'json')
+    """
+    return _OPTIONS[cfg.type](cfg, namespace, clock, max_size)
+
+
+def _memory(cfg: Any, namespace: str, clock: Clock, max_size: int | None) -> dict[str, Any]:
+    return {"max_size": max_size if max_size is not None else cfg.max_size, "clock": clock}
+
+
+def _file(cfg: Any, namespace: str, clock: Clock, max_size: int | None) -> dict[str, Any]:
+    return {"path": cfg.path, "serializer": serializer_for(cfg), "clock": clock,
+            "max_value_size": cfg.max_value_size}
+
+
+def _redis(cfg: Any, namespace: str, clock: Clock, max_size: int | None) -> dict[str, Any]:
+    return {
+        "serializer": serializer_for(cfg),
+        "namespace": namespace,
+        "max_value_size": cfg.max_value_size,
+        "url": _secret(cfg.url),
+        "host": cfg.host,
+        "port": cfg.port,
+        "db": cfg.db,
+        "username": cfg.username,
+        "password": _secret(cfg.password),
+        "cluster": cfg.cluster,
+        "startup_nodes": [n.get_secret_value() for n in cfg.startup_nodes],
+        "sentinel": [s.get_secret_value() for s in cfg.sentinel],
+        "service_name": cfg.service_name,
+        "connect_timeout": cfg.connect_timeout,
+        "socket_timeout": cfg.socket_timeout,
+        "retries": cfg.retries,
+        "max_connections": cfg.max_connections,
+    }
+
+
+def _memcached(cfg: Any, namespace: str, clock: Clock, max_size: int | None) -> dict[str, Any]:
+    return {
+        "servers": list(cfg.servers),
+        "serializer": serializer_for(cfg),
+        "namespace": namespace,
+        "connect_timeout": cfg.connect_timeout,
+        "timeout": cfg.timeout,
+        "max_value_size": cfg.max_value_size,
+    }
+
+
+_OPTIONS: dict[str, Callable[[Any, str, Clock, int | None], dict[str, Any]]] = {
+    "memory": _memory,
+    "file": _file,
+    "redis": _redis,
+    "memcached": _memcached,
+}
+
+
+def _secret(value: Any) -> str | None:
+    return value.get_secret_value() if value is not None else None
+
+
+def serializer_for(cfg: Any) -> Serializer:
+    """The :class:`~cachekit.serializers.Serializer` a file, redis or memcached provider config describes.
+
+    No ``serializer`` configured: the type's default (``json`` on Redis and Memcached, ``pickle`` on files),
+    signed ``pickle`` when a signing key is configured (``signing_key``, else ``CACHEKIT_SIGNING_KEY``).
     """
     from ..serializers import provider_serializer
 
-    key = config.signing_key.get_secret_value() if config.signing_key else None
     return provider_serializer(
-        config.type,
-        config.serializer,
-        compress_threshold=config.compress_threshold,
-        signing_key=key,
-        allow_unsigned_pickle=getattr(config, "allow_unsigned_pickle", False),
+        cfg.type,
+        cfg.serializer,
+        compress_threshold=cfg.compress_threshold,
+        signing_key=_secret(cfg.signing_key),
+        allow_unsigned_pickle=getattr(cfg, "allow_unsigned_pickle", False),
     )

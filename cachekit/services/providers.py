@@ -5,17 +5,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel
-
 from ..config.diagnostics import did_you_mean, one_of
-from ..config.models import (
-    BUILTIN_PROVIDER_TYPES,
-    CustomProviderConfig,
-    FileProviderConfig,
-    MemcachedProviderConfig,
-    MemoryProviderConfig,
-    RedisProviderConfig,
-)
+from ..config.models import BUILTIN_PROVIDER_TYPES, PROVIDER_MODELS, CustomProviderConfig
+from ..providers.types import PROVIDER_TYPES
 from .base import Service, known_providers, regions_using
 from .edits import edit_config
 from .model_data import deep_merge, model_data, public_data, validate_model
@@ -25,24 +17,13 @@ from .types import CacheProvider, CacheProviderId
 if TYPE_CHECKING:
     from ..runtime.runtime import Runtime
 
-_PROVIDER_MODELS: dict[str, type[BaseModel]] = {
-    "memory": MemoryProviderConfig,
-    "file": FileProviderConfig,
-    "redis": RedisProviderConfig,
-    "memcached": MemcachedProviderConfig,
-}
-_CONNECTION_FIELDS = {
-    "redis": ("url", "host", "port", "db", "username", "password", "startup_nodes", "sentinel"),
-    "memcached": ("servers",),
-    "file": ("path",),
-    "memory": (),
-}
+_CONNECTION_FIELDS = {name: t.connection_fields for name, t in PROVIDER_TYPES.items()}
 _CONNECTION_ALIASES = {"database": "db", "user": "username", "directory": "path", "dir": "path",
                        "server": "servers", "nodes": "startup_nodes"}
 
 
 def provider_model(name: str, provider_type: str, data: Mapping[str, Any]) -> Any:
-    model = _PROVIDER_MODELS.get(provider_type, CustomProviderConfig)
+    model = PROVIDER_MODELS.get(provider_type, CustomProviderConfig)
     return validate_model(model, {**data, "type": provider_type}, f"providers.{name}")
 
 

@@ -20,8 +20,6 @@ from cachekit import CacheConfig, FakeClock, Runtime
 
 
 class StoreConformance:
-    #: whether a second runtime (or process) on the same config sees the same data
-    shared: ClassVar[bool] = True
     #: whether ad-hoc glob patterns can be scanned
     can_scan: ClassVar[bool] = True
     #: the regions' ``flush`` setting (None: the store's default)
@@ -58,15 +56,6 @@ class StoreConformance:
             runtime.region("other").flush()
         finally:
             runtime.close()
-
-    @pytest.fixture
-    def peer(self, config_data: dict[str, Any], rt: Runtime) -> Runtime:
-        """A second runtime on the same config (same store for shared stores)."""
-        if not self.shared:
-            pytest.skip("store is process-local")
-        runtime = self.make_runtime(config_data)
-        yield runtime
-        runtime.close()
 
     # -- facade operations ----------------------------------------------------------------
     def test_put_get_has_forget(self, rt: Runtime) -> None:
@@ -238,10 +227,35 @@ class StoreConformance:
             for name in names:
                 rt.region(name).flush()
 
-    # -- visibility from a second runtime ------------------------------------------------
+    def test_region_flush_deletes_keys_or_advances_the_generation(self, rt: Runtime) -> None:
+        r = rt.region()
+        r.put("a", 1)
+        r.put("b", 2)
+        preview = rt.invalidate(region="default", dry_run=True)
+        by_generation = self.region_flush == "generation" or not self.can_scan
+        if by_generation:  # O(1): one increment, whatever the region holds
+            assert preview.generations == {"default": ["region"]} and not preview.keys
+        else:
+            assert sorted(preview.keys["default"]) == ["a", "b"] and not preview.generations
+        assert r.get("a") == 1  # a dry run changes nothing
+        assert r.flush()
+        assert r.get("a") is None and r.get("b") is None
+        r.put("a", 3)  # a region flushed by generation takes new entries at once
+        assert r.get("a") == 3
+
+
+class SharedStoreCases:
+    """Cases for stores that outlive a process: a second runtime, or a second process, on the same config
+    sees the same data. In-process stores (memory, the custom DictDriver) do not mix this in."""
+
+    @pytest.fixture
+    def peer(self, config_data: dict[str, Any], rt: Runtime) -> Runtime:
+        """A second runtime on the same config, so on the same store."""
+        runtime = self.make_runtime(config_data)  # type: ignore[attr-defined]
+        yield runtime
+        runtime.close()
+
     def test_second_process_sees_writes_and_invalidations(self, rt: Runtime, config_data: dict[str, Any]) -> None:
-        if not self.shared:
-            pytest.skip("store is process-local")
         rt.region().put("from-parent", {"n": 1})
         rt.region().put("user:1", 1)
         rt.region().put("profile:3", 3)
@@ -263,22 +277,6 @@ class StoreConformance:
         assert rt.region().get("profile:3") is None
         assert rt.region("other").get("k") is None
 
-    def test_region_flush_deletes_keys_or_advances_the_generation(self, rt: Runtime) -> None:
-        r = rt.region()
-        r.put("a", 1)
-        r.put("b", 2)
-        preview = rt.invalidate(region="default", dry_run=True)
-        by_generation = self.region_flush == "generation" or not self.can_scan
-        if by_generation:  # O(1): one increment, whatever the region holds
-            assert preview.generations == {"default": ["region"]} and not preview.keys
-        else:
-            assert sorted(preview.keys["default"]) == ["a", "b"] and not preview.generations
-        assert r.get("a") == 1  # a dry run changes nothing
-        assert r.flush()
-        assert r.get("a") is None and r.get("b") is None
-        r.put("a", 3)  # a region flushed by generation takes new entries at once
-        assert r.get("a") == 3
-
     def test_second_runtime_sees_writes_and_invalidations(self, rt: Runtime, peer: Runtime) -> None:
         rt.region().put("shared", "v1")
         assert peer.region().get("shared") == "v1"
@@ -297,22 +295,37 @@ class StoreConformance:
         assert rt.region().get("gone") is None
 
 
-class TestMemory(StoreConformance):
-    shared = False
+class InProcessStoreCases:
+    """Cases for in-process stores: each runtime has a store of its own."""
 
+    def test_a_second_runtime_on_the_same_config_has_its_own_store(
+        self, rt: Runtime, config_data: dict[str, Any]
+    ) -> None:
+        other = self.make_runtime(config_data)  # type: ignore[attr-defined]
+        try:
+            rt.region().put("mine", 1)
+            assert other.region().get("mine") is None
+            other.region().put("theirs", 2)
+            assert rt.region().get("theirs") is None
+            other.region().flush()
+            assert rt.region().get("mine") == 1
+        finally:
+            other.close()
+
+
+class TestMemory(InProcessStoreCases, StoreConformance):
     @pytest.fixture
     def provider(self) -> dict[str, Any]:
         return {"type": "memory"}
 
 
-class TestFile(StoreConformance):
+class TestFile(SharedStoreCases, StoreConformance):
     @pytest.fixture
     def provider(self, tmp_path: Path) -> dict[str, Any]:
         return {"type": "file", "path": str(tmp_path / "store")}
 
 
-class TestCustomDriver(StoreConformance):
-    shared = False
+class TestCustomDriver(InProcessStoreCases, StoreConformance):
     can_scan = False
 
     @pytest.fixture
@@ -329,19 +342,19 @@ class TestCustomDriver(StoreConformance):
         return runtime
 
 
-class TestRedis(StoreConformance):
+class TestRedis(SharedStoreCases, StoreConformance):
     @pytest.fixture
     def provider(self, redis_server: Any) -> dict[str, Any]:
         return {"type": "redis", "url": redis_server.url}
 
 
-class TestRedisCluster(StoreConformance):
+class TestRedisCluster(SharedStoreCases, StoreConformance):
     @pytest.fixture
     def provider(self, redis_cluster: Any) -> dict[str, Any]:
         return {"type": "redis", "cluster": True, "startup_nodes": list(redis_cluster.startup_nodes)}
 
 
-class TestMemcached(StoreConformance):
+class TestMemcached(SharedStoreCases, StoreConformance):
     can_scan = False
 
     @pytest.fixture
@@ -349,7 +362,7 @@ class TestMemcached(StoreConformance):
         return {"type": "memcached", "servers": [memcached_server.address]}
 
 
-class TestMemcachedPool(StoreConformance):
+class TestMemcachedPool(SharedStoreCases, StoreConformance):
     can_scan = False
 
     @pytest.fixture
