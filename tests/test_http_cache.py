@@ -350,3 +350,45 @@ def test_default_runtime_is_the_facade() -> None:
         assert runtime.region().keys() == ["response:/facade"]
     finally:
         Cache.reset()
+
+
+def test_head_and_get_share_one_entry(runtime: Runtime) -> None:
+    app = FastAPI()
+    calls = Counter()
+
+    @app.api_route("/both", methods=["GET", "HEAD"])
+    @cache_response(ttl=60, runtime=runtime)
+    def both() -> dict[str, int]:
+        return {"call": calls()}
+
+    client = TestClient(app)
+    head = client.head("/both")
+    assert head.headers["x-cache"] == "MISS" and head.content == b""
+    get = client.get("/both")
+    assert get.headers["x-cache"] == "HIT" and get.json() == {"call": 1}
+    assert get.headers["etag"] == head.headers["etag"]
+
+
+def test_ttl_as_a_duration_string_and_a_bad_one() -> None:
+    from cachekit import CacheError
+
+    runtime = Runtime.fake()
+    app = FastAPI()
+
+    @app.get("/d")
+    @cache_response(ttl="1h30m", runtime=runtime)
+    def d() -> dict[str, int]:
+        return {"one": 1}
+
+    assert TestClient(app).get("/d").headers["cache-control"] == "max-age=5400"
+    with pytest.raises(CacheError, match="not a number of seconds or a duration"):
+        cache_response(ttl="soon")
+
+
+def test_a_key_template_must_name_endpoint_parameters() -> None:
+    from cachekit import CacheError
+
+    with pytest.raises(CacheError, match="names 'user'"):
+        @cache_response(key="u:{user}")
+        def endpoint(user_id: int) -> dict[str, int]:
+            return {}
