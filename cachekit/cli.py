@@ -1,5 +1,4 @@
-"""The ``cachekit`` command: ``validate``, ``schema``, ``show``, ``ping``, ``serve``, ``demo``, and for
-operators ``get``, ``forget``, ``flush``, ``stats`` (:mod:`cachekit.operate`).
+"""The ``cachekit`` command: ``validate``, ``schema``, ``show``, ``ping``, ``serve``, ``demo``.
 
 The CLI needs the ``cli`` extra (typer and rich); without it, ``cachekit`` says what to install and exits
 with status 2. ``validate`` is made for CI::

@@ -19,8 +19,17 @@ with warnings.catch_warnings():
     warnings.filterwarnings("ignore", message="Using `httpx` with `starlette.testclient`")
     from fastapi.testclient import TestClient
 
+from pydantic import BaseModel  # noqa: E402
+
 from cachekit import CacheConfig, FakeClock, Runtime  # noqa: E402
 from cachekit.http import cache_response  # noqa: E402
+
+
+class Paging(BaseModel):
+    """A module-level model: its name in a string annotation resolves in this module, not cachekit's."""
+
+    page: int = 1
+    size: int = 10
 
 
 @pytest.fixture(params=["memory", "redis"])
@@ -392,3 +401,34 @@ def test_a_key_template_must_name_endpoint_parameters() -> None:
         @cache_response(key="u:{user}")
         def endpoint(user_id: int) -> dict[str, int]:
             return {}
+
+
+def test_string_annotations_resolve_in_the_endpoint_module(runtime: Runtime) -> None:
+    app = FastAPI()
+    calls = Counter()
+
+    @app.get("/list")
+    @cache_response(ttl=60, runtime=runtime)
+    async def listing(paging: Paging = Depends()) -> dict[str, int]:   # "Paging": a string annotation here
+        return {"page": paging.page, "size": paging.size, "call": calls()}
+
+    client = TestClient(app)
+    assert client.get("/list?page=2").json() == {"page": 2, "size": 10, "call": 1}
+    assert client.get("/list?page=2").headers["x-cache"] == "HIT"
+    assert client.get("/list?page=3").json()["call"] == 2
+
+
+def test_a_callable_key_gets_the_endpoint_arguments_by_name(runtime: Runtime) -> None:
+    app = FastAPI()
+    calls = Counter()
+
+    @app.get("/things/{thing_id}")
+    @cache_response(ttl=60, runtime=runtime, key=lambda thing_id, **_: f"thing:{thing_id % 2}")
+    def thing(thing_id: int, verbose: bool = False) -> dict[str, int]:
+        return {"call": calls()}
+
+    client = TestClient(app)
+    assert client.get("/things/1").json() == {"call": 1}
+    assert client.get("/things/3?verbose=true").json() == {"call": 1}   # the same key: thing:1
+    assert client.get("/things/2").json() == {"call": 2}
+    assert sorted(runtime.region().keys()) == ["thing:0", "thing:1"]
