@@ -20,8 +20,8 @@ What it does, per request (the decorator sits *under* the route decorator):
   ``Response`` with status 200; anything else (a ``StreamingResponse``, a ``FileResponse``, bytes, a value
   with ``NaN``, a status other than 200, a response that sets a cookie) is passed through uncached;
 - answers carry ``X-Cache: HIT | MISS``, a strong ``ETag`` (a sha256 of the cached JSON) and
-  ``Cache-Control: max-age=<remaining ttl>`` (``private,`` in front when the request carried a
-  ``vary`` header); a request whose ``If-None-Match`` names the current ETag gets a 304 without body.
+  ``Cache-Control: max-age=<remaining ttl>`` (``private,`` in front when the request carried
+  ``Authorization``, ``Cookie`` or a ``vary`` header); a request whose ``If-None-Match`` names the current ETag gets a 304 without body.
 
 Dependencies (``Depends``) run on every request, hits included: an authorization check in a
 dependency still guards a cached endpoint.
@@ -200,7 +200,8 @@ class _Call:
         self.write = "no-store" not in directives
         headers = request.headers
         varying = [(name, headers.get(name)) for name in settings.vary if name in headers]
-        self.private = bool(varying)
+        # an answer to a request with credentials is never for shared caches (proxies), whatever the key
+        self.private = bool(varying) or "authorization" in headers or "cookie" in headers
         if settings.builder is not None:
             key = settings.builder(args, kwargs)
             if not isinstance(key, str):

@@ -222,3 +222,27 @@ def test_a_memory_region_is_reported_as_empty_in_this_process(tmp_path: Path) ->
     path.write_text("[regions.users]\nttl = 60\n")
     status, _, err = call(operate.get, path, "k", "users")
     assert status == 1 and "kept in process memory" in err
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="needs a pseudo-terminal")
+@pytest.mark.parametrize(("answer", "status"), [("n", 1), ("y", 0)])
+def test_flush_on_a_terminal_asks_first(tmp_path: Path, answer: str, status: int) -> None:
+    import pty
+
+    path = tmp_path / "c.toml"
+    path.write_text(f'[providers.f]\ntype = "file"\npath = "{(tmp_path / "s").as_posix()}"\n'
+                    '[regions.default]\nprovider = "f"\n')
+    seed(path, None, a=1)
+    leader, follower = pty.openpty()
+    environ = {k: v for k, v in os.environ.items() if not k.upper().startswith("CACHEKIT_")}
+    try:
+        process = subprocess.Popen([str(SCRIPT), "flush", str(path)], stdin=follower, stdout=subprocess.PIPE,
+                                   stderr=subprocess.PIPE, cwd=tmp_path, env=environ, text=True)
+        os.write(leader, f"{answer}\n".encode())
+        out, err = process.communicate(timeout=60)
+    finally:
+        os.close(leader)
+        os.close(follower)
+    assert process.returncode == status, err
+    assert "flush every region of" in err and "[y/N]" in err
+    assert cached(path, None, "a") == ("<missing>" if answer == "y" else 1)

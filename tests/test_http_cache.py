@@ -283,7 +283,18 @@ def test_vary_can_be_turned_off_for_public_endpoints(runtime: Runtime) -> None:
 
     client = TestClient(app)
     assert client.get("/public", headers={"Authorization": "Bearer ada"}).json() == {"call": 1}
-    assert client.get("/public", headers={"Authorization": "Bearer bob"}).json() == {"call": 1}
+    shared = client.get("/public", headers={"Authorization": "Bearer bob"})
+    assert shared.json() == {"call": 1} and "vary" not in shared.headers
+    # still an answer to a request with credentials: not for shared proxies
+    assert shared.headers["cache-control"] == "private, max-age=60"
+    assert client.get("/public").headers["cache-control"] == "max-age=60"
+
+
+def test_a_key_template_answer_to_a_credentialed_request_is_private(runtime: Runtime) -> None:
+    client, _ = build(runtime)
+    answer = client.get("/me?x_user=ada", headers={"Cookie": "session=1"})
+    assert answer.headers["cache-control"] == "private, max-age=60" and "vary" not in answer.headers
+    assert client.get("/me?x_user=ada").headers["cache-control"] == "max-age=60"
 
 
 def test_endpoint_with_its_own_request_and_response(runtime: Runtime) -> None:
