@@ -21,7 +21,8 @@ What it does, per request (the decorator sits *under* the route decorator):
   with ``NaN``, a status other than 200, a response that sets a cookie) is passed through uncached;
 - answers carry ``X-Cache: HIT | MISS``, a strong ``ETag`` (a sha256 of the cached JSON) and
   ``Cache-Control: max-age=<remaining ttl>`` (``private,`` in front when the request carried
-  ``Authorization``, ``Cookie`` or a ``vary`` header); a request whose ``If-None-Match`` names the current ETag gets a 304 without body.
+  ``Authorization``, ``Cookie`` or a ``vary`` header); a request whose ``If-None-Match`` names the
+  current ETag gets a 304 without body.
 
 Dependencies (``Depends``) run on every request, hits included: an authorization check in a
 dependency still guards a cached endpoint.

@@ -239,7 +239,7 @@ def test_flush_on_a_terminal_asks_first(tmp_path: Path, answer: str, status: int
         process = subprocess.Popen([str(SCRIPT), "flush", str(path)], stdin=follower, stdout=subprocess.PIPE,
                                    stderr=subprocess.PIPE, cwd=tmp_path, env=environ, text=True)
         os.write(leader, f"{answer}\n".encode())
-        out, err = process.communicate(timeout=60)
+        _, err = process.communicate(timeout=60)
     finally:
         os.close(leader)
         os.close(follower)
