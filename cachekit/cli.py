@@ -356,25 +356,26 @@ def _add_operator_commands(app: typer.Typer) -> None:
 
     from . import operate
 
-    config_arg = typer.Argument(..., help="a TOML config file")
+    config_arg = typer.Argument(..., metavar="CONFIG", help="a TOML config file")
     format_opt = typer.Option(ValidateFormat.text, "--format", "-f", help="output format")
     region_opt = typer.Option(None, "--region", "-r", help="a region (default: the default region)")
 
     @app.command()
-    def get(path: Path = config_arg, key: str = typer.Argument(..., help="the cache key"),
+    def get(path: Path = config_arg, key: str = typer.Argument(..., metavar="KEY", help="the cache key"),
             region: str | None = region_opt, output: ValidateFormat = format_opt) -> None:
         """Print the value cached under KEY: exit 0 found, 1 missing (or the store failed)."""
         raise typer.Exit(operate.get(path, key, region, output.value))
 
     @app.command()
-    def forget(path: Path = config_arg, key: str = typer.Argument(..., help="the cache key"),
+    def forget(path: Path = config_arg, key: str = typer.Argument(..., metavar="KEY", help="the cache key"),
                region: str | None = region_opt, output: ValidateFormat = format_opt) -> None:
         """Remove KEY from a region: exit 0 (cached or not), 1 if the store failed."""
         raise typer.Exit(operate.forget(path, key, region, output.value))
 
     @app.command()
     def flush(path: Path = config_arg,
-              region: str | None = typer.Argument(None, help="one region (default: every declared region)"),
+              region: str | None = typer.Argument(None, metavar="REGION",
+                                                  help="one region (default: every declared region)"),
               yes: bool = typer.Option(False, "--yes", "-y", help="flush every region without asking"),
               output: ValidateFormat = format_opt) -> None:
         """Flush one region, or every declared region (asks first; --yes when stdin is not a terminal)."""
