@@ -148,6 +148,7 @@ def build_app() -> typer.Typer:
 
         raise typer.Exit(run_demo(plot=plot, requests=requests, seed=seed))
 
+    _add_operator_commands(app)
     for info in app.registered_commands:  # docstrings are reST (``code``): --help shows plain text
         if info.help is None and info.callback is not None:
             info.help = plain_text(inspect.getdoc(info.callback) or "")
@@ -399,3 +400,43 @@ def run_serve(path: str | os.PathLike[str] | None = None, host: str = "127.0.0.1
     finally:
         runtime.close()
     return 0
+
+
+# -- operator commands: get, forget, flush, stats (the work is in cachekit.operate) ----------------
+
+
+def _add_operator_commands(app: typer.Typer) -> None:
+    import typer
+
+    from . import operate
+
+    config_arg = typer.Argument(..., metavar="CONFIG", help="a TOML config file")
+    format_opt = typer.Option(ValidateFormat.text, "--format", "-f", help="output format")
+    region_opt = typer.Option(None, "--region", "-r", help="a region (default: the default region)")
+
+    @app.command()
+    def get(path: Path = config_arg, key: str = typer.Argument(..., metavar="KEY", help="the cache key"),
+            region: str | None = region_opt, output: ValidateFormat = format_opt) -> None:
+        """Print the value cached under KEY: exit 0 found, 1 missing (or the store failed)."""
+        raise typer.Exit(operate.get(path, key, region, output.value))
+
+    @app.command()
+    def forget(path: Path = config_arg, key: str = typer.Argument(..., metavar="KEY", help="the cache key"),
+               region: str | None = region_opt, output: ValidateFormat = format_opt) -> None:
+        """Remove KEY from a region: exit 0 (cached or not), 1 if the store failed."""
+        raise typer.Exit(operate.forget(path, key, region, output.value))
+
+    @app.command()
+    def flush(path: Path = config_arg,
+              region: str | None = typer.Argument(None, metavar="REGION",
+                                                  help="one region (default: every declared region)"),
+              yes: bool = typer.Option(False, "--yes", "-y", help="flush every region without asking"),
+              output: ValidateFormat = format_opt) -> None:
+        """Flush one region, or every declared region (asks first; --yes when stdin is not a terminal)."""
+        ask = (lambda question: typer.confirm(question, err=True)) if sys.stdin.isatty() else None
+        raise typer.Exit(operate.flush(path, region, output.value, yes=yes, confirm=ask))
+
+    @app.command()
+    def stats(path: Path = config_arg, output: ValidateFormat = format_opt) -> None:
+        """Per region: provider, TTL, whether the store answers, and how many keys it holds."""
+        raise typer.Exit(operate.stats(path, output.value))

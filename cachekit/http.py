@@ -50,6 +50,7 @@ from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
 from .errors import CacheError, require
 from .facade import Cache
+from .http_cache import cache_response
 from .http_policy import admin_guard, is_loopback
 from .offload import off_loop
 from .services import (
@@ -69,8 +70,8 @@ if TYPE_CHECKING:
 
     from .runtime.runtime import Runtime
 
-__all__ = ["AnonymousAccessWarning", "ItemBody", "ProviderBody", "RegionBody", "RuleBody", "create_app",
-           "create_router"]
+__all__ = ["AnonymousAccessWarning", "ItemBody", "ProviderBody", "RegionBody", "RuleBody", "cache_response",
+           "create_app", "create_router"]
 
 _STATUS = {"not_found": 404, "conflict": 409, "disabled": 409, "invalid": 422, "unsupported": 400,
            "provider": 503, "forbidden": 403, "error": 400}

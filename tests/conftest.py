@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import hypothesis  # noqa: F401  # imported (and assertion-rewritten) at start-up, see below
+import hypothesis  # imported (and assertion-rewritten) at start-up, see below
 import pytest
 
 # CPython 3.11.7 can raise "SystemError: AST constructor recursion depth mismatch" when a module is
@@ -27,6 +27,13 @@ from servers import (
 )
 
 from cachekit import Cache, Runtime
+
+# Generating examples is slower on a loaded 2-core CI machine than hypothesis' health check expects:
+# that is load, not a property failing. Properties still run every example; there is no time limit.
+hypothesis.settings.register_profile(
+    "cachekit", deadline=None, suppress_health_check=[hypothesis.HealthCheck.too_slow]
+)
+hypothesis.settings.load_profile("cachekit")
 
 # -- test servers ---------------------------------------------------------------------------------
 # Real redis-server / memcached processes on free loopback ports, one of each kind per session.

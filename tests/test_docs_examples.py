@@ -23,7 +23,7 @@ from cachekit import ConfigError, FakeClock
 from cachekit.config.loader import load_config, parse_config
 
 DOC_FILES = ["README.md", "docs/facade.md", "docs/stats.md", "docs/notebook.md", "docs/testing.md",
-             "docs/decorators.md", "docs/services.md", "docs/http.md"]
+             "docs/decorators.md", "docs/services.md", "docs/http.md", "docs/response-caching.md"]
 
 
 def doc_blocks(lang: str) -> list[Any]:
