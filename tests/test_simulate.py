@@ -372,7 +372,7 @@ def test_a_sampled_trace_predicts_the_full_one(zipf: Trace) -> None:
     assert part.max_size[0] == 1_000
     # half the keys of a 5 000-key Zipf: an estimate within a few points (3.1 here); more keys, closer
     assert abs(part.hit_ratio[0] - full.hit_ratio[0]) < 0.05
-    assert abs(part.lookups[0] - full.lookups[0]) < 0.1 * full.lookups[0]
+    assert abs(part.lookups[0] - full.lookups[0]) < 0.15 * full.lookups[0]  # counts scaled back by 2
 
 
 def test_progress_bar_is_shown_on_long_replays(capsys: pytest.CaptureFixture[str]) -> None:
