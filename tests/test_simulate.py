@@ -18,7 +18,7 @@ import pytest
 pd = pytest.importorskip("pandas")
 np = pytest.importorskip("numpy")
 
-from docblocks import ROOT, page_blocks, run_block  # noqa: E402
+from docblocks import ROOT, page_blocks  # noqa: E402
 
 from cachekit import CacheConfig, Runtime  # noqa: E402
 from cachekit.simulate import OPS, Trace, _earlier_greater, lru_curve, policies, simulate  # noqa: E402
@@ -386,8 +386,11 @@ def test_progress_bar_is_shown_on_long_replays(capsys: pytest.CaptureFixture[str
 
 
 # -- the docs page -------------------------------------------------------------------------------
-@pytest.mark.parametrize("block", page_blocks(["docs/simulate.md"], "python"), ids=lambda b: b.id)
-def test_docs_example_runs(block: Any) -> None:
-    if block.skip:
-        pytest.skip("no-test")
-    run_block(block.code, str(ROOT / block.file), block.line + 1)
+def test_docs_page_runs_top_to_bottom() -> None:
+    """docs/simulate.md reads as one story: its blocks run in order in one namespace."""
+    blocks = [b for b in page_blocks(["docs/simulate.md"], "python") if not b.skip]
+    assert len(blocks) >= 5
+    namespace: dict[str, Any] = {"__name__": "__docs__"}
+    for block in blocks:
+        code = "\n" * block.line + block.code
+        exec(compile(code, str(ROOT / block.file), "exec", dont_inherit=True), namespace)
