@@ -139,12 +139,6 @@ class Trace:
         sampled = f", sample={self.sample}" if self.sample < 1 else ""
         return f"<Trace: {len(self)} events, regions={self.regions}{sampled}>"
 
-    def keys(self, region: str | None = None) -> list[int]:
-        """The key hashes of the ``get`` and ``put`` events (of one region), in order."""
-        code = None if region is None else self._codes.get(region, -1)
-        return [k for k, o, r in zip(self.key_hash, self.op, self.region, strict=True)
-                if o in (GET, PUT) and (code is None or r == code)]
-
     # -- frames ---------------------------------------------------------------------------------
     def to_frame(self) -> pd.DataFrame:
         """One row per event: ``time`` (float), ``region`` and ``op`` (categorical), ``key_hash``

@@ -394,3 +394,11 @@ def test_docs_page_runs_top_to_bottom() -> None:
     for block in blocks:
         code = "\n" * block.line + block.code
         exec(compile(code, str(ROOT / block.file), "exec", dont_inherit=True), namespace)
+
+
+def test_docstring_examples_run() -> None:
+    import doctest
+
+    module = sys.modules["cachekit.simulate"]  # ``cachekit.simulate`` itself is the function
+    result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
+    assert result.attempted >= 4 and result.failed == 0
