@@ -27,9 +27,11 @@ import inspect
 import math
 from array import array
 from collections.abc import Iterable, Iterator, Sequence
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from .clock import Clock
+from .config.durations import DURATION_FORMS, parse_duration
 from .errors import require
 from .providers.base import MISSING
 from .providers.memory import MemoryDriver
@@ -606,6 +608,22 @@ def _listed(value: Any) -> list[Any]:
     return [value]
 
 
+def _seconds(value: Any, name: str) -> float | None:
+    """A TTL as the config takes one: seconds, a ``timedelta`` or a duration such as ``"10m"``."""
+    if value is None:
+        return None
+    if isinstance(value, timedelta):
+        value = value.total_seconds()
+    elif isinstance(value, str):
+        seconds = parse_duration(value.strip())
+        if seconds is None:
+            raise ValueError(f"{name} {value!r} is not {DURATION_FORMS}")
+        value = seconds
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+        raise ValueError(f"{name} must be positive seconds, a timedelta or a duration, not {value!r}")
+    return float(value)
+
+
 def _regions(trace: Trace, region: str | Sequence[str] | None) -> list[tuple[str, int | None]]:
     if region is None:
         names = trace.regions or []
@@ -641,7 +659,8 @@ def simulate(trace: Trace, region: str | Sequence[str] | None = None, max_size: 
     """Replay ``trace`` under every combination of the settings and predict what the cache does.
 
     Each of ``max_size``, ``ttl``, ``policy``, ``l1_ttl`` and ``l1_max_size`` is a value or a list;
-    ``None`` means what it means in a config (no size bound, no expiry, no L1). One row per region
+    ``None`` means what it means in a config (no size bound, no expiry, no L1); a TTL is seconds, a
+    ``timedelta`` or a duration string (``"10m"``). One row per region
     (``region=None``: each region of the trace, replayed apart as the runtime keeps them) and
     combination, with columns ``region, max_size, ttl, policy, hit_ratio, misses, loads,
     est_load_time_s`` plus ``hits, lookups, evictions, expirations`` and, when an ``l1_ttl`` is given,
@@ -668,8 +687,9 @@ def simulate(trace: Trace, region: str | Sequence[str] | None = None, max_size: 
         if any(t is not None for t in _listed(ttl)):
             raise ValueError("the LRU curve assumes no TTL; give max_size as a list to replay with a TTL")
         return lru_curve(trace, region)
-    sizes, ttls, pols = _listed(max_size), _listed(ttl), _listed(policy)
-    l1_ttls, l1_sizes = _listed(l1_ttl), _listed(l1_max_size)
+    sizes, pols, l1_sizes = _listed(max_size), _listed(policy), _listed(l1_max_size)
+    ttls = [_seconds(t, "ttl") for t in _listed(ttl)]
+    l1_ttls = [_seconds(t, "l1_ttl") for t in _listed(l1_ttl)]
     known = policies()
     for p in pols:
         if p not in known and "policy" not in inspect.signature(MemoryDriver).parameters:

@@ -402,3 +402,15 @@ def test_docstring_examples_run() -> None:
     module = sys.modules["cachekit.simulate"]  # ``cachekit.simulate`` itself is the function
     result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
     assert result.attempted >= 4 and result.failed == 0
+
+
+def test_ttls_are_taken_as_the_config_takes_them(zipf: Trace) -> None:
+    from datetime import timedelta
+
+    frame = simulate(zipf, max_size=500, ttl=[60, "1m", timedelta(minutes=1), "2m"])
+    assert frame.ttl.tolist() == [60.0, 120.0]  # the same setting once
+    assert frame.hit_ratio[0] < frame.hit_ratio[1]
+    with pytest.raises(ValueError, match="duration"):
+        simulate(zipf, max_size=500, ttl="soon")
+    with pytest.raises(ValueError, match="positive"):
+        simulate(zipf, max_size=500, ttl=0)
