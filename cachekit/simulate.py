@@ -113,10 +113,11 @@ class Trace:
                load_time: float = 0.0) -> bool:
         """Append one event; ``False`` when it was not kept (not sampled, or ``max_events`` reached).
 
-        ``key`` is a key (hashed with ``hash``) or an ``int`` hash already; ``op`` a code
-        (``Trace.GET``...) or a name (``"get"``...).
+        ``key`` is hashed with ``hash`` (a string key's hash varies between processes unless
+        ``PYTHONHASHSEED`` is set; an ``int`` is its own hash); ``op`` a code (``Trace.GET``...) or a
+        name (``"get"``...).
         """
-        h = key if type(key) is int else hash(key)
+        h = hash(key)  # an int below 2**61 - 1 is its own hash (but -1 hashes to -2)
         if self._threshold is not None and ((h * _MIX) & _MASK64) >= self._threshold:
             return False
         if self.max_events is not None and len(self.time) >= self.max_events:
