@@ -30,6 +30,9 @@ from .providers.base import MISSING, CacheDriver
 from .runtime.region import Region, TaggedCache
 from .runtime.runtime import InvalidationResult, Runtime
 
+# the function, not the module, is ``cachekit.simulate`` (imported here so it stays bound over the module)
+from .simulate import Trace, simulate
+
 __version__ = "0.1.0"
 
 # Names served lazily from their modules (seed 003 services and decorators, config helpers).
@@ -81,5 +84,5 @@ __all__ = [
     "Cache", "CacheConfig", "CacheDriver", "MISSING", "Runtime", "Region", "TaggedCache",
     "InvalidationResult", "current_runtime", "load", "Clock", "FakeClock", "SystemClock",
     "CacheError", "ConfigError", "ConfigErrorItem", "MissingExtraError", "ProviderError",
-    "UnsupportedOperation", "ValueTooLargeError", *_LAZY,
+    "UnsupportedOperation", "ValueTooLargeError", "Trace", "simulate", *_LAZY,
 ]
