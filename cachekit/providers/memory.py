@@ -10,7 +10,10 @@ from typing import Any
 from ..clock import Clock, SystemClock
 from .base import MISSING, CacheDriver
 
-__all__ = ["MemoryDriver"]
+__all__ = ["POLICIES", "MemoryDriver"]
+
+#: eviction policies of the memory store: "lru" (the default) and "tinylfu" (W-TinyLFU, in .tinylfu)
+POLICIES = ("lru", "tinylfu")
 
 
 class MemoryDriver(CacheDriver):
@@ -33,8 +36,19 @@ class MemoryDriver(CacheDriver):
 
     can_scan = True
     shared = False
+    #: the eviction policy; ``MemoryDriver(policy="tinylfu")`` builds a ``TinyLFUMemoryDriver``
+    policy = "lru"
 
-    def __init__(self, max_size: int | None = 10_000, clock: Clock | None = None) -> None:
+    def __new__(cls, *args: Any, policy: str = "lru", **kwargs: Any) -> MemoryDriver:
+        if policy not in POLICIES:
+            raise ValueError(f"unknown memory policy {policy!r}; choose one of {', '.join(POLICIES)}")
+        if policy == "tinylfu" and cls is MemoryDriver:
+            from .tinylfu import TinyLFUMemoryDriver
+
+            cls = TinyLFUMemoryDriver
+        return super().__new__(cls)
+
+    def __init__(self, max_size: int | None = 10_000, clock: Clock | None = None, policy: str = "lru") -> None:
         self.max_size = max_size
         self.clock: Clock = clock or SystemClock()
         self._now = self.clock.now

@@ -54,7 +54,8 @@ def build_driver(config: Any, *, namespace: str, clock: Clock, max_size: int | N
     if kind == "memory":
         from .memory import MemoryDriver
 
-        return MemoryDriver(max_size=max_size if max_size is not None else config.max_size, clock=clock)
+        return MemoryDriver(max_size=max_size if max_size is not None else config.max_size, clock=clock,
+                            policy=getattr(config, "policy", "lru"))
 
     def serializer() -> Any:
         return serializer_for(config)
