@@ -9,12 +9,13 @@ Policy"; Caffeine's ``FrequencySketch`` and ``BoundedLocalCache``):
   promotes the key to protected, whose overflow is demoted back to probation;
 - **admission**: when the window overflows, its least recent key (the candidate) goes to the main only
   if its estimated frequency beats the main's victim (the least recent key of probation); otherwise the
-  candidate is evicted. One-hit wonders therefore never push frequent keys out, and a scan of new keys
+  candidate is evicted. One-hit wonders therefore do not push frequent keys out, and a scan of new keys
   flows through the window without touching the main;
 - a **count-min sketch** of 4 rows of 8-bit counters (saturating at 15, like Caffeine's 4-bit ones),
-  updated conservatively (only the smallest counters grow), that estimates how often each key was
-  requested recently. After ``10 * capacity`` increments every counter is **halved** (aging), so
-  yesterday's hot keys give way to today's;
+  updated conservatively (only the smallest counters grow), behind a doorkeeper Bloom filter that
+  takes each key's first access, estimates how often each key was requested recently. After
+  ``10 * capacity`` counted accesses every counter is **halved** and the doorkeeper emptied (aging),
+  so yesterday's hot keys give way to today's;
 - an **adaptive window** (Caffeine's hill climber): the hit ratio of each sample period is compared with
   the previous one and the window grows or shrinks in the direction that helped, with a decaying step
   (recency-skewed workloads get a larger window, frequency-skewed ones a smaller one).
@@ -49,11 +50,13 @@ MAX_COUNT = 15
 
 
 class CountMinSketch:
-    """Approximate access counts of keys, with periodic halving ("aging").
+    """Approximate access counts of keys, with a doorkeeper and periodic halving ("aging").
 
     ``width`` counters per row (a power of two, at least 4 * ``capacity``), four rows in one
-    ``bytearray``; a key's count is the least of its four counters. After ``sample_size`` increments
-    (default ``10 * capacity``) every counter is halved.
+    ``bytearray``; a key's count is the least of its four counters. In front of them a **doorkeeper**
+    (a Bloom filter of about 8 bits per counted access) absorbs each key's first access, so keys seen
+    once in a period never load the counters. After ``sample_size`` counted accesses (default
+    ``10 * capacity``) every counter is halved and the doorkeeper is emptied.
 
     >>> s = CountMinSketch(capacity=16, sample_size=1000)
     >>> for _ in range(3): s.increment("k")
@@ -61,7 +64,7 @@ class CountMinSketch:
     (3, 0)
     """
 
-    __slots__ = ("additions", "mask", "resets", "sample_size", "table", "width")
+    __slots__ = ("additions", "door", "door_mask", "mask", "resets", "sample_size", "table", "width")
 
     def __init__(self, capacity: int, sample_size: int | None = None) -> None:
         width = 64
@@ -71,60 +74,72 @@ class CountMinSketch:
         self.mask = width - 1
         self.table = bytearray(4 * width)
         self.sample_size = sample_size if sample_size is not None else max(10 * capacity, 10)
-        #: increments since the last halving
+        bits = 512
+        while bits < 8 * self.sample_size:
+            bits <<= 1
+        self.door = bytearray(bits >> 3)
+        self.door_mask = bits - 1
+        #: counted accesses since the last halving
         self.additions = 0
         #: how many times the counters were halved
         self.resets = 0
 
-    def _indexes(self, key: Any) -> tuple[int, int, int, int]:
-        # a str hash is already 64 well-mixed bits; one multiply spreads ints (hash(i) == i) as well
-        h = hash(key)
-        g = (h * _C1) & _MASK64
-        m, w = self.mask, self.width
-        return h & m, w + (h >> 32 & m), 2 * w + (g >> 40 & m), 3 * w + (g >> 20 & m)
-
     def frequency(self, key: Any) -> int:
-        """The estimated count of ``key`` (never below the true count since the last halving)."""
+        """The estimated count of ``key`` since the last halving (never below the true count)."""
         t, m, w = self.table, self.mask, self.width
         h = hash(key)
         g = (h * _C1) & _MASK64
+        dm, door = self.door_mask, self.door
+        x, y = g & dm, (g >> 32) & dm
+        seen = 1 if door[x >> 3] & (1 << (x & 7)) and door[y >> 3] & (1 << (y & 7)) else 0
         a, b, c, d = t[h & m], t[w + (h >> 32 & m)], t[2 * w + (g >> 40 & m)], t[3 * w + (g >> 20 & m)]
         if b < a:
             a = b
         if d < c:
             c = d
-        return a if a < c else c
+        return (a if a < c else c) + seen
 
     def increment(self, key: Any) -> None:
-        """Count one access of ``key`` (conservative update: only the smallest counters grow)."""
-        t, m, w = self.table, self.mask, self.width
+        """Count one access of ``key``: the first one in the doorkeeper, the next ones in the counters
+        (conservative update: only the smallest counters grow)."""
         h = hash(key)
         g = (h * _C1) & _MASK64
-        i0, i1, i2, i3 = h & m, w + (h >> 32 & m), 2 * w + (g >> 40 & m), 3 * w + (g >> 20 & m)
-        a, b, c, d = t[i0], t[i1], t[i2], t[i3]
-        low = a if a < b else b
-        if c < low:
-            low = c
-        if d < low:
-            low = d
-        if low >= MAX_COUNT:
-            return
-        low += 1
-        if a < low:
-            t[i0] = low
-        if b < low:
-            t[i1] = low
-        if c < low:
-            t[i2] = low
-        if d < low:
-            t[i3] = low
+        dm, door = self.door_mask, self.door
+        x, y = g & dm, (g >> 32) & dm
+        bx, by = 1 << (x & 7), 1 << (y & 7)
+        x >>= 3
+        y >>= 3
+        if not (door[x] & bx and door[y] & by):
+            door[x] |= bx
+            door[y] |= by
+        else:
+            t, m, w = self.table, self.mask, self.width
+            i0, i1, i2, i3 = h & m, w + (h >> 32 & m), 2 * w + (g >> 40 & m), 3 * w + (g >> 20 & m)
+            a, b, c, d = t[i0], t[i1], t[i2], t[i3]
+            low = a if a < b else b
+            if c < low:
+                low = c
+            if d < low:
+                low = d
+            if low >= MAX_COUNT:
+                return
+            low += 1
+            if a < low:
+                t[i0] = low
+            if b < low:
+                t[i1] = low
+            if c < low:
+                t[i2] = low
+            if d < low:
+                t[i3] = low
         self.additions += 1
         if self.additions >= self.sample_size:
             self.age()
 
     def age(self) -> None:
-        """Halve every counter (one C-level pass over the table)."""
+        """Halve every counter (one C-level pass over the table) and empty the doorkeeper."""
         self.table = self.table.translate(_HALF)
+        self.door = bytearray(len(self.door))
         self.additions //= 2
         self.resets += 1
 
@@ -304,6 +319,11 @@ class TinyLFUMemoryDriver(MemoryDriver):
     policy = "tinylfu"
     eviction: WTinyLFU | None = None
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # readers that bypass get() (the region's fast path) report hits through touch()
+        self.lru_active = self.eviction is not None
+
     @property  # type: ignore[override]
     def max_size(self) -> int | None:
         return self._max_size
@@ -312,6 +332,7 @@ class TinyLFUMemoryDriver(MemoryDriver):
     def max_size(self, size: int | None) -> None:
         self._max_size = size
         ev = self.eviction
+        self.lru_active = size is not None
         if size is None:
             self.eviction = None
         elif ev is None or ev.capacity != size:
@@ -369,7 +390,9 @@ class TinyLFUMemoryDriver(MemoryDriver):
         with self._lock:
             if self.eviction is not None:
                 self.eviction.clear()
-            return super().flush()
+            super().flush()
+            self.lru_active = self.eviction is not None
+        return True
 
     def touch(self, key: str) -> None:
         """Record an access of ``key``."""
