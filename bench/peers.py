@@ -21,6 +21,8 @@ PEERS: dict[str, str] = {
     "dogpile.cache": "dogpile.cache",
     "cashews": "cashews",
     "aiocache": "aiocache",
+    "theine": "theine",  # the hit-ratio section (bench/hit_ratio.py)
+    "numpy": "numpy",  # builds the hit-ratio traces
 }
 
 _failures: dict[str, str] = {}

@@ -1,7 +1,8 @@
 """cachekit benchmarks: one run comparing cachekit with its peers (``make bench``).
 
 Scenarios: memory get hit / miss / set / remember, Redis get hit and get_many, memcached get hit,
-and the latency of cross-process L1 invalidation over the bus. Every timing is timeit-style (best of
+the latency of cross-process L1 invalidation over the bus, and the hit ratio of eviction policies
+(``bench/hit_ratio.py``). Every timing is timeit-style (best of
 N repeats of a calibrated loop; ns/op min and median); ratios are peer / cachekit, so a ratio above
 1.00 means cachekit is faster. Results go to ``bench/results.json`` and ``docs/benchmarks.md``.
 
@@ -32,7 +33,7 @@ if str(BENCH_DIR) not in sys.path:
 from harness import Bench, Scenario, Settings, format_ns, format_ratio, measure_sync  # noqa: E402
 from peers import ensure_peers, peer_versions  # noqa: E402
 
-GROUPS = ("memory", "redis", "memcached", "bus")
+GROUPS = ("memory", "redis", "memcached", "bus", "hit_ratio")
 RESULTS = BENCH_DIR / "results.json"
 DOC = ROOT / "docs" / "benchmarks.md"
 
@@ -142,7 +143,7 @@ def _md_table(s: Scenario) -> list[str]:
 
 
 def markdown(machine: dict[str, Any], scenarios: list[Scenario], bus: dict[str, Any] | None,
-             work: list[dict[str, Any]]) -> str:
+             work: list[dict[str, Any]], hit_ratio: dict[str, Any] | None = None) -> str:
     """docs/benchmarks.md: how to reproduce, machine, one table per scenario, bus latency."""
     versions = ", ".join(f"{k} {v}" for k, v in machine["versions"].items())
     load = machine.get("load_average_start")
@@ -234,6 +235,10 @@ def markdown(machine: dict[str, Any], scenarios: list[Scenario], bus: dict[str, 
             lines.append(f"| {label} | {d['p50_ms']:.3f} | {d['p90_ms']:.3f} | {d['p99_ms']:.3f} | "
                          f"{d['max_ms']:.3f} | {d['mean_ms']:.3f} |")
         lines.append("")
+    if hit_ratio is not None:
+        from hit_ratio import markdown as hit_ratio_markdown
+
+        lines += hit_ratio_markdown(hit_ratio)
     return "\n".join(lines)
 
 
@@ -266,6 +271,7 @@ def main(argv: list[str] | None = None) -> int:
     scenarios: list[Scenario] = []
     bus: dict[str, Any] | None = None
     work: list[dict[str, Any]] = []
+    hit_ratio: dict[str, Any] | None = None
     try:
         if "memory" in groups:
             from bench_memory import memory_scenarios
@@ -297,6 +303,11 @@ def main(argv: list[str] | None = None) -> int:
                 traceback.print_exc()
                 bus = {"status": "n/a", "note": f"{type(exc).__name__}: {exc}"}
             print_bus(bus)
+        if "hit_ratio" in groups:
+            from hit_ratio import hit_ratios, print_table
+
+            hit_ratio = hit_ratios(quick=args.quick)
+            print_table(hit_ratio)
     finally:
         bench.close()
 
@@ -307,9 +318,10 @@ def main(argv: list[str] | None = None) -> int:
         print("results not written (subset or --no-write; use --write to force)")
         return 0
     RESULTS.write_text(json.dumps({"machine": machine, "scenarios": [s.as_dict() for s in scenarios],
-                                   "work_per_operation": work, "bus": bus}, indent=2) + "\n")
+                                   "work_per_operation": work, "bus": bus, "hit_ratio": hit_ratio},
+                                  indent=2) + "\n")
     DOC.parent.mkdir(parents=True, exist_ok=True)
-    DOC.write_text(markdown(machine, scenarios, bus, work))
+    DOC.write_text(markdown(machine, scenarios, bus, work, hit_ratio))
     print(f"wrote {RESULTS.relative_to(ROOT)} and {DOC.relative_to(ROOT)}")
     return 0
 

@@ -141,6 +141,8 @@ class MemoryProviderConfig(_ProviderBase):
 
     type: Literal["memory"] = Field("memory", description="the provider kind")
     max_size: int | None = Field(10_000, gt=0, description="entries per region before LRU eviction")
+    policy: Literal["lru", "tinylfu"] = Field(
+        "lru", description="eviction past max_size: lru, or tinylfu (W-TinyLFU: frequency-aware, scan-resistant)")
 
 
 class FileProviderConfig(_ProviderBase):
@@ -281,6 +283,8 @@ class L1Config(_Model):
     provider: str = Field("memory", description="a memory provider")
     ttl: Seconds | None = Field(30, description="upper bound of L1 staleness without a bus")
     max_size: int | None = Field(None, gt=0, description="entries in L1 before LRU eviction")
+    policy: Literal["lru", "tinylfu"] | None = Field(
+        None, description="L1 eviction policy (lru or tinylfu); default: the L1 provider's policy")
 
 
 class RegionConfig(_Model):

@@ -10,7 +10,10 @@ from typing import Any
 from ..clock import Clock, SystemClock
 from .base import MISSING, CacheDriver
 
-__all__ = ["MemoryDriver"]
+__all__ = ["POLICIES", "MemoryDriver"]
+
+#: eviction policies of the memory store: "lru" (the default) and "tinylfu" (W-TinyLFU, in .tinylfu)
+POLICIES = ("lru", "tinylfu")
 
 
 class MemoryDriver(CacheDriver):
@@ -32,14 +35,26 @@ class MemoryDriver(CacheDriver):
     """
 
     can_scan = True
+    #: the eviction policy; ``MemoryDriver(policy="tinylfu")`` builds a ``TinyLFUMemoryDriver``
+    policy = "lru"
 
-    def __init__(self, max_size: int | None = 10_000, clock: Clock | None = None) -> None:
+    def __new__(cls, *args: Any, policy: str = "lru", **kwargs: Any) -> MemoryDriver:
+        if policy not in POLICIES:
+            raise ValueError(f"unknown memory policy {policy!r}; choose one of {', '.join(POLICIES)}")
+        if policy == "tinylfu" and cls is MemoryDriver:
+            from .tinylfu import TinyLFUMemoryDriver
+
+            cls = TinyLFUMemoryDriver
+        return super().__new__(cls)
+
+    def __init__(self, max_size: int | None = 10_000, clock: Clock | None = None, policy: str = "lru") -> None:
         self.max_size = max_size
         self.clock: Clock = clock or SystemClock()
         self._now = self.clock.now
         self.data: OrderedDict[str, Any] = OrderedDict()
         self.expiry: dict[str, float] = {}
         self.evictions = 0
+        self.expirations = 0  # entries found expired and dropped (the simulator and stats read it)
         #: True once LRU order must be kept on reads (store more than half full).
         self.lru_active = False
         self._lock = threading.RLock()
@@ -154,6 +169,7 @@ class MemoryDriver(CacheDriver):
             if deadline is not None and deadline <= self._now():
                 self.data.pop(key, None)
                 del self.expiry[key]
+                self.expirations += 1
 
     def _evict(self) -> None:
         data, expiry = self.data, self.expiry

@@ -80,7 +80,7 @@ def driver_options(cfg: Any, *, namespace: str, clock: Clock, max_size: int | No
 
 
 def _memory(cfg: Any, namespace: str, clock: Clock, max_size: int | None) -> dict[str, Any]:
-    return {"max_size": max_size if max_size is not None else cfg.max_size, "clock": clock}
+    return {"max_size": max_size if max_size is not None else cfg.max_size, "clock": clock, "policy": cfg.policy}
 
 
 def _file(cfg: Any, namespace: str, clock: Clock, max_size: int | None) -> dict[str, Any]:

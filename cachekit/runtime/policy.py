@@ -69,6 +69,8 @@ class Policy:
     l1_provider: str | None = None
     l1_ttl: float | None = None
     l1_max_size: int | None = None
+    #: the L1 tier's eviction policy (None: its memory provider's)
+    l1_eviction: str | None = None
     #: (regex, ttl) of time_based rules, first match wins
     ttl_rules: list[tuple[re.Pattern[str], float]] = field(default_factory=list)
     #: (regex, rule name) of pattern_based rules: matching keys are stamped with the rule's generation

@@ -176,7 +176,7 @@ class Runtime:
         return driver
 
     def _tier(self, provider: str, region: str, stats: RegionStats, max_size: int | None,
-              serializer: str | None = None) -> Tier:
+              serializer: str | None = None, eviction: str | None = None) -> Tier:
         namespace = f"{self.prefix}:{region}:"
         custom = self._custom.get(provider)
         if custom is not None:
@@ -185,7 +185,8 @@ class Runtime:
         cfg = self.provider_config(provider)
         if cfg.type == "memory" or (self.fake and cfg.type in BUILTIN_PROVIDER_TYPES):
             size = max_size if max_size is not None else getattr(cfg, "max_size", None)
-            driver = MemoryDriver(max_size=size, clock=self.clock)
+            driver = MemoryDriver(max_size=size, clock=self.clock,
+                                  policy=eviction or getattr(cfg, "policy", "lru"))
             driver.name = provider
             return Tier(driver, provider=provider, namespace=namespace, private=True,
                         on_error=cfg.on_error, stats=stats)
@@ -225,6 +226,7 @@ class Runtime:
             l1_provider=l1.provider if l1 else None,
             l1_ttl=l1.ttl if l1 else None,
             l1_max_size=l1.max_size if l1 else None,
+            l1_eviction=l1.policy if l1 else None,
             ttl_rules=[(compile_glob(r.pattern), r.ttl) for r in applies if isinstance(r, TimeBasedRule)],
             pattern_rules=[(compile_glob(r.pattern), r.name) for r in applies if isinstance(r, PatternBasedRule)],
         )
@@ -248,7 +250,8 @@ class Runtime:
             if existing is not None and existing.l1 is not None and policy.l1_provider not in rebuilt:
                 l1 = existing.l1
             else:
-                l1 = self._tier(policy.l1_provider, policy.name, stats, policy.l1_max_size)
+                l1 = self._tier(policy.l1_provider, policy.name, stats, policy.l1_max_size,
+                                eviction=policy.l1_eviction)
                 if not l1.private:
                     raise CacheError(f"region {policy.name!r}: L1 provider {policy.l1_provider!r} "
                                      "must be an in-process memory provider")

@@ -319,6 +319,17 @@ class TestMemory(InProcessStoreCases, StoreConformance):
         return {"type": "memory"}
 
 
+class TestMemoryTinyLFU(TestMemory):
+    """The same guarantees with W-TinyLFU eviction (``policy = "tinylfu"``)."""
+
+    @pytest.fixture
+    def provider(self) -> dict[str, Any]:
+        return {"type": "memory", "policy": "tinylfu"}
+
+    def test_store_is_tinylfu(self, rt: Runtime) -> None:
+        assert rt.region().l2.driver.policy == "tinylfu"
+
+
 class TestFile(SharedStoreCases, StoreConformance):
     @pytest.fixture
     def provider(self, tmp_path: Path) -> dict[str, Any]:
