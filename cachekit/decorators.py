@@ -97,9 +97,7 @@ def _format_all(templates: tuple[str, ...], arguments: dict[str, Any], what: str
 
 async def _off_loop(region: Region, fn: Callable[..., Any], *args: Any) -> Any:
     """Run a blocking region call in a thread unless the region lives in process memory."""
-    if region.l2.private:
-        return fn(*args)
-    return await asyncio.to_thread(fn, *args)
+    return await region.off_loop(fn, *args)  # type: ignore[no-any-return]
 
 
 class CachedFunction:

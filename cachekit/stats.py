@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 __all__ = ["COUNTERS", "RegionStats", "Stats"]
 
 COUNTERS = ("hits", "misses", "sets", "deletes", "errors", "evictions", "loads", "stale_hits")
+_FOLDED = (*COUNTERS, "l1_hits", "load_time")
 
 
 class RegionStats:
@@ -37,6 +38,15 @@ class RegionStats:
         self.hits = self.misses = self.sets = self.deletes = 0
         self.errors = self.evictions = self.loads = self.stale_hits = self.l1_hits = 0
         self.load_time = 0.0
+
+    def add(self, other: RegionStats) -> None:
+        """Fold ``other``'s counters into these (a dropped ad-hoc region's, say)."""
+        for name in _FOLDED:
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+
+    def active(self) -> bool:
+        """Whether anything was counted here."""
+        return bool(self.hits or self.misses or self.sets or self.deletes or self.errors or self.loads)
 
     def as_dict(self) -> dict[str, Any]:
         lookups = self.hits + self.misses

@@ -631,7 +631,7 @@ def test_the_bus_defaults_to_the_first_redis_declared_whatever_region_is_built_f
     try:
         rt.region("x")  # built first, on "other": the bus still goes on "main"
         assert rt.bus is not None
-        assert rt.bus.client is rt._shared_driver("main").client  # type: ignore[attr-defined]
+        assert rt.bus.client is rt.compiler.shared_driver("main").client  # type: ignore[attr-defined]
         assert rt.bus.wait_ready() and not rt.bus.down
     finally:
         rt.close()

@@ -16,22 +16,23 @@ import asyncio
 import inspect
 import threading
 import time
-from collections.abc import Awaitable, Callable, Generator, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Generator, Iterable, Mapping
+from dataclasses import dataclass
 from inspect import CO_COROUTINE
 from types import FunctionType, MethodType
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ..errors import CacheError
 from ..providers.base import MISSING
 from ..serializers import TamperedPayloadError
-from .generations import LocalGenerations
+from .bus import Broadcast
+from .locks import NoLocks, RegionLocks
 from .policy import FOREVER, INF, Policy, escape_glob, normalize_ttl
-from .tier import Tier
+from .singleflight import SingleFlight
+from .tags import TaggedCache
+from .tier import LocalTier, SharedTier, Tier
 
-if TYPE_CHECKING:
-    from .runtime import Runtime
-
-__all__ = ["Region", "TaggedCache"]
+__all__ = ["Region", "RegionParts", "TaggedCache"]
 
 #: a generator yielding driver operations ``(method, args, fallback)`` and returning a result
 Plan = Generator[tuple[str, tuple[Any, ...], Any], Any, Any]
@@ -65,6 +66,18 @@ def is_async_callable(fn: Any) -> bool:
     return not inspect.isroutine(fn) and inspect.iscoroutinefunction(type(fn).__call__)  # type: ignore[operator]
 
 
+@dataclass(frozen=True)
+class RegionParts:
+    """What a region takes from its runtime: the clock, the single-flight, the broadcast (listeners
+    and the L1 bus), a way to run a background task, and the live config edit behind ``set_ttl``."""
+
+    now: Callable[[], float]
+    singleflight: SingleFlight
+    broadcast: Broadcast
+    spawn: Callable[[Coroutine[Any, Any, Any]], None]
+    update_region: Callable[..., Any]
+
+
 class Region:
     """The repository of one region: ``put get has forget flush remember forever get_many
     put_many increment decrement tags`` and their async twins (``aget``, ``aput``...).
@@ -72,17 +85,16 @@ class Region:
     Obtain one with ``runtime.region("name")``, ``runtime.store("redis")`` or ``Cache.region(...)``.
     """
 
-    def __init__(self, runtime: Runtime, policy: Policy, l2: Tier, l1: Tier | None, *,
-                 gen_prefix: str) -> None:
-        self.runtime = runtime
+    def __init__(self, policy: Policy, l2: Tier, l1: Tier | None, parts: RegionParts) -> None:
         self.name = policy.name
         self.stats = l2.stats
-        self._now = runtime.clock.now
-        self._singleflight = runtime.singleflight
+        self._now = parts.now
+        self._singleflight = parts.singleflight
+        self._broadcast = parts.broadcast
+        self._spawn = parts.spawn
+        self._update_region = parts.update_region
         self._lock = threading.RLock()
-        self._local_gens = LocalGenerations()
         self._refreshing: set[str] = set()
-        self._gen_prefix = gen_prefix
         # L1 consistency: every removal from L1 (a local write, a bus message) advances the epoch
         # under the lock; a read fills L1 only if no removal happened since it started reading L2,
         # so a value read before a concurrent write can never be parked in L1 after it.
@@ -103,13 +115,18 @@ class Region:
         self.l1 = l1
         l2.on_recover = self._replay_pending
         self._ttl_rules = bool(policy.ttl_rules)
-        # The fast path: an enabled private memory tier, no L1, no generation-stamped patterns.
-        self._fast = l2.private and l1 is None and not policy.pattern_rules and policy.enabled
-        if l2.private:
-            self._data_get = l2.driver.data.get  # type: ignore[attr-defined]
-            self._mem = l2.driver
+        local = isinstance(l2, LocalTier)
+        self._local = local
+        # The fast path: an enabled in-process tier, no L1, no generation-stamped patterns.
+        self._fast = local and l1 is None and not policy.pattern_rules and policy.enabled
+        if isinstance(l2, LocalTier):
+            self._data_get = l2.memory.peek
+            self._mem = l2.memory
+            self._locks: NoLocks = NoLocks()
+        elif isinstance(l2, SharedTier):
+            self._locks = RegionLocks(l2, enabled=policy.lock, timeout=policy.lock_timeout)
         # a shared region flushes by generation when asked to, or when its store cannot list keys
-        by_generation = not l2.private and (policy.flush == "generation" or not l2.driver.can_scan)
+        by_generation = not local and (policy.flush == "generation" or not l2.can_scan)
         self._region_gen = self._gen_key("region", "") if by_generation else None
         #: entries may carry generation stamps even without tags (declared patterns, region generation)
         self._stamped = bool(policy.pattern_rules) or self._region_gen is not None
@@ -122,10 +139,13 @@ class Region:
     def default_ttl(self) -> float | None:
         return self.policy.ttl
 
+    @property
+    def flushes_by_generation(self) -> bool:
+        """A flush advances the region's generation (O(1)) instead of deleting its keys."""
+        return self._region_gen is not None
+
     def _gen_key(self, kind: str, name: str) -> str:
-        if self.l2.private:
-            return f"{kind}:{name}"
-        return f"{self._gen_prefix}{kind}:{name}"
+        return self.l2.gen_key(kind, name)  # type: ignore[attr-defined,no-any-return]
 
     # -- reads ----------------------------------------------------------------------------
     def get(self, key: str, default: Any = None) -> Any:
@@ -140,7 +160,7 @@ class Region:
                     self._mem.touch(key)
                 self.stats.hits += 1
                 return entry[0]
-        value = self._lookup(key, ())
+        value = self.lookup(key, ())
         return default if value is MISSING else value
 
     def _fast_hit(self, key: str) -> Any:
@@ -156,12 +176,12 @@ class Region:
 
     def has(self, key: str) -> bool:
         """``True`` when a fresh entry exists (a cached ``None`` counts)."""
-        return self._lookup(key, ()) is not MISSING
+        return self.lookup(key, ()) is not MISSING
 
     def get_many(self, keys: Iterable[str], default: Any = None) -> dict[str, Any]:
         """``{key: value or default}``; shared stores answer in one round trip."""
         keys = list(keys)
-        found = self._lookup_many(keys, ())
+        found = self.lookup_many(keys, ())
         return {k: (default if found[k] is MISSING else found[k]) for k in keys}
 
     many = get_many
@@ -194,14 +214,14 @@ class Region:
         self.forget(key)
         return value
 
-    def _lookup(self, key: str, tags: tuple[str, ...], *, allow_stale: bool = False) -> Any:
+    def lookup(self, key: str, tags: tuple[str, ...], *, allow_stale: bool = False) -> Any:
         hit = self._before_fetch(key)
         if hit is not _FETCH:
             return hit
         epoch = self._l1_epoch
         return self._settle(key, self._fetch(key, tags), allow_stale, epoch)
 
-    async def _alookup(self, key: str, tags: tuple[str, ...], *, allow_stale: bool = False) -> Any:
+    async def alookup(self, key: str, tags: tuple[str, ...], *, allow_stale: bool = False) -> Any:
         hit = self._before_fetch(key)
         if hit is not _FETCH:
             return hit
@@ -254,7 +274,7 @@ class Region:
                 return
             driver.put(key, (value, deadline, None), None if deadline == INF else deadline - now)
 
-    def _l1_drop(self, keys: Iterable[str] | None) -> None:
+    def drop_l1(self, keys: Iterable[str] | None) -> None:
         """Remove ``keys`` (``None``: everything) from L1 and advance the epoch; no bus message."""
         l1 = self.l1
         if l1 is None:
@@ -270,8 +290,13 @@ class Region:
     def _l1_forget(self, key: str) -> None:
         """After a change of ``key`` in L2: drop it from this L1 and tell the other processes."""
         if self.l1 is not None:
-            self._l1_drop((key,))
-            self.runtime._published(self, "forget", key)
+            self.drop_l1((key,))
+            self._publish("forget", key)
+
+    def _publish(self, kind: str, key: Any) -> None:
+        """Tell the other processes' L1s (a bus failure is counted)."""
+        if not self._broadcast.publish(self.name, kind, key):
+            self.stats.errors += 1
 
     # -- shared-store I/O as plans ----------------------------------------------------------
     # A plan is a generator that yields driver operations ``(method, args, fallback)`` and
@@ -296,18 +321,6 @@ class Region:
                 op = plan.send(await tier.acall(op[2], getattr(driver, "a" + op[0]), *op[1]))
         except StopIteration as done:
             return done.value
-
-    def _fetch_private(self, key: str) -> Any:
-        entry = self.l2.driver.get(key)
-        if entry is MISSING:
-            return MISSING
-        stamps = entry[2]
-        if stamps is not None:
-            gens = self._local_gens
-            for gen_key, gen in stamps:
-                if gens.get(gen_key) != gen:
-                    return MISSING
-        return entry
 
     def _fetch_plan(self, key: str, tags: tuple[str, ...]) -> Plan:
         full = self.l2.namespace + key
@@ -353,29 +366,29 @@ class Region:
 
     def _fetch(self, key: str, tags: tuple[str, ...]) -> Any:
         """The entry for ``key`` from L2 with its stamps checked, or MISSING."""
-        if self.l2.private:
-            return self._fetch_private(key)
+        if self._local:
+            return self.l2.fetch(key)  # type: ignore[attr-defined]
         return self._drive(self._fetch_plan(key, tags))
 
     async def _afetch(self, key: str, tags: tuple[str, ...]) -> Any:
-        if self.l2.private:
-            return self._fetch_private(key)
+        if self._local:
+            return self.l2.fetch(key)  # type: ignore[attr-defined]
         return await self._adrive(self._fetch_plan(key, tags))
 
-    def _lookup_many(self, keys: list[str], tags: tuple[str, ...]) -> dict[str, Any]:
-        if self.l2.private or self.l1 is not None or not self.policy.enabled:
-            return {k: self._lookup(k, tags) for k in keys}
+    def lookup_many(self, keys: list[str], tags: tuple[str, ...]) -> dict[str, Any]:
+        if self._local or self.l1 is not None or not self.policy.enabled:
+            return {k: self.lookup(k, tags) for k in keys}
         found = self._drive(self._many_plan(keys, tags))
         if found is None:  # one unreadable payload: do not lose the whole batch
-            return {k: self._lookup(k, tags) for k in keys}
+            return {k: self.lookup(k, tags) for k in keys}
         return found  # type: ignore[no-any-return]
 
-    async def _alookup_many(self, keys: list[str], tags: tuple[str, ...]) -> dict[str, Any]:
-        if self.l2.private or self.l1 is not None or not self.policy.enabled:
-            return {k: await self._alookup(k, tags) for k in keys}
+    async def alookup_many(self, keys: list[str], tags: tuple[str, ...]) -> dict[str, Any]:
+        if self._local or self.l1 is not None or not self.policy.enabled:
+            return {k: await self.alookup(k, tags) for k in keys}
         found = await self._adrive(self._many_plan(keys, tags))
         if found is None:
-            return {k: await self._alookup(k, tags) for k in keys}
+            return {k: await self.alookup(k, tags) for k in keys}
         return found  # type: ignore[no-any-return]
 
     def _many_plan(self, keys: list[str], tags: tuple[str, ...]) -> Plan:
@@ -423,9 +436,8 @@ class Region:
         gen_keys = self._gen_keys(key, tags)
         if not gen_keys:
             return None
-        if self.l2.private:
-            gens = self._local_gens
-            return tuple((k, gens.stamp(k)) for k in gen_keys)
+        if self._local:
+            return self.l2.stamp(gen_keys)  # type: ignore[attr-defined,no-any-return]
         got = yield ("get_many", (gen_keys,), None)
         if got is None:
             return False
@@ -475,12 +487,9 @@ class Region:
     def bump(self, kind: str, names: Iterable[str]) -> int:
         """Advance the generation of tags / rules: every entry stamped with them becomes a miss."""
         count = 0
-        tier = self.l2
         for name in names:
             gen_key = self._gen_key(kind, name)
-            if tier.private:
-                self._local_gens.advance(gen_key)
-            elif not self._advance(gen_key):
+            if not self._advance(gen_key):
                 continue
             count += 1
         self._clear_l1()
@@ -489,6 +498,8 @@ class Region:
     def _advance(self, gen_key: str) -> bool:
         """Advance one generation in the shared store; on failure keep it for :meth:`_replay_pending`."""
         tier = self.l2
+        if self._local:
+            return tier.advance(gen_key)  # type: ignore[attr-defined,no-any-return]
         value = tier.call(None, tier.driver.increment, gen_key, 1, None)
         if value is None:
             self._pending_gens.add(gen_key)
@@ -504,7 +515,7 @@ class Region:
         """After the region's entries were deleted: delete the generation keys of its tags and rules
         too (nothing carries them any more; a write in flight reads as a miss), the locks kept."""
         tier = self.l2
-        prefix = self._gen_prefix
+        prefix = tier.gen_prefix  # type: ignore[attr-defined]
         found = tier.call(None, lambda: list(tier.driver.scan(escape_glob(prefix) + "*")))
         locks = prefix + "lock:"
         drop = [k for k in found or () if not k.startswith(locks)]
@@ -522,7 +533,7 @@ class Region:
     def put(self, key: str, value: Any, ttl: Any = None) -> bool:
         """Store ``value``; ``ttl`` in seconds (or a ``timedelta``), default: the region's policy."""
         self.policy.check_key(key)
-        return self._store(key, value, self.policy.ttl_for(key, ttl) if self._ttl_rules or ttl is not None
+        return self.store(key, value, self.policy.ttl_for(key, ttl) if self._ttl_rules or ttl is not None
                            else self.policy.ttl, ())
 
     set = put
@@ -530,7 +541,7 @@ class Region:
     def forever(self, key: str, value: Any) -> bool:
         """Store without expiry (until forgotten, flushed or invalidated)."""
         self.policy.check_key(key)
-        return self._store(key, value, None, ())
+        return self.store(key, value, None, ())
 
     def add(self, key: str, value: Any, ttl: Any = None) -> bool:
         """Store only if absent; ``True`` when stored."""
@@ -539,7 +550,7 @@ class Region:
                 return False
             return self.put(key, value, ttl)
 
-    def _store(self, key: str, value: Any, ttl: float | None, tags: tuple[str, ...]) -> bool:
+    def store(self, key: str, value: Any, ttl: float | None, tags: tuple[str, ...]) -> bool:
         if self._fast and not tags:
             # private memory, no stamps, no L1: the plan would do exactly this
             if ttl is None:
@@ -553,7 +564,7 @@ class Region:
             return False
         return self._drive(self._store_plan(key, value, ttl, tags))  # type: ignore[no-any-return]
 
-    async def _astore(self, key: str, value: Any, ttl: float | None, tags: tuple[str, ...]) -> bool:
+    async def astore(self, key: str, value: Any, ttl: float | None, tags: tuple[str, ...]) -> bool:
         if not self.policy.enabled:
             return False
         return await self._adrive(self._store_plan(key, value, ttl, tags))  # type: ignore[no-any-return]
@@ -571,7 +582,7 @@ class Region:
             have = {k for k, _ in kept}
             stamps = tuple(map(tuple, kept)) + tuple(s for s in stamps or () if s[0] not in have)
         tier = self.l2
-        if tier.private:
+        if self._local:
             tier.driver.put(key, (value, expires, stamps), keep)
             ok = True
         else:
@@ -601,11 +612,11 @@ class Region:
     async def aput_many(self, mapping: Mapping[str, Any], ttl: Any = None) -> bool:
         """Async :meth:`put_many`."""
         if self._put_one_by_one():
-            return bool(await self._aio(self.put_many, dict(mapping), ttl))
+            return bool(await self.off_loop(self.put_many, dict(mapping), ttl))
         return await self._adrive(self._put_many_plan(mapping, ttl))  # type: ignore[no-any-return]
 
     def _put_one_by_one(self) -> bool:
-        return bool(self.l2.private or self.l1 is not None or self.policy.pattern_rules or self._region_gen)
+        return bool(self._local or self.l1 is not None or self.policy.pattern_rules or self._region_gen)
 
     def _put_many_plan(self, mapping: Mapping[str, Any], ttl: Any) -> Plan:
         policy = self.policy
@@ -633,9 +644,9 @@ class Region:
         """Add ``amount`` (a missing key starts at 0); atomic in the process, and on the server for
         Redis and memcached. Returns the new value, or ``None`` when the store failed. A counter
         written through tags keeps them (``tags([...]).increment`` stamps it; a tag flush drops it)."""
-        return self._count(key, amount, ())
+        return self.count(key, amount, ())
 
-    def _count(self, key: str, amount: int, tags: tuple[str, ...]) -> int | None:
+    def count(self, key: str, amount: int, tags: tuple[str, ...]) -> int | None:
         self.policy.check_key(key)
         if not isinstance(amount, int) or isinstance(amount, bool):
             raise CacheError(f"increment amount must be an int, not {type(amount).__name__}")
@@ -646,7 +657,7 @@ class Region:
 
     def _increment(self, key: str, amount: int, tags: tuple[str, ...] = ()) -> int | None:
         tier = self.l2
-        if not tier.private and tier.raw_ints and not tags and not self._gen_keys(key, ()):
+        if not self._local and tier.raw_ints and not tags and not self._gen_keys(key, ()):
             # unstamped counters live raw in the store: the server increments them atomically
             try:
                 result = tier.driver.increment(tier.namespace + key, amount, None)
@@ -671,23 +682,16 @@ class Region:
         return tier.failed(exc, None)
 
     def _increment_locked(self, key: str, amount: int, tags: tuple[str, ...]) -> int | None:
-        tier = self.l2
         with self._lock:
-            if tier.private:
-                return self._increment_entry(key, amount, tags)
             # A generation-stamped counter (tags, memcached regions, declared patterns) or a signed one is
             # an envelope the server cannot increment: read-modify-write under a cross-process lock instead.
-            lock_key = f"{self._gen_prefix}lock:{key}"
-            deadline = time.monotonic() + 5.0
-            while not tier.call(False, tier.driver.add, lock_key, 1, 5.0):
-                if time.monotonic() > deadline or tier.down:
-                    self.stats.errors += 1
-                    return None
-                time.sleep(0.001)
+            if not self._locks.acquire_counter(key):
+                self.stats.errors += 1
+                return None
             try:
                 return self._increment_entry(key, amount, tags)
             finally:
-                tier.call(False, tier.driver.forget, lock_key)
+                self._locks.release_counter(key)
 
     def _increment_entry(self, key: str, amount: int, tags: tuple[str, ...] = ()) -> int | None:
         entry = self._fetch(key, tags)
@@ -714,10 +718,7 @@ class Region:
     def forget(self, key: str) -> bool:
         """Remove ``key``; ``True`` if it was there."""
         tier = self.l2
-        if tier.private:
-            removed = tier.driver.forget(key)
-        else:
-            removed = bool(tier.call(False, tier.driver.forget, tier.namespace + key))
+        removed = bool(tier.call(False, tier.driver.forget, tier.key(key)))
         self._l1_forget(key)
         self.stats.deletes += 1
         return removed
@@ -729,8 +730,8 @@ class Region:
         tier = self.l2
         n = int(tier.call(0, tier.driver.delete_many, [tier.namespace + k for k in keys]))
         if self.l1 is not None:
-            self._l1_drop(keys)
-            self.runtime._published(self, "forget_many", keys)
+            self.drop_l1(keys)
+            self._publish("forget_many", keys)
         self.stats.deletes += n
         return n
 
@@ -738,9 +739,8 @@ class Region:
         """Remove every entry of this region (and nothing else in a shared store)."""
         tier = self.l2
         try:
-            if tier.private:
-                self._local_gens.clear()
-                return tier.driver.flush()
+            if self._local:
+                return tier.flush()  # type: ignore[attr-defined,no-any-return]
             if self._region_gen is not None:
                 return self._advance(self._region_gen)
             keys = self._scan("*")
@@ -756,8 +756,8 @@ class Region:
 
     def _clear_l1(self) -> None:
         if self.l1 is not None:
-            self._l1_drop(None)
-            self.runtime._published(self, "clear", None)
+            self.drop_l1(None)
+            self._publish("clear", None)
 
     # -- patterns -------------------------------------------------------------------------
     def keys(self, pattern: str = "*") -> list[str]:
@@ -793,7 +793,7 @@ class Region:
             value = self._fast_hit(key)
             if value is not MISSING:
                 return value
-        value = self._lookup(key, tags, allow_stale=True)
+        value = self.lookup(key, tags, allow_stale=True)
         if type(value) is _Stale:
             self._refresh_in_background(key, ttl, callback, tags)
             return value.value
@@ -812,10 +812,10 @@ class Region:
             self.stats.loads += 1
             self.stats.load_time += time.perf_counter() - started
             self.policy.check_key(key)
-            self._store(key, result, ttl_s, tags)
+            self.store(key, result, ttl_s, tags)
             return result
 
-        return self._singleflight.do(self._flight_key(key), lambda: self.runtime._locked(self, key, load))
+        return self._singleflight.do(self._flight_key(key), lambda: self._locks.load(key, load, self._fresh))
 
     def remember_call(self, key: str, ttl: Any, fn: Callable[..., Any], args: tuple[Any, ...],
                       kwargs: dict[str, Any]) -> Any:
@@ -840,6 +840,14 @@ class Region:
         """:meth:`remember` without expiry (single flight and the cross-process lock included)."""
         return self.remember(key, FOREVER, callback)
 
+    def _fresh(self, key: str) -> Any:
+        """What another process stored meanwhile (the loader lock polls it), or MISSING."""
+        entry = self._fetch(key, ())
+        return entry[0] if entry is not MISSING and entry[1] > self._now() else MISSING
+
+    async def _afresh(self, key: str) -> Any:
+        return await asyncio.to_thread(self._fresh, key)
+
     def _flight_key(self, key: str) -> str:
         return f"{self.name}\x00{key}"
 
@@ -847,7 +855,7 @@ class Region:
         async def finish() -> Any:
             value = await awaitable
             self.stats.loads += 1
-            self._store(key, value, ttl, tags)
+            self.store(key, value, ttl, tags)
             return value
 
         try:
@@ -865,11 +873,11 @@ class Region:
         def refresh() -> None:
             try:
                 # with ``lock = true``, one process refreshes; the others keep serving the stale value
-                release = self.runtime._try_lock(self, key)
+                release = self._locks.try_acquire(key)
                 if release is None:
                     return
                 try:
-                    self._store(key, callback(), self.policy.ttl_for(key, ttl), tags)
+                    self.store(key, callback(), self.policy.ttl_for(key, ttl), tags)
                     self.stats.loads += 1
                 finally:
                     release()
@@ -885,7 +893,7 @@ class Region:
     async def aremember(self, key: str, ttl: Any, callback: Callable[[], Any], *,
                         tags: tuple[str, ...] = ()) -> Any:
         """Async ``remember``: ``callback`` may be sync or async; the loader runs once per key."""
-        value = await self._alookup(key, tags, allow_stale=True)
+        value = await self.alookup(key, tags, allow_stale=True)
         if type(value) is _Stale:
             self._arefresh(key, ttl, callback, tags)
             return value.value
@@ -903,10 +911,10 @@ class Region:
                 result = await result
             self.stats.loads += 1
             self.stats.load_time += time.perf_counter() - started
-            await self._astore(key, result, ttl_s, tags)
+            await self.astore(key, result, ttl_s, tags)
             return result
 
-        return await self._singleflight.ado(self._flight_key(key), lambda: self.runtime._alocked(self, key, load))
+        return await self._singleflight.ado(self._flight_key(key), lambda: self._locks.aload(key, load, self._afresh))
 
     def _arefresh(self, key: str, ttl: Any, callback: Callable[[], Any], tags: tuple[str, ...]) -> None:
         if key in self._refreshing:
@@ -915,28 +923,26 @@ class Region:
 
         async def refresh() -> None:
             try:
-                release = await self._aio(self.runtime._try_lock, self, key)  # see _refresh_in_background
+                release = await self.off_loop(self._locks.try_acquire, key)  # see _refresh_in_background
                 if release is None:
                     return
                 try:
                     result = callback()
                     if inspect.isawaitable(result):
                         result = await result
-                    await self._astore(key, result, self.policy.ttl_for(key, ttl), tags)
+                    await self.astore(key, result, self.policy.ttl_for(key, ttl), tags)
                     self.stats.loads += 1
                 finally:
-                    await self._aio(release)
+                    await self.off_loop(release)
             except Exception:
                 self.stats.errors += 1
             finally:
                 self._refreshing.discard(key)
 
-        task = asyncio.get_running_loop().create_task(refresh())
-        self.runtime._background.add(task)
-        task.add_done_callback(self.runtime._background.discard)
+        self._spawn(refresh())
 
-    async def _aio(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        if self.l2.private:
+    async def off_loop(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        if self._local:
             return fn(*args, **kwargs)
         return await asyncio.to_thread(fn, *args, **kwargs)
 
@@ -944,23 +950,23 @@ class Region:
         """Async :meth:`get` (native asyncio on Redis; a worker thread on memcached and file)."""
         if self._fast:
             return self.get(key, default)
-        value = await self._alookup(key, ())
+        value = await self.alookup(key, ())
         return default if value is MISSING else value
 
     async def ahas(self, key: str) -> bool:
-        return (await self._alookup(key, ())) is not MISSING
+        return (await self.alookup(key, ())) is not MISSING
 
     async def aput(self, key: str, value: Any, ttl: Any = None) -> bool:
         self.policy.check_key(key)
-        return await self._astore(key, value, self.policy.ttl_for(key, ttl), ())
+        return await self.astore(key, value, self.policy.ttl_for(key, ttl), ())
 
     async def aforever(self, key: str, value: Any) -> bool:
         self.policy.check_key(key)
-        return await self._astore(key, value, None, ())
+        return await self.astore(key, value, None, ())
 
     async def aforget(self, key: str) -> bool:
         tier = self.l2
-        if tier.private:
+        if self._local:
             return self.forget(key)
         removed = bool(await tier.acall(False, tier.driver.aforget, tier.namespace + key))
         self._l1_forget(key)
@@ -968,22 +974,22 @@ class Region:
         return removed
 
     async def aflush(self) -> bool:
-        return bool(await self._aio(self.flush))
+        return bool(await self.off_loop(self.flush))
 
     async def aget_many(self, keys: Iterable[str], default: Any = None) -> dict[str, Any]:
         keys = list(keys)
-        found = await self._alookup_many(keys, ())
+        found = await self.alookup_many(keys, ())
         return {k: (default if found[k] is MISSING else found[k]) for k in keys}
 
     async def aincrement(self, key: str, amount: int = 1) -> int | None:
         tier = self.l2
-        if tier.private or self.l1 is not None or not tier.raw_ints or self._gen_keys(key, ()):
-            return await self._aio(self.increment, key, amount)  # type: ignore[no-any-return]
+        if self._local or self.l1 is not None or not tier.raw_ints or self._gen_keys(key, ()):
+            return await self.off_loop(self.increment, key, amount)  # type: ignore[no-any-return]
         self.policy.check_key(key)
         try:
             result = await tier.driver.aincrement(tier.namespace + key, amount, None)
         except Exception as exc:  # an envelope (a tagged value) or a failure: see _increment_refused
-            return await self._aio(self._increment_refused, key, amount, exc)  # type: ignore[no-any-return]
+            return await self.off_loop(self._increment_refused, key, amount, exc)  # type: ignore[no-any-return]
         if tier.down:
             tier.recovered()
         self.stats.sets += 1
@@ -998,11 +1004,18 @@ class Region:
         names = [names] if isinstance(names, str) else list(names)
         return TaggedCache(self, tuple(names) + more)
 
+    def flush_tags(self, names: tuple[str, ...]) -> bool:
+        """Invalidate every entry carrying any of ``names`` (``False``: the store is down; the
+        invalidation is replayed when it is back)."""
+        done = self.bump("tag", names)
+        self._broadcast.notify("invalidate", "", {"pattern": None, "tags": list(names), "regions": [self.name]})
+        return done == len(names)
+
     # -- misc -----------------------------------------------------------------------------
     def set_ttl(self, ttl: Any) -> None:
         """Change the default TTL of this region live (and in ``runtime.config``)."""
         ttl_s = normalize_ttl(ttl)
-        self.runtime.update_region(self.name, ttl=ttl_s)
+        self._update_region(self.name, ttl=ttl_s)
 
     def __repr__(self) -> str:
         tiers = f"{self.l1.provider} -> {self.l2.provider}" if self.l1 else self.l2.provider
@@ -1016,84 +1029,3 @@ class _Stale:
 
     def __init__(self, value: Any) -> None:
         self.value = value
-
-
-class TaggedCache:
-    """Writes through this view carry the tags; ``flush()`` invalidates entries with any of them.
-
-    A tagged entry is still the same key: ``Cache.get('user:1')`` finds it.
-    """
-
-    def __init__(self, region: Region, tags: tuple[str, ...]) -> None:
-        for t in tags:
-            if not isinstance(t, str) or not t:
-                raise CacheError(f"tags are non-empty strings, not {t!r}")
-        self.region = region
-        self.tag_names = tags
-
-    def put(self, key: str, value: Any, ttl: Any = None) -> bool:
-        r = self.region
-        r.policy.check_key(key)
-        return r._store(key, value, r.policy.ttl_for(key, ttl), self.tag_names)
-
-    set = put
-
-    def forever(self, key: str, value: Any) -> bool:
-        self.region.policy.check_key(key)
-        return self.region._store(key, value, None, self.tag_names)
-
-    def get(self, key: str, default: Any = None) -> Any:
-        value = self.region._lookup(key, self.tag_names)
-        return default if value is MISSING else value
-
-    def has(self, key: str) -> bool:
-        return self.region._lookup(key, self.tag_names) is not MISSING
-
-    def get_many(self, keys: Iterable[str], default: Any = None) -> dict[str, Any]:
-        keys = list(keys)
-        found = self.region._lookup_many(keys, self.tag_names)
-        return {k: (default if found[k] is MISSING else found[k]) for k in keys}
-
-    def put_many(self, mapping: Mapping[str, Any], ttl: Any = None) -> bool:
-        ok = True
-        for k, v in mapping.items():
-            ok = self.put(k, v, ttl) and ok
-        return ok
-
-    def remember(self, key: str, ttl: Any, callback: Callable[[], Any]) -> Any:
-        return self.region.remember(key, ttl, callback, tags=self.tag_names)
-
-    async def aremember(self, key: str, ttl: Any, callback: Callable[[], Any]) -> Any:
-        return await self.region.aremember(key, ttl, callback, tags=self.tag_names)
-
-    async def aput(self, key: str, value: Any, ttl: Any = None) -> bool:
-        r = self.region
-        r.policy.check_key(key)
-        return await r._astore(key, value, r.policy.ttl_for(key, ttl), self.tag_names)
-
-    async def aget(self, key: str, default: Any = None) -> Any:
-        value = await self.region._alookup(key, self.tag_names)
-        return default if value is MISSING else value
-
-    async def aflush(self) -> bool:
-        return bool(await self.region._aio(self.flush))
-
-    def forget(self, key: str) -> bool:
-        return self.region.forget(key)
-
-    def increment(self, key: str, amount: int = 1) -> int | None:
-        """Add ``amount``; the counter carries these tags (a flush of any of them drops it)."""
-        return self.region._count(key, amount, self.tag_names)
-
-    def decrement(self, key: str, amount: int = 1) -> int | None:
-        return self.increment(key, -amount)
-
-    def flush(self) -> bool:
-        """Invalidate every entry carrying any of these tags, in this region, in O(1) per tag."""
-        done = self.region.bump("tag", self.tag_names)
-        self.region.runtime._notify("invalidate", "", {"pattern": None, "tags": list(self.tag_names),
-                                                       "regions": [self.region.name]})
-        return done == len(self.tag_names)  # False: the store is down; replayed when it is back
-
-    def __repr__(self) -> str:
-        return f"<TaggedCache {list(self.tag_names)} on {self.region!r}>"

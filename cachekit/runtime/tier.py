@@ -1,4 +1,11 @@
-"""A tier: one driver plus the namespace and error policy a region uses it with."""
+"""Tiers: one driver as a region uses it, with its namespace and error policy.
+
+Two kinds. A :class:`LocalTier` is an in-process memory store owned by one region: values are kept
+by reference, keys carry no namespace, and generations live in a local map. A :class:`SharedTier`
+is a store other regions and processes share: every key lives under ``prefix:region:``, values are
+serialized by the driver, and generations are counters in the store itself. Each kind owns its
+namespacing, so a region never builds a stored key by hand.
+"""
 
 from __future__ import annotations
 
@@ -8,45 +15,44 @@ from typing import Any, TypeVar
 
 from ..errors import CacheError, ValueTooLargeError
 from ..providers.base import MISSING, CacheDriver
+from ..providers.memory import MemoryDriver
 from ..serializers import SerializationError
 from ..stats import RegionStats
+from .generations import LocalGenerations
 
-__all__ = ["Tier"]
+__all__ = ["LocalTier", "SharedTier", "Tier"]
 
 log = logging.getLogger("cachekit")
 T = TypeVar("T")
 
 
 class Tier:
-    """A driver as seen by one region.
+    """What both kinds share: the driver, and ``call``, which runs a driver operation under the
+    provider's error policy: a failure is counted, logged once per outage (not per call), and
+    either re-raised (``on_error = "raise"``) or turned into ``fallback``."""
 
-    ``private`` tiers are in-process memory drivers owned by the region alone: keys are
-    stored without the namespace, and generations live in a local dict. Shared tiers prefix
-    every key with ``namespace`` (``prefix:region:``) and keep generations in the store.
+    __slots__ = ("down", "driver", "namespace", "on_error", "on_recover", "provider", "raw_ints", "stats")
 
-    ``call`` runs a driver operation under the provider's error policy: a failure is
-    counted, logged once per outage (not per call), and either re-raised (``on_error =
-    "raise"``) or turned into ``fallback``.
-    """
+    #: stores whose keys a region can list (``keys()``, pattern invalidation, flush by deletion)
+    can_scan = True
 
-    __slots__ = ("down", "driver", "namespace", "on_error", "on_recover", "private", "provider", "raw_ints",
-                 "stats")
-
-    def __init__(self, driver: CacheDriver, *, provider: str, namespace: str, private: bool,
-                 on_error: str, stats: RegionStats) -> None:
+    def __init__(self, driver: CacheDriver, *, provider: str, namespace: str, on_error: str,
+                 stats: RegionStats) -> None:
         self.driver = driver
         self.provider = provider
-        self.namespace = "" if private else namespace
-        self.private = private
-        #: values may be stored as raw integers (the server increments them); not on a store that signs
-        #: its payloads: a raw integer carries no signature, so it is read only from generation keys
-        self.raw_ints = private or not driver.signed
+        self.namespace = namespace
         self.on_error = on_error
         self.stats = stats
         self.down = False
+        #: values may be stored as raw integers (so the server increments them)
+        self.raw_ints = True
         #: called once when the store answers again after an outage (the region replays the
         #: invalidations it could not apply meanwhile)
         self.on_recover: Callable[[], None] | None = None
+
+    def key(self, key: str) -> str:
+        """The key as stored."""
+        return self.namespace + key
 
     def call(self, fallback: T, fn: Callable[..., T], *args: Any) -> T:
         try:
@@ -93,5 +99,96 @@ class Tier:
         if self.on_recover is not None:
             self.on_recover()
 
-    def get(self, key: str) -> Any:
-        return self.call(MISSING, self.driver.get, self.namespace + key)
+    @property
+    def evictions(self) -> int:
+        """Entries this tier's own store evicted (only an in-process store counts its own)."""
+        return 0
+
+    def reset_evictions(self) -> None:
+        pass
+
+    def resize(self, max_size: int | None) -> None:
+        """A hot-applied ``max_size``: a shared store's bound is the server's, not the region's."""
+
+
+class LocalTier(Tier):
+    """An in-process memory store owned by one region alone (an L2 ``memory`` provider, or an L1)."""
+
+    __slots__ = ("generations", "memory")
+
+    def __init__(self, driver: MemoryDriver, *, provider: str, on_error: str, stats: RegionStats) -> None:
+        super().__init__(driver, provider=provider, namespace="", on_error=on_error, stats=stats)
+        self.memory = driver
+        #: tags, pattern rules: a bounded map, dropped with the region's data on flush
+        self.generations = LocalGenerations()
+
+    def gen_key(self, kind: str, name: str) -> str:
+        return f"{kind}:{name}"
+
+    def fetch(self, key: str) -> Any:
+        """The entry for ``key`` with its stamps checked against the local generations, or MISSING."""
+        entry = self.driver.get(key)
+        if entry is MISSING:
+            return MISSING
+        stamps = entry[2]
+        if stamps is not None:
+            gens = self.generations
+            for gen_key, gen in stamps:
+                if gens.get(gen_key) != gen:
+                    return MISSING
+        return entry
+
+    def stamp(self, gen_keys: list[str]) -> tuple[tuple[str, int], ...]:
+        gens = self.generations
+        return tuple((k, gens.stamp(k)) for k in gen_keys)
+
+    def advance(self, gen_key: str) -> bool:
+        self.generations.advance(gen_key)
+        return True
+
+    def flush(self) -> bool:
+        self.generations.clear()
+        return self.driver.flush()
+
+    def resize(self, max_size: int | None) -> None:
+        self.memory.resize(max_size)
+
+    @property
+    def evictions(self) -> int:
+        return self.memory.evictions
+
+    def reset_evictions(self) -> None:
+        self.memory.evictions = 0
+
+
+class SharedTier(Tier):
+    """A store shared with other regions and processes: keys under ``prefix:region:``, generations
+    under ``prefix:__gen__:region:``, loader locks under ``prefix:__lock__:region:``."""
+
+    __slots__ = ("gen_prefix", "lock_prefix")
+
+    def __init__(self, driver: CacheDriver, *, provider: str, prefix: str, region: str, on_error: str,
+                 stats: RegionStats) -> None:
+        super().__init__(driver, provider=provider, namespace=f"{prefix}:{region}:", on_error=on_error,
+                         stats=stats)
+        self.gen_prefix = f"{prefix}:__gen__:{region}:"
+        self.lock_prefix = f"{prefix}:__lock__:{region}:"
+        # not on a store that signs its payloads: a raw integer carries no signature, so there it is
+        # read only from generation keys
+        self.raw_ints = not driver.signed
+
+    @property
+    def can_scan(self) -> bool:  # type: ignore[override]
+        return bool(self.driver.can_scan)
+
+    def gen_key(self, kind: str, name: str) -> str:
+        return f"{self.gen_prefix}{kind}:{name}"
+
+    def lock_key(self, key: str) -> str:
+        """The cross-process loader lock of ``key``."""
+        return self.lock_prefix + key
+
+    def counter_lock_key(self, key: str) -> str:
+        """The lock of a read-modify-write increment; under the generation prefix, which a region
+        flush scans (and spares: see ``Generations.drop``)."""
+        return f"{self.gen_prefix}lock:{key}"

@@ -36,9 +36,7 @@ def _expiry(region: Region, key: str) -> float | None:
 
 
 async def _in_thread(region: Region, fn: Callable[..., T], *args: Any) -> T:
-    if region.l2.private:
-        return fn(*args)
-    return await asyncio.to_thread(fn, *args)
+    return await region.off_loop(fn, *args)  # type: ignore[no-any-return]
 
 
 class CacheItemService(_Service):
