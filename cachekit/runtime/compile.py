@@ -223,8 +223,9 @@ class Compiler:
         if existing is not None and existing.l2.provider == policy.provider and policy.provider not in rebuilt \
                 and existing.policy.serializer == policy.serializer:
             l2 = existing.l2
-            l2.resize(policy.max_size if policy.max_size is not None else
-                      getattr(self.provider_config(policy.provider), "max_size", None))
+            if isinstance(l2, LocalTier):  # a shared store's bound is the server's, not the region's
+                l2.resize(policy.max_size if policy.max_size is not None else
+                          getattr(self.provider_config(policy.provider), "max_size", None))
         else:
             l2 = self.tier(policy.provider, policy.name, stats, policy.max_size, policy.serializer)
         l1 = None

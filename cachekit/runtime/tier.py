@@ -107,9 +107,6 @@ class Tier:
     def reset_evictions(self) -> None:
         pass
 
-    def resize(self, max_size: int | None) -> None:
-        """A hot-applied ``max_size``: a shared store's bound is the server's, not the region's."""
-
 
 class LocalTier(Tier):
     """An in-process memory store owned by one region alone (an L2 ``memory`` provider, or an L1)."""
