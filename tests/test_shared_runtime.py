@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from cachekit import CacheConfig, ProviderError, Runtime
+from cachekit.testing import HookedDriver
 
 
 def redis_runtime(url: str, **region: Any) -> Runtime:
@@ -238,21 +239,23 @@ def test_a_read_racing_a_write_in_another_process_never_parks_the_old_value_in_l
         ra, rb = a.region(), b.region()
         ra.put("k", "old")
         assert a.bus.wait_ready() and b.bus.wait_ready()
-        fetch = rb._fetch
+        racing = False
 
-        def racing_fetch(key: str, tags: tuple[str, ...]) -> Any:
-            entry = fetch(key, tags)  # B has read "old" from L2...
-            epoch = rb._l1_epoch
+        def a_writes_after_b_read(key: str, entry: Any) -> None:
+            if not racing:  # B has read "old" from L2...
+                return
+            epoch = rb.l1_epoch
             ra.put("k", "new")  # ...then A writes and publishes before B fills its L1
             deadline = time.monotonic() + 5
-            while rb._l1_epoch == epoch and time.monotonic() < deadline:
+            while rb.l1_epoch == epoch and time.monotonic() < deadline:
                 time.sleep(0.002)  # until B's bus thread has handled A's message
-            assert rb._l1_epoch != epoch, "the bus message never arrived"
-            return entry
+            assert rb.l1_epoch != epoch, "the bus message never arrived"
 
-        rb._fetch = racing_fetch  # type: ignore[method-assign]
+        b.register_store("hooked", HookedDriver(rb.l2.driver, after_get=a_writes_after_b_read))
+        assert b.update_region("default", provider="hooked") is rb and rb.l1 is not None
+        racing = True
         assert rb.get("k") == "old"  # the read in flight answers what it read...
-        del rb._fetch
+        racing = False
         assert rb.get("k") == "new"  # ...but did not park it in L1 for the L1 TTL
         assert rb.stats.l1_hits == 0
     finally:
@@ -267,17 +270,18 @@ def test_a_read_racing_a_local_write_never_parks_the_old_value_in_l1(redis_serve
     try:
         r = rt.region()
         r.put("k", "old")
-        r.l1.driver.flush()  # type: ignore[union-attr]  # the next read goes to L2
-        fetch = r._fetch
+        racing = False
 
-        def racing_fetch(key: str, tags: tuple[str, ...]) -> Any:
-            entry = fetch(key, tags)
-            r.forget("k")  # another thread deletes the key while this read is in flight
-            return entry
+        def forget_during_read(key: str, entry: Any) -> None:
+            if racing:
+                r.forget("k")  # another thread deletes the key while this read is in flight
 
-        r._fetch = racing_fetch  # type: ignore[method-assign]
+        rt.register_store("hooked", HookedDriver(r.l2.driver, after_get=forget_during_read))
+        assert rt.update_region("default", provider="hooked") is r and r.l1 is not None
+        r.l1.driver.flush()  # the next read goes to L2
+        racing = True
         assert r.get("k") == "old"
-        del r._fetch
+        racing = False
         assert r.get("k") is None  # not served from L1
     finally:
         rt.close()

@@ -30,7 +30,7 @@ from ..config.models import (
 from ..errors import CacheError
 from ..providers.base import CacheDriver
 from ..providers.memory import MemoryDriver
-from ..stats import RegionStats
+from ..stats import Recorder
 from .bus import Bus
 from .policy import Policy, compile_glob
 from .region import Region, RegionParts
@@ -157,12 +157,12 @@ class Compiler:
         self._drivers.clear()
         return drivers
 
-    def tier(self, provider: str, region: str, stats: RegionStats, max_size: int | None,
+    def tier(self, provider: str, region: str, stats: Recorder, max_size: int | None,
              serializer: str | None = None) -> Tier:
         custom = self.custom.get(provider)
         if custom is not None:
             return SharedTier(custom, provider=provider, prefix=self.prefix, region=region, on_error="ignore",
-                              stats=stats)
+                              stats=stats, now=self.clock.now)
         cfg = self.provider_config(provider)
         if cfg.type == "memory" or (self.fake and cfg.type in BUILTIN_PROVIDER_TYPES):
             size = max_size if max_size is not None else getattr(cfg, "max_size", None)
@@ -170,7 +170,7 @@ class Compiler:
             driver.name = provider
             return LocalTier(driver, provider=provider, on_error=cfg.on_error, stats=stats)
         return SharedTier(self.shared_driver(provider, serializer), provider=provider, prefix=self.prefix,
-                          region=region, on_error=cfg.on_error, stats=stats)
+                          region=region, on_error=cfg.on_error, stats=stats, now=self.clock.now)
 
     # -- regions ---------------------------------------------------------------------------
     def region_config(self, name: str) -> RegionConfig:
@@ -218,7 +218,7 @@ class Compiler:
         provider's config and the prefix are unchanged: its data stays; an in-process one only
         takes the new ``max_size``. Otherwise the region gets a new, empty tier.
         """
-        stats = existing.stats if existing is not None else RegionStats(label, policy.provider)
+        stats = existing.stats if existing is not None else Recorder(label, policy.provider)
         stats.provider = policy.provider
         if existing is not None and existing.l2.provider == policy.provider and policy.provider not in rebuilt \
                 and existing.policy.serializer == policy.serializer:

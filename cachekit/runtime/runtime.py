@@ -18,7 +18,7 @@ from ..clock import Clock, FakeClock, SystemClock
 from ..config.models import region_name_problem
 from ..errors import CacheError
 from ..providers.base import CacheDriver
-from ..stats import RegionStats, Stats
+from ..stats import Recorder, Stats
 from .bus import Broadcast, Bus
 from .compile import Compiler
 from .invalidator import InvalidationResult, Invalidator
@@ -70,7 +70,7 @@ class Runtime:
         self._adhoc: OrderedDict[str, Region] = OrderedDict()
         self._evicted: weakref.WeakValueDictionary[str, Region] = weakref.WeakValueDictionary()
         #: the counters of dropped ad-hoc regions, folded together so that totals never go down
-        self._evicted_stats = RegionStats(EVICTED_STATS_ROW, "")
+        self._evicted_stats = Recorder(EVICTED_STATS_ROW, "")
         self._stores: dict[str, Region] = {}
         self._default_store: str | None = None
         #: the repository plain facade calls use; resolved once, reset when the default changes
@@ -303,7 +303,7 @@ class Runtime:
         return Path(save_config(self.config, path))
 
     # -- stats ----------------------------------------------------------------------------
-    def _stat_sources(self) -> list[RegionStats]:
+    def _stat_sources(self) -> list[Recorder]:
         out = []
         for region in self._all_regions():
             st = region.stats
