@@ -14,10 +14,12 @@ import asyncio
 import os
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..providers.base import MISSING
-from .tier import SharedTier
+
+if TYPE_CHECKING:
+    from .tier import SharedTier
 
 __all__ = ["COUNTER_LOCK_SECONDS", "NoLocks", "RegionLocks"]
 

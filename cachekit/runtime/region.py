@@ -22,7 +22,7 @@ from .bus import Broadcast
 from .counters import CounterMixin
 from .generations import generation_life
 from .l1 import L1
-from .locks import NoLocks, RegionLocks
+from .locks import NoLocks
 from .plans import Plan, drive, many_plan, put_many_plan
 from .policy import INF, Policy, normalize_ttl
 from .region_async import ASK_L2, AsyncRegionMixin, Stale, is_async_callable
@@ -84,9 +84,7 @@ class Region(RememberMixin, AsyncRegionMixin, CounterMixin):
         if isinstance(l2, LocalTier):
             self._data_get = l2.memory.peek
             self._mem = l2.memory
-            self._locks: NoLocks = NoLocks()
-        elif isinstance(l2, SharedTier):
-            self._locks = RegionLocks(l2, enabled=policy.lock, timeout=policy.lock_timeout)
+        self._locks: NoLocks = l2.locks(policy)  # type: ignore[attr-defined]
         near = self._near
         if l1 is None:
             self._near = None

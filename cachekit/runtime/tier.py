@@ -21,8 +21,9 @@ from ..providers.memory import MemoryDriver
 from ..serializers import SerializationError, TamperedPayloadError
 from ..stats import Recorder
 from .generations import LocalGenerations
+from .locks import NoLocks, RegionLocks
 from .plans import ADD, EXTEND_TTL, GET, GET_MANY, PUT, Plan, adrive, as_entry, drive
-from .policy import INF, escape_glob
+from .policy import INF, Policy, escape_glob
 
 __all__ = ["LocalTier", "SharedTier", "Tier"]
 
@@ -136,6 +137,11 @@ class LocalTier(Tier):
     def gen_key(self, kind: str, name: str) -> str:
         return f"{kind}:{name}"
 
+    def locks(self, policy: Policy) -> NoLocks:
+        """A region in process memory needs no cross-process lock: its single flight and its own
+        lock cover every caller."""
+        return NoLocks()
+
     def fetch(self, key: str, gen_keys: list[str]) -> Any:
         """The entry for ``key`` with its stamps checked against the local generations, or MISSING
         (``gen_keys`` is for a shared store, which reads them with the entry)."""
@@ -222,6 +228,9 @@ class SharedTier(Tier):
 
     def gen_key(self, kind: str, name: str) -> str:
         return f"{self.gen_prefix}{kind}:{name}"
+
+    def locks(self, policy: Policy) -> RegionLocks:
+        return RegionLocks(self, enabled=policy.lock, timeout=policy.lock_timeout)
 
     def lock_key(self, key: str) -> str:
         """The cross-process loader lock of ``key``."""
