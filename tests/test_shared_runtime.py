@@ -78,6 +78,28 @@ def test_a_tag_flush_during_an_outage_is_replayed_when_the_server_answers_again(
         other.close()
 
 
+def test_a_stamped_counter_waits_for_the_counter_lock_another_process_holds(
+        redis_server: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from cachekit.runtime import locks
+
+    monkeypatch.setattr(locks, "COUNTER_LOCK_SECONDS", 0.3)  # the 5 s wait, shortened for the test
+    rt, other = redis_runtime(redis_server.url), redis_runtime(redis_server.url)
+    try:
+        counter = rt.region().tags(["t"])  # a tagged counter is an envelope: read-modify-write
+        assert counter.increment("c") == 1
+        lock_key = other.region().l2.counter_lock_key("c")  # type: ignore[attr-defined]
+        assert other.region().l2.driver.add(lock_key, 1, 10)  # the other process is incrementing
+        started = time.monotonic()
+        assert counter.increment("c") is None  # waited, then gave up: no lost update
+        assert 0.3 <= time.monotonic() - started < 5
+        assert rt.region().stats.errors == 1 and counter.get("c") == 1
+        other.region().l2.driver.forget(lock_key)
+        assert counter.increment("c") == 2
+    finally:
+        rt.close()
+        other.close()
+
+
 def test_on_error_raise_makes_a_provider_strict(redis_server: Any) -> None:
     rt = CacheConfig(providers={"redis": {"type": "redis", "url": redis_server.url, "on_error": "raise",
                                           "retries": 0, "socket_timeout": 0.5, "connect_timeout": 0.5}},
