@@ -84,7 +84,7 @@ class Region(RememberMixin, AsyncRegionMixin, CounterMixin):
         if isinstance(l2, LocalTier):
             self._data_get = l2.memory.peek
             self._mem = l2.memory
-        self._locks: NoLocks = l2.locks(policy)  # type: ignore[attr-defined]
+        self._locks: NoLocks = l2.locks(policy)
         near = self._near
         if l1 is None:
             self._near = None
@@ -94,7 +94,7 @@ class Region(RememberMixin, AsyncRegionMixin, CounterMixin):
             self._near = L1(l1, policy.l1_ttl, 0 if near is None else near.epoch + 1)  # type: ignore[arg-type]
         # a shared region flushes by generation when asked to, or when its store cannot list keys
         by_generation = isinstance(l2, SharedTier) and (policy.flush == "generation" or not l2.can_scan)
-        self._region_gen = l2.gen_key("region", "") if by_generation else None  # type: ignore[attr-defined]
+        self._region_gen = l2.gen_key("region", "") if by_generation else None
         #: entries may carry generation stamps even without tags (declared patterns, region generation)
         self._stamped = bool(policy.pattern_rules) or self._region_gen is not None
 
@@ -246,7 +246,7 @@ class Region(RememberMixin, AsyncRegionMixin, CounterMixin):
     # -- L2 reads ---------------------------------------------------------------------------
     def _fetch(self, key: str, tags: tuple[str, ...]) -> Any:
         """The entry for ``key`` from L2 with its stamps checked, or MISSING."""
-        return self.l2.fetch(key, self._gen_keys(key, tags))  # type: ignore[attr-defined]
+        return self.l2.fetch(key, self._gen_keys(key, tags))
 
     def lookup_many(self, keys: list[str], tags: tuple[str, ...]) -> dict[str, Any]:
         if not self._batched:
@@ -260,7 +260,7 @@ class Region(RememberMixin, AsyncRegionMixin, CounterMixin):
     def _gen_keys(self, key: str, tags: Iterable[str]) -> list[str]:
         if not tags and not self._stamped:
             return _NO_KEYS
-        gen_key = self.l2.gen_key  # type: ignore[attr-defined]
+        gen_key = self.l2.gen_key
         keys = [gen_key("tag", t) for t in tags]
         for regex, rule in self.policy.pattern_rules:
             if regex.match(key):
@@ -278,14 +278,14 @@ class Region(RememberMixin, AsyncRegionMixin, CounterMixin):
         if not gen_keys:
             return None
         life = generation_life(self.policy, keep)
-        return (yield from self.l2.stamps_plan(gen_keys, life))  # type: ignore[attr-defined]
+        return (yield from self.l2.stamps_plan(gen_keys, life))
 
     def bump(self, kind: str, names: Iterable[str]) -> int:
         """Advance the generation of tags / rules: every entry stamped with them becomes a miss."""
         tier = self.l2
         count = 0
         for name in names:
-            if tier.advance(tier.gen_key(kind, name)):  # type: ignore[attr-defined]
+            if tier.advance(tier.gen_key(kind, name)):
                 count += 1
         self._clear_l1()
         return count
@@ -336,7 +336,7 @@ class Region(RememberMixin, AsyncRegionMixin, CounterMixin):
         if kept:  # an increment: the stamps the entry had (still current: it was just read) stay
             have = {k for k, _ in kept}
             stamps = tuple(map(tuple, kept)) + tuple(s for s in stamps or () if s[0] not in have)
-        return (yield from self.l2.put_plan(key, value, expires, stamps, ttl, keep))  # type: ignore[attr-defined]
+        return (yield from self.l2.put_plan(key, value, expires, stamps, ttl, keep))
 
     def _stored(self, key: str, value: Any, ttl: float | None, tags: tuple[str, ...], ok: bool) -> bool:
         """After a write to L2: L1 and the counters."""
@@ -370,7 +370,7 @@ class Region(RememberMixin, AsyncRegionMixin, CounterMixin):
 
     def forget(self, key: str) -> bool:
         """Remove ``key``; ``True`` if it was there."""
-        removed = self.l2.forget(key)  # type: ignore[attr-defined]
+        removed = self.l2.forget(key)
         self._l1_forget(key)
         self.stats.deletes += 1
         return removed
@@ -394,7 +394,7 @@ class Region(RememberMixin, AsyncRegionMixin, CounterMixin):
             if isinstance(tier, LocalTier):
                 return tier.flush()
             if self._region_gen is not None:
-                return tier.advance(self._region_gen)  # type: ignore[attr-defined,no-any-return]
+                return tier.advance(self._region_gen)
             keys = tier.scan("*")
             if keys is None:
                 return False

@@ -62,7 +62,7 @@ class AsyncRegionMixin(_Base):
         return self._settle(key, await self._afetch(key, tags), allow_stale, epoch)
 
     async def _afetch(self, key: str, tags: tuple[str, ...]) -> Any:
-        return await self.l2.afetch(key, self._gen_keys(key, tags))  # type: ignore[attr-defined]
+        return await self.l2.afetch(key, self._gen_keys(key, tags))
 
     async def alookup_many(self, keys: list[str], tags: tuple[str, ...]) -> dict[str, Any]:
         if not self._batched:

@@ -114,6 +114,41 @@ class Tier:
         """Run a blocking call in a worker thread (an in-process tier runs it inline)."""
         return await asyncio.to_thread(fn, *args, **kwargs)
 
+    # -- what each kind answers in its own way ----------------------------------------------
+    def gen_key(self, kind: str, name: str) -> str:
+        """The key of a generation (``kind`` "tag", "rule" or "region")."""
+        raise NotImplementedError
+
+    def locks(self, policy: Policy) -> NoLocks:
+        """The loader and counter locks of a region on this tier."""
+        raise NotImplementedError
+
+    def fetch(self, key: str, gen_keys: list[str]) -> Any:
+        """The entry of ``key`` with its generation stamps checked, or MISSING."""
+        raise NotImplementedError
+
+    async def afetch(self, key: str, gen_keys: list[str]) -> Any:
+        raise NotImplementedError
+
+    def stamps_plan(self, gen_keys: list[str], life: float | None) -> Plan:
+        """The current generations of ``gen_keys`` for a new entry (``False``: the store failed)."""
+        raise NotImplementedError
+
+    def put_plan(self, key: str, value: Any, expires: float, stamps: Any, ttl: float | None,
+                 keep: float | None) -> Plan:
+        """Store one entry; ``True`` when stored."""
+        raise NotImplementedError
+
+    def advance(self, gen_key: str) -> bool:
+        """Invalidate every entry stamped with ``gen_key``; ``False`` when the store failed."""
+        raise NotImplementedError
+
+    def forget(self, key: str) -> bool:
+        raise NotImplementedError
+
+    async def aforget(self, key: str) -> bool:
+        raise NotImplementedError
+
     @property
     def evictions(self) -> int:
         """Entries this tier's own store evicted (only an in-process store counts its own)."""
