@@ -78,6 +78,26 @@ def test_a_tag_flush_during_an_outage_is_replayed_when_the_server_answers_again(
         other.close()
 
 
+def test_a_tag_flush_missed_in_an_outage_survives_a_live_edit_of_its_provider(redis_server: Any) -> None:
+    rt, other = redis_runtime(redis_server.url), redis_runtime(redis_server.url)
+    probe = redis_server.client()
+    try:
+        r = rt.region()
+        r.tags(["t"]).put("k", "v")
+        probe.execute_command("CLIENT", "PAUSE", 1500, "ALL")
+        started = time.monotonic()
+        assert r.tags(["t"]).flush() is False  # owed to the store
+        rt.config.providers["redis"].socket_timeout = 0.6  # type: ignore[union-attr]
+        rt.apply()  # a new driver and a new tier for the same server...
+        time.sleep(max(0.0, 1.7 - (time.monotonic() - started)))
+        assert r.get("k") is None
+        assert other.region().tags(["t"]).get("k") is None  # ...which still gets the flush it missed
+    finally:
+        probe.close()
+        rt.close()
+        other.close()
+
+
 def test_a_stamped_counter_waits_for_the_counter_lock_another_process_holds(
         redis_server: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     from cachekit.runtime import locks

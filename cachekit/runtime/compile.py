@@ -228,6 +228,11 @@ class Compiler:
                           getattr(self.provider_config(policy.provider), "max_size", None))
         else:
             l2 = self.tier(policy.provider, policy.name, stats, policy.max_size, policy.serializer)
+            if existing is not None and isinstance(existing.l2, SharedTier) and isinstance(l2, SharedTier):
+                # an edited provider may still be the same server: invalidations it missed during an
+                # outage are still owed to it, replayed when it first answers (as after any outage)
+                l2.pending |= existing.l2.pending
+                l2.down = existing.l2.down or bool(l2.pending)
         l1 = None
         if policy.l1_provider is not None:
             if existing is not None and existing.l1 is not None and policy.l1_provider not in rebuilt:
