@@ -199,7 +199,7 @@ def memcached_scenarios(bench: Bench) -> list[Scenario]:
         try:
             region.put(KEY, VALUE)
             client.set(f"raw:{KEY}", PAYLOAD, expire=TTL)
-            gen_key = region._region_gen  # the region generation read with every entry
+            gen_key = region.l2.gen_key("region", "")  # the region generation read with every entry
 
             def cachekit() -> dict[str, Any]:
                 return {"region": region, "k": KEY}

@@ -11,11 +11,11 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Callable, Iterable, Mapping
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from .providers.base import CacheDriver
+from .runtime.compile import load
 from .runtime.region import Region, TaggedCache
 from .runtime.runtime import InvalidationResult, Runtime
 
@@ -33,32 +33,6 @@ def default_config_path() -> Path | None:
         return Path(env)
     local = Path("cachekit.toml")
     return local if local.is_file() else None
-
-
-def load(
-    path: str | os.PathLike[str] | None = None,
-    *,
-    environ: Mapping[str, str] | None = None,
-    env_file: str | os.PathLike[str] | None = None,
-    secrets_dir: str | os.PathLike[str] | None = None,
-    overrides: Mapping[str, Any] | None = None,
-) -> Runtime:
-    """Read a TOML config, apply the environment, validate and compile it.
-
-    ``path=None`` loads the embedded default (memory + file, no server needed). ``environ``,
-    ``env_file``, ``secrets_dir`` and ``overrides`` are those of :func:`~cachekit.config.load_config`.
-    Raises :class:`~cachekit.ConfigError` with file, dotted path and line for any problem.
-    """
-    from .config.loader import load_config, parse_config
-
-    sources: dict[str, Any] = {"environ": environ, "env_file": env_file, "secrets_dir": secrets_dir,
-                               "overrides": overrides}
-    if path is None:
-        text = resources.files("cachekit").joinpath("default.toml").read_text(encoding="utf-8")
-        config = parse_config(text, file="<cachekit default>", **sources)
-    else:
-        config = load_config(path, **sources)
-    return config.compile(source=str(path) if path is not None else "<cachekit default>")
 
 
 def _repo() -> Region:

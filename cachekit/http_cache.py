@@ -254,7 +254,7 @@ class _Call:
         region = self.region
         assert region is not None
         seconds = region.policy.ttl_for(self.key, self.settings.ttl)
-        entry["expires"] = None if seconds is None else region.runtime.clock() + seconds
+        entry["expires"] = None if seconds is None else region.now() + seconds
         return entry, seconds
 
     def store(self, entry: dict[str, Any]) -> None:
@@ -281,7 +281,7 @@ class _Call:
         expires = entry.get("expires")
         if expires is not None:
             assert self.region is not None
-            remaining = max(0, math.floor(expires - self.region.runtime.clock()))
+            remaining = max(0, math.floor(expires - self.region.now()))
             headers["Cache-Control"] = f"{'private, ' if self.private else ''}max-age={remaining}"
         if self.settings.vary:
             headers["Vary"] = ", ".join(h.title() for h in self.settings.vary)

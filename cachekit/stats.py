@@ -1,8 +1,12 @@
-"""Statistics: plain integer counters on the hot path, DataFrames on demand.
+"""Statistics: the one recording seam, plain integer counters on the hot path, DataFrames on demand.
 
-Each region owns a :class:`RegionStats` (``__slots__`` integers, incremented inline by the
-runtime). :class:`Stats` gathers them into rows; pandas is imported only by ``to_frame`` and
-``timeseries``.
+Each region owns one :class:`Recorder`, and every region operation records what happened there and
+nowhere else: the region, its tiers (``Tier.failed`` counts a store error) and the plans driving the
+store all write into the same recorder (``__slots__`` integers incremented inline, so a hit pays one
+attribute increment and no call). :data:`OUTCOMES` says what each counter means as (tier, operation,
+outcome); :meth:`Recorder.outcomes` reads them back in that shape, and :class:`Stats` gathers the
+recorders of a runtime into rows. Latencies, traces and exporters belong here too: they read the
+recorders, never the region logic. pandas is imported only by ``to_frame`` and ``timeseries``.
 """
 
 from __future__ import annotations
@@ -17,13 +21,29 @@ from .errors import require
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["COUNTERS", "RegionStats", "Stats"]
+__all__ = ["COUNTERS", "OUTCOMES", "Recorder", "RegionStats", "Stats"]
 
 COUNTERS = ("hits", "misses", "sets", "deletes", "errors", "evictions", "loads", "stale_hits")
+_FOLDED = (*COUNTERS, "l1_hits", "load_time")
+
+#: counter -> (tier, operation, outcome). ``hits`` counts every hit, of L1 or L2 (a caller sees one
+#: hit either way); ``l1_hits`` the part L1 answered. "region" is the region as a whole.
+OUTCOMES: dict[str, tuple[str, str, str]] = {
+    "hits": ("region", "get", "hit"),
+    "l1_hits": ("l1", "get", "hit"),
+    "misses": ("region", "get", "miss"),
+    "stale_hits": ("l2", "get", "stale"),
+    "sets": ("l2", "put", "stored"),
+    "deletes": ("l2", "forget", "done"),
+    "errors": ("l2", "any", "error"),
+    "evictions": ("l2", "put", "evicted"),
+    "loads": ("region", "remember", "loaded"),
+}
 
 
-class RegionStats:
-    """Counters of one region (and its tier, for multi-level regions)."""
+class Recorder:
+    """What happened in one region (and its tiers): the counters of :data:`OUTCOMES`, plus the
+    time spent in loaders (``load_time``, seconds)."""
 
     __slots__ = ("deletes", "errors", "evictions", "hits", "l1_hits", "load_time", "loads", "misses",
                  "provider", "region", "sets", "stale_hits")
@@ -37,6 +57,19 @@ class RegionStats:
         self.hits = self.misses = self.sets = self.deletes = 0
         self.errors = self.evictions = self.loads = self.stale_hits = self.l1_hits = 0
         self.load_time = 0.0
+
+    def add(self, other: RegionStats) -> None:
+        """Fold ``other``'s counters into these (a dropped ad-hoc region's, say)."""
+        for name in _FOLDED:
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+
+    def active(self) -> bool:
+        """Whether anything was counted here."""
+        return bool(self.hits or self.misses or self.sets or self.deletes or self.errors or self.loads)
+
+    def outcomes(self) -> list[tuple[str, str, str, str, int]]:
+        """``(region, tier, operation, outcome, count)`` for every counter."""
+        return [(self.region, *OUTCOMES[name], getattr(self, name)) for name in OUTCOMES]
 
     def as_dict(self) -> dict[str, Any]:
         lookups = self.hits + self.misses
@@ -57,6 +90,10 @@ class RegionStats:
         }
 
 
+#: the former name of :class:`Recorder`
+RegionStats = Recorder
+
+
 class Stats:
     """All regions' counters of a runtime.
 
@@ -75,6 +112,10 @@ class Stats:
 
     def rows(self) -> list[dict[str, Any]]:
         return [st.as_dict() for st in self._sources()]
+
+    def outcomes(self) -> list[tuple[str, str, str, str, int]]:
+        """Every recorder's ``(region, tier, operation, outcome, count)``, non-zero counts only."""
+        return [row for st in self._sources() for row in st.outcomes() if row[4]]
 
     def totals(self) -> dict[str, int]:
         totals = dict.fromkeys(COUNTERS, 0)

@@ -12,15 +12,70 @@ own ``cache`` fixture is left alone)::
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
 from .config.models import CacheConfig
 from .facade import Cache
+from .providers.base import CacheDriver
 from .runtime.runtime import Runtime
 
-__all__ = ["FakeCache", "fake_cache"]
+__all__ = ["FakeCache", "HookedDriver", "fake_cache"]
+
+
+class HookedDriver(CacheDriver):
+    """Another driver, with a hook after each read: ``after_get(key, result)``.
+
+    A seam for tests that must act between a region's read and what the region does next (a write
+    racing a read in flight, say): register it with ``runtime.register_store(name, HookedDriver(d))``
+    and point a region at ``name``. Everything else is the wrapped driver's.
+    """
+
+    def __init__(self, inner: CacheDriver, after_get: Callable[[str, Any], None] | None = None) -> None:
+        self.inner = inner
+        self.after_get = after_get
+        self.can_scan = inner.can_scan  # type: ignore[misc]
+
+    @property
+    def signed(self) -> bool:
+        return self.inner.signed
+
+    def get(self, key: str) -> Any:
+        result = self.inner.get(key)
+        if self.after_get is not None:
+            self.after_get(key, result)
+        return result
+
+    def put(self, key: str, value: Any, ttl: float | None = None) -> bool:
+        return self.inner.put(key, value, ttl)
+
+    def forget(self, key: str) -> bool:
+        return self.inner.forget(key)
+
+    def flush(self) -> bool:
+        return self.inner.flush()
+
+    def get_many(self, keys: Iterable[str]) -> dict[str, Any]:
+        return self.inner.get_many(keys)
+
+    def put_many(self, mapping: Mapping[str, Any], ttl: float | None = None) -> bool:
+        return self.inner.put_many(mapping, ttl)
+
+    def delete_many(self, keys: Iterable[str]) -> int:
+        return self.inner.delete_many(keys)
+
+    def add(self, key: str, value: Any, ttl: float | None = None) -> bool:
+        return self.inner.add(key, value, ttl)
+
+    def increment(self, key: str, amount: int = 1, ttl: float | None = None) -> int:
+        return self.inner.increment(key, amount, ttl)
+
+    def extend_ttl(self, keys: Iterable[str], ttl: float | None) -> bool:
+        return self.inner.extend_ttl(keys, ttl)
+
+    def scan(self, pattern: str) -> Iterator[str]:
+        return self.inner.scan(pattern)
 
 
 class FakeCache:

@@ -65,10 +65,10 @@ def test_in_process_tag_generations_are_bounded() -> None:
         r = rt.region()
         for i in range(MAX_LOCAL_GENERATIONS + 5_000):
             r.tags([f"t{i}"]).put(f"k{i % 50}", i)
-        assert len(r._local_gens) <= MAX_LOCAL_GENERATIONS
+        assert len(r.l2.generations) <= MAX_LOCAL_GENERATIONS
         r.tags(["a"]).put("x", 1)
         r.flush()
-        assert len(r._local_gens) == 0
+        assert len(r.l2.generations) == 0
     finally:
         rt.close()
 
@@ -84,7 +84,7 @@ def test_evicting_a_flushed_tags_generation_never_revives_its_entries() -> None:
         assert r.get("old") is None
         for i in range(MAX_LOCAL_GENERATIONS + 10):  # T's generation is pushed out of the map
             r.tags([f"other{i}"]).flush()
-        assert "tag:T" not in r._local_gens._map
+        assert r.l2.generations.get("tag:T") is None
         assert r.get("old") is None
         assert r.tags(["T"]).get("old") is None
         r.tags(["T"]).put("new", 1)  # T starts again at a value no old entry carries

@@ -21,6 +21,7 @@ from docblocks import ROOT, CodeBlock, as_params, extract_blocks, page_blocks, r
 
 from cachekit import ConfigError, FakeClock
 from cachekit.config.loader import load_config, parse_config
+from cachekit.runtime.tier import SharedTier
 
 DOC_FILES = ["README.md", "docs/facade.md", "docs/stats.md", "docs/notebook.md", "docs/testing.md",
              "docs/decorators.md", "docs/services.md", "docs/http.md", "docs/response-caching.md"]
@@ -174,7 +175,7 @@ def test_server_example_config_works_against_a_real_server(
     runtime = config.compile()
     try:
         region = runtime.region(region_name)
-        assert region.l2.private is False  # really on the server, not a fallback
+        assert isinstance(region.l2, SharedTier)  # really on the server, not a fallback
         calls: list[int] = []
         for _ in range(3):
             value = region.remember("item:1", 60, lambda: calls.append(1) or {"id": 1})

@@ -51,6 +51,7 @@ from cachekit.config.models import (
 )
 from cachekit.config.schema import _default
 from cachekit.providers.registry import import_driver_class
+from cachekit.runtime.tier import LocalTier
 
 ROOT = Path(__file__).resolve().parent.parent
 PROVIDER_PAGES: dict[str, type[BaseModel]] = {
@@ -317,7 +318,7 @@ def _try_every_region(block: CodeBlock, config: CacheConfig) -> None:
         for name in config.regions:
             region = runtime.region(name)
             kind = runtime.provider_config(region.provider).type
-            assert region.l2.private == (kind == "memory"), f"{block.id}: region {name} is not on {kind}"
+            assert isinstance(region.l2, LocalTier) == (kind == "memory"), f"{block.id}: region {name} is not on {kind}"
             value = {"probe": [1, 2], "region": name}
             assert region.put("docs:probe", value), f"{block.id}: cannot write to region {name}"
             assert region.get("docs:probe") == value

@@ -10,6 +10,7 @@ import pytest
 from dict_driver import DictDriver
 
 from cachekit import MISSING, Cache, CacheError, Runtime
+from cachekit.runtime.tier import LocalTier
 
 pytestmark = pytest.mark.usefixtures("fake")  # a fresh fake runtime bound to Cache (conftest)
 
@@ -286,7 +287,7 @@ def test_fake_assertions() -> None:
 
 def test_fake_replaces_shared_stores_with_memory() -> None:
     runtime = Cache.fake()
-    assert runtime.store("redis").l2.private  # never touches a real server
+    assert isinstance(runtime.store("redis").l2, LocalTier)  # never touches a real server
 
 
 def test_oversize_and_bad_keys_are_clear_errors() -> None:

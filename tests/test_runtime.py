@@ -351,3 +351,19 @@ def test_find_matching_rules_leaves_out_disabled_rules() -> None:
         {"name": "off", "strategy": "time_based", "pattern": "user:*", "ttl": 5, "enabled": False},
     ])
     assert [r.name for r in rt.find_matching_rules("user:1")] == ["on"]
+
+
+def test_outcomes_name_the_tier_operation_and_outcome_of_what_happened() -> None:
+    rt = CacheConfig(providers={"local": {"type": "memory"}},
+                     regions={"r": {"provider": "memory", "l1": {"provider": "local", "ttl": 30}}}).compile()
+    try:
+        r = rt.region("r")
+        r.put("k", 1)
+        r.l1.driver.flush()  # type: ignore[union-attr]
+        assert r.get("k") == 1 and r.get("k") == 1  # from L2 (filling L1), then from L1
+        assert r.get("absent") is None
+        got = {row[:4]: row[4] for row in rt.stats.outcomes() if row[0] == "r"}
+        assert got == {("r", "region", "get", "hit"): 2, ("r", "l1", "get", "hit"): 1,
+                       ("r", "region", "get", "miss"): 1, ("r", "l2", "put", "stored"): 1}
+    finally:
+        rt.close()

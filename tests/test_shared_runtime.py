@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from cachekit import CacheConfig, ProviderError, Runtime
+from cachekit.testing import HookedDriver
 
 
 def redis_runtime(url: str, **region: Any) -> Runtime:
@@ -73,6 +74,48 @@ def test_a_tag_flush_during_an_outage_is_replayed_when_the_server_answers_again(
         assert not r.l2.down
     finally:
         probe.close()
+        rt.close()
+        other.close()
+
+
+def test_a_tag_flush_missed_in_an_outage_survives_a_live_edit_of_its_provider(redis_server: Any) -> None:
+    rt, other = redis_runtime(redis_server.url), redis_runtime(redis_server.url)
+    probe = redis_server.client()
+    try:
+        r = rt.region()
+        r.tags(["t"]).put("k", "v")
+        probe.execute_command("CLIENT", "PAUSE", 1500, "ALL")
+        started = time.monotonic()
+        assert r.tags(["t"]).flush() is False  # owed to the store
+        rt.config.providers["redis"].socket_timeout = 0.6  # type: ignore[union-attr]
+        rt.apply()  # a new driver and a new tier for the same server...
+        time.sleep(max(0.0, 1.7 - (time.monotonic() - started)))
+        assert r.get("k") is None
+        assert other.region().tags(["t"]).get("k") is None  # ...which still gets the flush it missed
+    finally:
+        probe.close()
+        rt.close()
+        other.close()
+
+
+def test_a_stamped_counter_waits_for_the_counter_lock_another_process_holds(
+        redis_server: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from cachekit.runtime import locks
+
+    monkeypatch.setattr(locks, "COUNTER_LOCK_SECONDS", 0.3)  # the 5 s wait, shortened for the test
+    rt, other = redis_runtime(redis_server.url), redis_runtime(redis_server.url)
+    try:
+        counter = rt.region().tags(["t"])  # a tagged counter is an envelope: read-modify-write
+        assert counter.increment("c") == 1
+        lock_key = other.region().l2.counter_lock_key("c")  # type: ignore[attr-defined]
+        assert other.region().l2.driver.add(lock_key, 1, 10)  # the other process is incrementing
+        started = time.monotonic()
+        assert counter.increment("c") is None  # waited, then gave up: no lost update
+        assert 0.3 <= time.monotonic() - started < 5
+        assert rt.region().stats.errors == 1 and counter.get("c") == 1
+        other.region().l2.driver.forget(lock_key)
+        assert counter.increment("c") == 2
+    finally:
         rt.close()
         other.close()
 
@@ -238,21 +281,23 @@ def test_a_read_racing_a_write_in_another_process_never_parks_the_old_value_in_l
         ra, rb = a.region(), b.region()
         ra.put("k", "old")
         assert a.bus.wait_ready() and b.bus.wait_ready()
-        fetch = rb._fetch
+        racing = False
 
-        def racing_fetch(key: str, tags: tuple[str, ...]) -> Any:
-            entry = fetch(key, tags)  # B has read "old" from L2...
-            epoch = rb._l1_epoch
+        def a_writes_after_b_read(key: str, entry: Any) -> None:
+            if not racing:  # B has read "old" from L2...
+                return
+            epoch = rb.l1_epoch
             ra.put("k", "new")  # ...then A writes and publishes before B fills its L1
             deadline = time.monotonic() + 5
-            while rb._l1_epoch == epoch and time.monotonic() < deadline:
+            while rb.l1_epoch == epoch and time.monotonic() < deadline:
                 time.sleep(0.002)  # until B's bus thread has handled A's message
-            assert rb._l1_epoch != epoch, "the bus message never arrived"
-            return entry
+            assert rb.l1_epoch != epoch, "the bus message never arrived"
 
-        rb._fetch = racing_fetch  # type: ignore[method-assign]
+        b.register_store("hooked", HookedDriver(rb.l2.driver, after_get=a_writes_after_b_read))
+        assert b.update_region("default", provider="hooked") is rb and rb.l1 is not None
+        racing = True
         assert rb.get("k") == "old"  # the read in flight answers what it read...
-        del rb._fetch
+        racing = False
         assert rb.get("k") == "new"  # ...but did not park it in L1 for the L1 TTL
         assert rb.stats.l1_hits == 0
     finally:
@@ -267,17 +312,18 @@ def test_a_read_racing_a_local_write_never_parks_the_old_value_in_l1(redis_serve
     try:
         r = rt.region()
         r.put("k", "old")
-        r.l1.driver.flush()  # type: ignore[union-attr]  # the next read goes to L2
-        fetch = r._fetch
+        racing = False
 
-        def racing_fetch(key: str, tags: tuple[str, ...]) -> Any:
-            entry = fetch(key, tags)
-            r.forget("k")  # another thread deletes the key while this read is in flight
-            return entry
+        def forget_during_read(key: str, entry: Any) -> None:
+            if racing:
+                r.forget("k")  # another thread deletes the key while this read is in flight
 
-        r._fetch = racing_fetch  # type: ignore[method-assign]
+        rt.register_store("hooked", HookedDriver(r.l2.driver, after_get=forget_during_read))
+        assert rt.update_region("default", provider="hooked") is r and r.l1 is not None
+        r.l1.driver.flush()  # the next read goes to L2
+        racing = True
         assert r.get("k") == "old"
-        del r._fetch
+        racing = False
         assert r.get("k") is None  # not served from L1
     finally:
         rt.close()
@@ -631,7 +677,7 @@ def test_the_bus_defaults_to_the_first_redis_declared_whatever_region_is_built_f
     try:
         rt.region("x")  # built first, on "other": the bus still goes on "main"
         assert rt.bus is not None
-        assert rt.bus.client is rt._shared_driver("main").client  # type: ignore[attr-defined]
+        assert rt.bus.client is rt.compiler.shared_driver("main").client  # type: ignore[attr-defined]
         assert rt.bus.wait_ready() and not rt.bus.down
     finally:
         rt.close()

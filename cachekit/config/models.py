@@ -448,6 +448,6 @@ class CacheConfig(BaseSettings):
 
     def compile(self, *, clock: Any = None, source: Any = None) -> Runtime:
         """Build a live :class:`~cachekit.Runtime` from this config."""
-        from ..runtime.runtime import Runtime
+        from ..runtime.compile import compile_config  # the one import from config up into the runtime
 
-        return Runtime(self, clock=clock, source=source)
+        return compile_config(self, clock=clock, source=source)

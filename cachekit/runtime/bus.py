@@ -12,11 +12,10 @@ from __future__ import annotations
 import json
 import logging
 import threading
-import time
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Iterable
+from typing import Any, Protocol
 
-__all__ = ["Bus"]
+__all__ = ["Broadcast", "Bus"]
 
 log = logging.getLogger("cachekit.bus")
 
@@ -126,6 +125,82 @@ class Bus:
         self._stop.set()
         self._thread.join(timeout=2)
 
-    @staticmethod
-    def now() -> float:
-        return time.time()
+
+class L1Receiver(Protocol):
+    """What :class:`Broadcast` needs of a region: its name and a way to drop L1 keys."""
+
+    name: str
+
+    def drop_l1(self, keys: Iterable[str] | None) -> None: ...
+
+
+class Broadcast:
+    """The runtime's news: ``subscribe()`` listeners in this process, and the L1 sync with the
+    other processes over the :class:`Bus` (started on first need, see ``start``).
+
+    A region tells it about L1-relevant changes (``publish``); a message from another process is
+    applied here (``receive``): the named keys (or the whole L1) of that region are dropped, and an
+    event is handed to this process's listeners too.
+    """
+
+    def __init__(self, regions: Callable[[], Iterable[L1Receiver]]) -> None:
+        self._regions = regions
+        self._listeners: list[Callable[[str, str, Any], None]] = []
+        self._lock = threading.Lock()
+        self.bus: Bus | None = None
+
+    # -- listeners in this process -------------------------------------------------------
+    def subscribe(self, listener: Callable[[str, str, Any], None]) -> Callable[[], None]:
+        """Call ``listener(kind, name, payload)`` on invalidations and events; returns an unsubscribe."""
+        self._listeners.append(listener)
+        return lambda: self._listeners.remove(listener)
+
+    def notify(self, kind: str, name: str, payload: Any) -> None:
+        for listener in list(self._listeners):
+            listener(kind, name, payload)
+
+    # -- the other processes -------------------------------------------------------------
+    def start(self, make_bus: Callable[[Callable[[dict[str, Any]], None], Callable[[], None]], Bus]) -> None:
+        """Start the bus once: ``make_bus(on_message, on_reconnect)``."""
+        if self.bus is not None:
+            return
+        with self._lock:
+            if self.bus is None:
+                self.bus = make_bus(self.receive, self.clear_all)
+
+    def publish(self, region: str, kind: str, key: Any) -> bool:
+        """An L1-relevant change happened in ``region``: tell the other processes' L1s. ``False``
+        when the bus failed (the region counts it)."""
+        bus = self.bus
+        if bus is None:
+            return True
+        keys = None if key is None else (list(key) if isinstance(key, list) else [key])
+        return bus.publish(region, kind, keys)
+
+    def publish_event(self, event: str, params: dict[str, Any]) -> None:
+        """The ``subscribe()`` listeners of the other processes hear ``event`` (a failure: bus.errors)."""
+        if self.bus is not None:
+            self.bus.publish("", "event", None, e=event, p=params)
+
+    def receive(self, payload: dict[str, Any]) -> None:
+        """Apply a message from another process (in the bus thread)."""
+        if payload.get("k") == "event":  # another process emitted: its listeners here hear it too
+            try:
+                self.notify("event", str(payload.get("e")), payload.get("p") or {})
+            except Exception:  # a listener's bug must not stop the bus thread
+                logging.getLogger("cachekit").exception("cachekit: a subscribe() listener failed on a bus event")
+            return
+        name = payload.get("r")
+        for region in self._regions():
+            if region.name == name:
+                region.drop_l1(None if payload.get("k") == "clear" else (payload.get("keys") or ()))
+
+    def clear_all(self) -> None:
+        """Back from an outage: messages may have been missed, so every L1 starts over."""
+        for region in self._regions():
+            region.drop_l1(None)
+
+    def close(self) -> None:
+        if self.bus is not None:
+            self.bus.close()
+            self.bus = None

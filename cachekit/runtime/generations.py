@@ -11,8 +11,12 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
+from typing import TYPE_CHECKING
 
-__all__ = ["MAX_LOCAL_GENERATIONS", "LocalGenerations"]
+if TYPE_CHECKING:
+    from .policy import Policy
+
+__all__ = ["MAX_LOCAL_GENERATIONS", "LocalGenerations", "generation_life"]
 
 #: generations (distinct tags and pattern rules) an in-process region remembers
 MAX_LOCAL_GENERATIONS = 10_000
@@ -63,3 +67,14 @@ class LocalGenerations:
         while len(gens) > self.max_size:
             gens.popitem(last=False)
         return self._counter
+
+
+def generation_life(policy: Policy, keep: float | None) -> float | None:
+    """How long a shared generation key must live for an entry kept ``keep`` seconds: at least that,
+    and at least the region's longest default lifetime (memcached cannot extend a TTL, only set it)."""
+    if keep is None:
+        return None
+    if policy.ttl is None:
+        return keep
+    longest = max([policy.ttl, *(t for _, t in policy.ttl_rules)]) + (policy.stale_ttl or 0)
+    return max(keep, longest)

@@ -1,0 +1,131 @@
+"""Shared-store I/O as plans: one logic, two I/O.
+
+A plan is a generator that yields driver operations ``(op, args, fallback)`` and receives their
+results. :func:`drive` runs it with the sync driver, :func:`adrive` with the driver's async twins
+(native asyncio on Redis, a worker thread elsewhere), each call under the tier's error policy
+(``fallback`` is what a failed call answers). An operation is an :class:`Op`: the driver method
+and its async twin as references, so a plan never names a method by string.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Generator, Mapping
+from typing import TYPE_CHECKING, Any
+
+from ..providers.base import MISSING, CacheDriver
+from .policy import INF
+
+if TYPE_CHECKING:
+    from ..stats import Recorder
+    from .policy import Policy
+    from .tier import SharedTier, Tier
+
+__all__ = ["ADD", "EXTEND_TTL", "GET", "GET_MANY", "INCREMENT", "PUT", "PUT_MANY", "Op", "Plan", "adrive",
+           "as_entry", "drive", "many_plan", "put_many_plan"]
+
+
+class Op:
+    """A driver operation a plan can yield: its sync method and its async twin, as references."""
+
+    __slots__ = ("asynchronous", "name", "synchronous")
+
+    def __init__(self, name: str, synchronous: Callable[[CacheDriver], Callable[..., Any]],
+                 asynchronous: Callable[[CacheDriver], Callable[..., Awaitable[Any]]]) -> None:
+        self.name = name
+        self.synchronous = synchronous
+        self.asynchronous = asynchronous
+
+    def __repr__(self) -> str:
+        return f"<Op {self.name}>"
+
+
+GET = Op("get", lambda d: d.get, lambda d: d.aget)
+GET_MANY = Op("get_many", lambda d: d.get_many, lambda d: d.aget_many)
+PUT = Op("put", lambda d: d.put, lambda d: d.aput)
+PUT_MANY = Op("put_many", lambda d: d.put_many, lambda d: d.aput_many)
+ADD = Op("add", lambda d: d.add, lambda d: d.aadd)
+INCREMENT = Op("increment", lambda d: d.increment, lambda d: d.aincrement)
+EXTEND_TTL = Op("extend_ttl", lambda d: d.extend_ttl, lambda d: d.aextend_ttl)
+
+#: a generator yielding driver operations ``(op, args, fallback)`` and returning a result
+Plan = Generator[tuple[Op, tuple[Any, ...], Any], Any, Any]
+
+
+def drive(tier: Tier, plan: Plan) -> Any:
+    """Run ``plan`` with the tier's sync driver."""
+    driver = tier.driver
+    try:
+        op = next(plan)
+        while True:
+            op = plan.send(tier.call(op[2], op[0].synchronous(driver), *op[1]))
+    except StopIteration as done:
+        return done.value
+
+
+async def adrive(tier: Tier, plan: Plan) -> Any:
+    """Run ``plan`` with the tier's async driver methods."""
+    driver = tier.driver
+    try:
+        op = next(plan)
+        while True:
+            op = plan.send(await tier.acall(op[2], op[0].asynchronous(driver), *op[1]))
+    except StopIteration as done:
+        return done.value
+
+
+def as_entry(obj: Any) -> Any:
+    """Normalise what a driver returned into an entry tuple ``(value, expires_at, stamps)``, or MISSING."""
+    t = type(obj)
+    if t is tuple:
+        return obj if len(obj) == 3 else MISSING
+    if t is list and len(obj) == 3:  # JSON/msgpack round trip
+        value, expires, stamps = obj
+        return (value, INF if expires is None else expires, tuple(map(tuple, stamps)) if stamps else None)
+    if t is int:  # a raw counter, stored natively by the server
+        return (obj, INF, None)
+    return MISSING
+
+
+def many_plan(tier: SharedTier, keys: list[str], gen_keys: list[str], now: Callable[[], float],
+              stats: Recorder) -> Plan:
+    """One multi-get for every key and every generation they depend on; hits and misses counted.
+    ``None`` when the store answered with an unreadable payload (the caller goes key by key)."""
+    fulls = [tier.key(k) for k in keys]
+    pending = tier.pending_now()  # see SharedTier.fetch_plan
+    got = yield (GET_MANY, (fulls + gen_keys,), None)
+    if got is None and not tier.down:
+        return None
+    t = now()
+    out: dict[str, Any] = {}
+    for k, full in zip(keys, fulls, strict=True):
+        entry = MISSING if got is None else tier.entry(got.get(full, MISSING))
+        if entry is not MISSING and entry[1] > t and (
+                yield from tier.current_plan(entry[2], got or {}, pending)):
+            stats.hits += 1
+            out[k] = entry[0]
+        else:
+            stats.misses += 1
+            out[k] = MISSING
+    return out
+
+
+def put_many_plan(tier: Tier, policy: Policy, stats: Recorder, now: float, mapping: Mapping[str, Any],
+                  ttl: Any) -> Plan:
+    """Unstamped entries in one round trip per distinct TTL."""
+    if not policy.enabled:
+        return False
+    raw_ints = tier.raw_ints
+    groups: dict[float | None, dict[str, Any]] = {}
+    for key, value in mapping.items():
+        policy.check_key(key)
+        t = policy.ttl_for(key, ttl)
+        payload = value if type(value) is int and raw_ints else (value, now + t if t is not None else INF, None)
+        groups.setdefault(t, {})[tier.key(key)] = payload
+    ok = True
+    for t, batch in groups.items():
+        keep = None if t is None else t + (policy.stale_ttl or 0)
+        done = bool((yield (PUT_MANY, (batch, keep), False)))
+        if done:
+            stats.sets += len(batch)
+        ok = ok and done
+    return ok
