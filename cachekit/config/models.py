@@ -147,7 +147,10 @@ class FileProviderConfig(_ProviderBase):
 
     type: Literal["file"] = Field("file", description="the provider kind")
     path: str = Field(".cache/cachekit", description="directory holding the files")
-    max_size: int | None = Field(None, gt=0, description="not enforced for files; kept for symmetry")
+    max_size: int | None = Field(
+        None, gt=0, description="entry files kept; past it, the entries accessed longest ago are removed")
+    max_bytes: int | None = Field(
+        None, gt=0, description="bytes of entry files kept; past it, the entries accessed longest ago are removed")
 
 
 class RedisProviderConfig(_ProviderBase):

@@ -62,7 +62,8 @@ def build_driver(config: Any, *, namespace: str, clock: Clock, max_size: int | N
     if kind == "file":
         from .file import FileDriver
 
-        return FileDriver(config.path, serializer=serializer(), clock=clock, max_value_size=config.max_value_size)
+        return FileDriver(config.path, serializer=serializer(), clock=clock, max_value_size=config.max_value_size,
+                          max_size=config.max_size, max_bytes=config.max_bytes)
     if kind == "redis":
         from .redis import RedisDriver
 
