@@ -75,6 +75,8 @@ def region_name_problem(name: Any) -> str | None:
         return f"region name {name!r} contains ':', the namespace separator; use another character"
     if name.startswith("__"):
         return f"region name {name!r} starts with '__', kept for cachekit's internal keys"
+    if any(ord(c) < 32 or ord(c) == 127 for c in name):
+        return f"region name {name!r} contains a control character; use printable characters"
     return None
 
 
