@@ -78,6 +78,14 @@ def test_without_a_strict_parser_the_place_comes_from_the_first_failing_prefix()
     assert loader_module._first_failing_prefix(text, "some other reason") is None
 
 
+def test_a_document_only_tomlkit_rejects_gets_the_line_of_the_first_prefix_it_rejects() -> None:
+    # valid TOML (tomllib reads it) that tomlkit cannot merge when unwrapping: found by the fuzz test
+    text = '[regions.a]\nttl = 1\n\n[[regions.a.events]]\nx = 1\n\n[[other.events]]\n\n[regions.a.events.bus]\n'
+    item = only_problem(text)
+    assert item.line == 9
+    assert item.message.endswith("(line 9, column 1): [regions.a.events.bus]")
+
+
 # -- names checked when validated -------------------------------------------------------------------
 @pytest.mark.parametrize(
     ("text", "path", "line", "words"),

@@ -240,16 +240,16 @@ def test_mixed_load_under_a_fault_leaks_nothing_reads_no_wrong_value_and_recover
         region = runtime.region()
         load = MixedLoad(region, strict)
 
-        healthy = load.run(0.7)
+        healthy = load.run(0.5)
         assert healthy.operations > 0
         assert (healthy.leaked, healthy.provider_errors, healthy.wrong_values) == (0, 0, 0), healthy.examples
 
         start, during = fault(fault_name, proxy)
         start()
-        faulty = load.run(1.5, during)
+        faulty = load.run(1.2, during)
         proxy.restore()
         recovered = recovery_time(region)
-        after = load.run(0.5)
+        after = load.run(0.3)
 
     figures = Figures()
     for phase in (healthy, faulty, after):

@@ -277,13 +277,17 @@ def _strict_toml_place(text: str) -> tuple[int, int] | None:
 
 
 def _first_failing_prefix(text: str, reason: str) -> tuple[int, int] | None:
-    """The line of the shortest prefix of ``text`` that tomlkit rejects with ``reason`` (column 1)."""
+    """The line of the shortest prefix of ``text`` that tomlkit rejects with ``reason`` (column 1).
+
+    Also the place of what tomlkit alone rejects (a TOML-valid document whose tables tomlkit cannot
+    merge when unwrapping it: ``Key "events" already exists``).
+    """
     lines = text.splitlines(keepends=True)
     if len(lines) > _PREFIX_SCAN_MAX_LINES:
         return None
     for n in range(1, len(lines) + 1):
         try:
-            tomlkit.parse("".join(lines[:n]))
+            tomlkit.parse("".join(lines[:n])).unwrap()  # unwrap: some duplicates show only there
         except Exception as exc:
             if _AT_LINE.sub("", str(exc)).strip().removesuffix(".") == reason:
                 return n, 1
