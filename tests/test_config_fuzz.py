@@ -1,4 +1,5 @@
-"""Whatever text it is given, parse_config returns a config or raises ConfigError, nothing else."""
+"""Whatever text it is given, parse_config returns a config or raises ConfigError, nothing else; every
+problem it reports carries a line of the text (issue 12: a duplicate key used to come without one)."""
 
 from __future__ import annotations
 
@@ -58,7 +59,8 @@ def parse_or_config_error(text: str) -> None:
         assert exc.errors, "a ConfigError always lists at least one problem"
         for item in exc.errors:
             assert item.file == "fuzz.toml"
-            assert item.line is None or item.line >= 1
+            assert item.line is not None, f"no line: {item}\n--- text ---\n{text}"
+            assert 1 <= item.line <= text.count("\n") + 1, f"line out of the text: {item}"
             assert isinstance(item.message, str) and item.message
     else:
         assert isinstance(config, CacheConfig)
@@ -85,3 +87,15 @@ def test_damaged_toml_documents_raise_nothing_but_config_error(
     text = tomlkit.dumps(document)
     position %= len(text) + 1
     parse_or_config_error(text[:position] + junk + text[position:])
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(sections, st.integers(min_value=0, max_value=400), st.integers(min_value=0, max_value=400))
+def test_documents_with_a_line_repeated_elsewhere_report_every_problem_with_a_line(
+    document: dict[str, Any], source: int, target: int
+) -> None:
+    # a repeated key or table header: tomlkit's "Key ... already exists" comes without a place of its own
+    lines = tomlkit.dumps(document).splitlines(keepends=True) or ["\n"]
+    copied = lines[source % len(lines)]
+    position = target % (len(lines) + 1)
+    parse_or_config_error("".join([*lines[:position], copied, *lines[position:]]))

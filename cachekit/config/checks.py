@@ -73,6 +73,7 @@ def cross_warnings(config: Any) -> list[Problem]:
 def cross_check(config: Any) -> list[Problem]:
     """The cross-reference problems of a config whose shape is valid, in declaration order."""
     return [
+        *_check_names(config),
         *_check_provider_types(config),
         *_check_cache_section(config),
         *_check_regions(config),
@@ -112,6 +113,43 @@ def _data_model() -> type[BaseModel]:
 
 
 # -- the checks ---------------------------------------------------------------------------------
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def name_problem(what: str, name: Any, *, slash: bool = True) -> str | None:
+    """Why ``name`` cannot name a ``what`` (a provider, a rule, a tag, an event), or ``None``.
+
+    Names are shown in logs, stats labels and errors, and addressed by the CLI and the HTTP API: they
+    are non-empty strings without control characters (a newline would forge a log line; ``NUL`` is
+    cachekit's own separator); ``slash = False`` also refuses ``/`` (a provider is addressed by name in
+    one URL segment, ``/api/cache/providers/{name}/summary``).
+    """
+    if not isinstance(name, str) or not name:
+        article = "an" if what[0] in "aeiou" else "a"
+        return f"{article} {what} name is a non-empty string, not {name!r}"
+    if _CONTROL.search(name):
+        return f"{what} name {name!r} contains a control character; use printable characters"
+    if not slash and "/" in name:
+        return f"{what} name {name!r} contains '/', which the HTTP API cannot address; use another character"
+    return None
+
+
+def _check_names(config: Any) -> Iterator[Problem]:
+    """Names the runtime would refuse, or could not address, on first use: refused when validated."""
+    for name in config.providers:
+        bad = name_problem("provider", name, slash=False)
+        if bad:
+            yield ("providers", name), bad
+    for index, rule in enumerate(config.rules):
+        bad = name_problem("rule", rule.name)
+        if bad:
+            yield ("rules", index, "name"), bad
+        for field, what in (("tags", "tag"), ("events", "event")):
+            for position, value in enumerate(getattr(rule, field, None) or ()):
+                bad = name_problem(what, value)
+                if bad:
+                    yield ("rules", index, field, position), bad
 
 
 def _provider_type(config: Any, name: str) -> str | None:

@@ -28,6 +28,7 @@ from .checks import _data_model, config_data, cross_check
 from .diagnostics import Locator, explain, items_from_validation_error
 from .env import EnvCapture, current_capture, use_sources
 from .models import CacheConfig, imply_provider_types
+from .secrets import MASK, is_secret_name, mask_text
 from .toml_lines import LineMap
 
 __all__ = ["load_config", "parse_config"]
@@ -79,10 +80,9 @@ def parse_config(
         document = tomlkit.parse(text)
         data = document.unwrap()
     except ParseError as exc:
-        raise _toml_error(exc, file) from None
-    except Exception as exc:  # tomlkit raises more than ParseError on some inputs
-        message = f"invalid TOML: {exc or type(exc).__name__}"
-        raise ConfigError([ConfigErrorItem(path="", message=message, file=file)], file=file) from None
+        raise _toml_error(exc, file, text) from None
+    except Exception as exc:  # tomlkit raises more than ParseError on some inputs (a duplicate key...)
+        raise _toml_error(exc, file, text) from None
 
     lines = LineMap.from_text(text)
     # Keys such as "_env_prefix" would be taken by BaseSettings as arguments: report them ourselves.
@@ -222,17 +222,93 @@ def _read(path: Path, file: str) -> str:
 
 
 _AT_LINE = re.compile(r"\s+at line \d+ col \d+$")
+_TOMLLIB_AT = re.compile(r"\(at line (\d+), column (\d+)\)")
+_KEY_PART = r"""(?:[A-Za-z0-9_-]+|"[^"]*"|'[^']*')"""
+_LINE_KEY = re.compile(rf"^\s*({_KEY_PART}(?:\s*\.\s*{_KEY_PART})*)\s*=")
+_SHOWN_LINE_MAX = 80
+_PREFIX_SCAN_MAX_LINES = 2000
 
 
-def _toml_error(exc: ParseError, file: str | None) -> ConfigError:
-    reason = _AT_LINE.sub("", str(exc))
+def _toml_error(exc: Exception, file: str | None, text: str) -> ConfigError:
+    """A ConfigError for a text tomlkit could not parse: the reason, the line and column, the line itself.
+
+    tomlkit gives the place of most errors but not of all (a key defined twice in one table, a table
+    declared twice); the place comes from ``tomllib`` (Python 3.11+, or ``tomli``) when it stops no
+    later than tomlkit, else from tomlkit, else from the shortest prefix of the text that fails the
+    same way.
+    """
+    reason = _AT_LINE.sub("", str(exc)).strip() or type(exc).__name__
     reason = reason.replace("Unexpected character: '\\x00'", "unexpected end of file")
     reason = reason.replace("Unexpected character: '\\n'", "unexpected end of line")
+    reason = reason.removesuffix(".")
     line = getattr(exc, "line", None)
     col = getattr(exc, "col", None)
-    where = f" (line {line}, column {col + 1})" if isinstance(col, int) and isinstance(line, int) else ""
-    item = ConfigErrorItem(path="", message=f"invalid TOML: {reason}{where}", line=line, file=file)
-    return ConfigError([item], file=file)
+    place = _strict_toml_place(text)
+    if isinstance(line, int) and isinstance(col, int) and (place is None or place[0] > line):
+        place = (line, col + 1)  # tomlkit's, unless the stricter parser stopped earlier (a table declared twice)
+    if place is None:
+        place = _first_failing_prefix(text, reason)
+    if place is None:
+        item = ConfigErrorItem(path="", message=f"invalid TOML: {reason}", file=file)
+        return ConfigError([item], file=file)
+    line, column = place
+    shown = _shown_line(text, line)
+    message = f"invalid TOML: {reason} (line {line}, column {column})" + (f": {shown}" if shown else "")
+    return ConfigError([ConfigErrorItem(path="", message=message, line=line, file=file)], file=file)
+
+
+def _strict_toml_place(text: str) -> tuple[int, int] | None:
+    """``(line, column)`` (both 1-based) of the first error ``tomllib`` (or ``tomli``) finds, or ``None``."""
+    try:
+        import tomllib as strict_toml  # type: ignore[import-not-found,unused-ignore]
+    except ImportError:  # pragma: no cover - Python 3.10
+        try:
+            import tomli as strict_toml  # type: ignore[import-not-found,no-redef,unused-ignore]
+        except ImportError:
+            strict_toml = None
+    if strict_toml is not None:
+        try:
+            strict_toml.loads(text)
+        except Exception as exc:  # TOMLDecodeError; anything else only means "no place from here"
+            found = _TOMLLIB_AT.search(str(exc))
+            if found:
+                return int(found[1]), int(found[2])
+    return None
+
+
+def _first_failing_prefix(text: str, reason: str) -> tuple[int, int] | None:
+    """The line of the shortest prefix of ``text`` that tomlkit rejects with ``reason`` (column 1).
+
+    Also the place of what tomlkit alone rejects (a TOML-valid document whose tables tomlkit cannot
+    merge when unwrapping it: ``Key "events" already exists``).
+    """
+    lines = text.splitlines(keepends=True)
+    if len(lines) > _PREFIX_SCAN_MAX_LINES:
+        return None
+    for n in range(1, len(lines) + 1):
+        try:
+            tomlkit.parse("".join(lines[:n])).unwrap()  # unwrap: some duplicates show only there
+        except Exception as exc:
+            if _AT_LINE.sub("", str(exc)).strip().removesuffix(".") == reason:
+                return n, 1
+    return None
+
+
+def _shown_line(text: str, line: int) -> str:
+    """Line ``line`` of ``text``, stripped, shortened, with secret values masked."""
+    lines = text.splitlines()
+    if not 1 <= line <= len(lines):
+        return ""
+    shown = lines[line - 1].strip()
+    key = _LINE_KEY.match(shown)
+    if key:
+        last = re.split(r"\s*\.\s*", key[1])[-1].strip("\"'")
+        if is_secret_name(last):
+            shown = f"{key[1]} = {MASK}"
+    shown = mask_text(shown)
+    if len(shown) > _SHOWN_LINE_MAX:
+        shown = shown[: _SHOWN_LINE_MAX - 3] + "..."
+    return shown
 
 
 def _settings_message(exc: Exception) -> str:

@@ -76,6 +76,8 @@ def region_name_problem(name: Any) -> str | None:
         return f"region name {name!r} contains ':', the namespace separator; use another character"
     if name.startswith("__"):
         return f"region name {name!r} starts with '__', kept for cachekit's internal keys"
+    if any(ord(c) < 32 or ord(c) == 127 for c in name):
+        return f"region name {name!r} contains a control character; use printable characters"
     return None
 
 
@@ -150,7 +152,10 @@ class FileProviderConfig(_ProviderBase):
 
     type: Literal["file"] = Field("file", description="the provider kind")
     path: str = Field(".cache/cachekit", description="directory holding the files")
-    max_size: int | None = Field(None, gt=0, description="not enforced for files; kept for symmetry")
+    max_size: int | None = Field(
+        None, gt=0, description="entry files kept; past it, the entries accessed longest ago are removed")
+    max_bytes: int | None = Field(
+        None, gt=0, description="bytes of entry files kept; past it, the entries accessed longest ago are removed")
 
 
 class RedisProviderConfig(_ProviderBase):

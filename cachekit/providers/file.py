@@ -27,9 +27,21 @@ Concurrency
   ``fork`` (a lock on an inherited descriptor would be shared with the parent).
 - A corrupt or truncated file is removed, and the operation that found it raises
   :class:`~cachekit.serializers.SerializationError` (the runtime counts it as an error and a miss).
-  Leftover temporary files of a crashed writer (``.<name>.<pid>.<random>.tmp``) are not removed.
+- Leftover temporary files of a crashed writer (``.<name>.<pid>.<random>.tmp``) are removed when the
+  driver opens its directory and by :meth:`FileDriver.flush`, once they are older than
+  ``stale_temp_after`` seconds (default 60; by modification time): a writer still writing keeps its file.
 - ``flock`` needs a local filesystem (not NFS). Without ``fcntl`` (Windows) the locks only cover the
   threads of one process.
+
+Bounds
+------
+``max_size`` (entry files) and ``max_bytes`` (their total size) are optional. Each process keeps an
+estimate of both (a count of the directory when first needed, then its own writes); when a write takes
+the estimate over a bound, a sweep lists the directory, and if it really is over, removes the entries
+accessed longest ago until it is at 90 % of each bound. Access time is the file's modification time:
+a write sets it, and a read of a bounded store touches it (``os.utime``) when it is more than a second
+old, so it does not depend on ``atime`` (often off: ``noatime``/``relatime`` mounts). Writes of other
+processes are seen at the next sweep, so the directory may go over a bound by what they wrote since.
 
 A shared, writable directory lets anyone who can write to it plant a pickle payload: configure a
 ``signing_key`` (or use ``json``) when the directory is not private. The driver creates its directory mode
@@ -45,6 +57,7 @@ import re
 import secrets
 import struct
 import threading
+import time
 import weakref
 import zlib
 from collections.abc import Iterable, Iterator
@@ -62,7 +75,7 @@ try:
 except ImportError:  # pragma: no cover - Windows
     fcntl = None  # type: ignore[assignment]
 
-__all__ = ["FileDriver"]
+__all__ = ["STALE_TEMP_AFTER", "FileDriver"]
 
 _MAGIC = b"CKF\x01"
 _HEADER = struct.Struct(">4sIdIQ")  # magic, crc32 of what follows it, expires_at, key len, payload len
@@ -70,6 +83,11 @@ _CRC_FROM = 8  # the CRC covers bytes [8:]: expires_at, lengths, key and payload
 _SUFFIX = ".ck"
 _SEP = os.sep
 _ENTRY_NAME = re.compile(r"[0-9a-f]{64}\.ck")
+_TEMP_NAME = re.compile(r"\.[0-9a-f]{64}\.ck\.\d+\.[0-9a-f]+\.tmp")
+#: seconds after which a temporary file is a crashed writer's leftover (a live writer's is younger)
+STALE_TEMP_AFTER = 60.0
+_SWEEP_TO = 0.9  # a sweep removes entries until the store is at 90 % of each bound
+_TOUCH_AFTER = 1.0  # a read touches an entry's mtime when it is older than this (bounded stores only)
 _FANOUT_NAME = re.compile(r"[0-9a-f]{2}")
 _LOCK_STRIPES = 64
 _INF = float("inf")
@@ -101,16 +119,20 @@ class FileDriver(CacheDriver):
     MISSING
     >>> d.close()
 
-    ``serializer`` defaults to pickle (signed with ``CACHEKIT_SIGNING_KEY`` when set); ``clock`` (default
-    :class:`~cachekit.clock.SystemClock`) gives the absolute expiry written in each file, so processes
-    sharing a directory should all use wall time.
+    ``serializer`` defaults to pickle (signed with ``CACHEKIT_SIGNING_KEY`` when set); ``clock``
+    (default :class:`~cachekit.clock.SystemClock`) gives the absolute expiry written in each file, so
+    processes sharing a directory should all use wall time.
+    ``max_size`` (entries) and ``max_bytes`` bound the directory: past either, the entries accessed
+    longest ago are removed (see the module's docstring). Temporary files older than
+    ``stale_temp_after`` seconds (a killed writer's) are removed on open and by :meth:`flush`.
     """
 
     can_scan = True
 
     def __init__(
         self, path: str | Path, serializer: Serializer | None = None, clock: Clock | None = None,
-        max_value_size: int | None = None,
+        max_value_size: int | None = None, max_size: int | None = None, max_bytes: int | None = None,
+        stale_temp_after: float = STALE_TEMP_AFTER,
     ) -> None:
         #: the largest encoded value written, in bytes (``None``: no limit); larger ones raise
         #: :class:`ValueTooLargeError` and leave the previous value in place
@@ -134,6 +156,15 @@ class FileDriver(CacheDriver):
         self._fds_guard = threading.Lock()
         self._pid = os.getpid()
         self._finalizer = weakref.finalize(self, _close_fds, self._lock_fds)
+        #: the most entry files kept (``None``: no bound)
+        self.max_size = max_size
+        #: the most bytes of entry files kept (``None``: no bound)
+        self.max_bytes = max_bytes
+        #: age, in seconds, from which a temporary file counts as a dead writer's leftover
+        self.stale_temp_after = stale_temp_after
+        self._usage: list[int] | None = None  # [entries, bytes] as this process estimates them
+        self._sweep_guard = threading.Lock()
+        self.reclaim_temp_files()
 
     @property
     def signed(self) -> bool:
@@ -156,10 +187,13 @@ class FileDriver(CacheDriver):
             return MISSING
         data, payload = found
         try:
-            return self.serializer.loads(payload)
+            value = self.serializer.loads(payload)
         except SerializationError:
             self._discard(slot, data)
             raise
+        if self.max_size is not None or self.max_bytes is not None:
+            _touch(slot[1])
+        return value
 
     def put(self, key: str, value: Any, ttl: float | None = None) -> bool:
         """Write ``value`` under ``key`` atomically; ``ttl`` seconds from the clock (``None``: forever).
@@ -172,9 +206,11 @@ class FileDriver(CacheDriver):
             return True
         payload = self._encode(value)
         expires_at = _INF if ttl is None else self.clock() + ttl
-        temp = self._write_temp(slot[1], _pack(slot[2], expires_at, payload))
+        blob = _pack(slot[2], expires_at, payload)
+        temp = self._write_temp(slot[1], blob)
         try:
             with self._locked(slot[0]):
+                before = self._size_before(slot[1])
                 os.replace(temp, slot[1])
         except BaseException as exc:
             with contextlib.suppress(OSError):
@@ -182,6 +218,7 @@ class FileDriver(CacheDriver):
             if isinstance(exc, OSError):
                 raise ProviderError(f"file cache: cannot write {key!r}: {exc}") from exc
             raise
+        self._wrote(before, len(blob))
         return True
 
     def _encode(self, value: Any) -> bytes:
@@ -197,18 +234,122 @@ class FileDriver(CacheDriver):
         return self._unlink(self._slot(key))
 
     def flush(self) -> bool:
-        """Remove every entry file of this driver.
+        """Remove every entry file of this driver, and the temporary files of dead writers.
 
-        Only files named like entries (``<2 hex>/<64 hex>.ck``) are removed; anything else in the
-        directory, the sub-directories themselves and the lock files are left alone (removing a
-        sub-directory would race with a writer about to create a file in it).
+        Only files named like entries (``<2 hex>/<64 hex>.ck``) and temporary files older than
+        ``stale_temp_after`` are removed; anything else in the directory, the sub-directories
+        themselves and the lock files are left alone (removing a sub-directory would race with a
+        writer about to create a file in it).
         """
         for fanout in self._fanout_dirs():
             for name in _listdir(fanout):
                 if _ENTRY_NAME.fullmatch(name):
                     with contextlib.suppress(FileNotFoundError):
                         os.unlink(os.path.join(fanout, name))
+        self.reclaim_temp_files()
+        self._usage = None
         return True
+
+    def reclaim_temp_files(self) -> int:
+        """Remove the temporary files older than ``stale_temp_after`` seconds; return how many.
+
+        A writer killed between writing its temporary file and moving it into place leaves the file
+        behind. The age is by modification time against the wall clock: a writer still writing has
+        touched its file within the last moment, so it keeps it. Errors are ignored (best effort).
+        """
+        cutoff = time.time() - self.stale_temp_after
+        removed = 0
+        try:
+            fanouts = self._fanout_dirs()
+        except ProviderError:
+            return 0
+        for fanout in fanouts:
+            try:
+                names = _listdir(fanout)
+            except ProviderError:
+                continue
+            for name in names:
+                if not (name.startswith(".") and _TEMP_NAME.fullmatch(name)):
+                    continue
+                path = os.path.join(fanout, name)
+                try:
+                    if os.lstat(path).st_mtime < cutoff:
+                        os.unlink(path)
+                        removed += 1
+                except OSError:
+                    pass
+        return removed
+
+    # -- bounds ---------------------------------------------------------------------------
+    def _size_before(self, path: str) -> int | None:
+        """The size of the file at ``path`` before a write replaces it (``-1``: none), when bounded."""
+        if self.max_size is None and self.max_bytes is None:
+            return None
+        try:
+            return os.stat(path).st_size
+        except OSError:
+            return -1
+
+    def _wrote(self, before: int | None, size: int) -> None:
+        """Account a write of ``size`` bytes that replaced a file of ``before`` bytes; sweep when over."""
+        if before is None:
+            return
+        usage = self._usage
+        if usage is None:
+            self.sweep()
+            return
+        if before < 0:
+            usage[0] += 1
+            usage[1] += size
+        else:
+            usage[1] += size - before
+        if self._over(usage[0], usage[1], 1.0):
+            self.sweep()
+
+    def _over(self, count: int, size: int, fraction: float) -> bool:
+        return (self.max_size is not None and count > self.max_size * fraction) or \
+            (self.max_bytes is not None and size > self.max_bytes * fraction)
+
+    def sweep(self) -> int:
+        """List the directory and, when it is over ``max_size`` or ``max_bytes``, remove the entries
+        accessed longest ago until it is at 90 % of each bound; return how many were removed.
+
+        One sweep at a time per driver (a write that finds one running does not wait for it).
+        """
+        if not self._sweep_guard.acquire(blocking=False):
+            return 0
+        try:
+            entries: list[tuple[float, int, str]] = []
+            for fanout in self._fanout_dirs():
+                try:
+                    scanned = list(os.scandir(fanout))
+                except OSError:
+                    continue
+                for item in scanned:
+                    if not _ENTRY_NAME.fullmatch(item.name):
+                        continue
+                    try:
+                        st = item.stat(follow_symlinks=False)
+                    except OSError:
+                        continue
+                    entries.append((st.st_mtime, st.st_size, item.path))
+            count = len(entries)
+            total = sum(size for _mtime, size, _path in entries)
+            removed = 0
+            if self._over(count, total, 1.0):
+                entries.sort()
+                for _mtime, size, path in entries:
+                    if not self._over(count, total, _SWEEP_TO):
+                        break
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(path)
+                        removed += 1
+                    count -= 1
+                    total -= size
+            self._usage = [count, total]
+            return removed
+        finally:
+            self._sweep_guard.release()
 
     # -- optional -------------------------------------------------------------------------
     def has(self, key: str) -> bool:
@@ -369,11 +510,13 @@ class FileDriver(CacheDriver):
         """Write ``blob`` to ``path`` atomically; the caller holds the key's lock."""
         temp = self._write_temp(path, blob)
         try:
+            before = self._size_before(path)
             os.replace(temp, path)
         except OSError as exc:
             with contextlib.suppress(OSError):
                 os.unlink(temp)
             raise ProviderError(f"file cache: cannot write {path!r}: {exc}") from exc
+        self._wrote(before, len(blob))
 
     @staticmethod
     def _write_temp(path: str, blob: bytes) -> str:
@@ -496,6 +639,15 @@ def _read_key(path: str, now: float) -> str | None:
         return raw.decode("utf-8", "surrogatepass")
     except UnicodeDecodeError:
         return None
+
+
+def _touch(path: str) -> None:
+    """Mark an entry as just accessed (its mtime), at most once a second; best effort."""
+    try:
+        if os.stat(path).st_mtime < time.time() - _TOUCH_AFTER:
+            os.utime(path)
+    except OSError:
+        pass
 
 
 def _listdir(path: str) -> list[str]:

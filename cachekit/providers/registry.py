@@ -85,7 +85,7 @@ def _memory(cfg: Any, namespace: str, clock: Clock, max_size: int | None) -> dic
 
 def _file(cfg: Any, namespace: str, clock: Clock, max_size: int | None) -> dict[str, Any]:
     return {"path": cfg.path, "serializer": serializer_for(cfg), "clock": clock,
-            "max_value_size": cfg.max_value_size}
+            "max_value_size": cfg.max_value_size, "max_size": cfg.max_size, "max_bytes": cfg.max_bytes}
 
 
 def _redis(cfg: Any, namespace: str, clock: Clock, max_size: int | None) -> dict[str, Any]:
