@@ -222,6 +222,8 @@ class _Health:
 
     @staticmethod
     def _probe(rt: "Runtime", name: str) -> str:
+        if rt.breakers().get(name, {}).get("state") == "open":
+            return "open"  # its circuit is open: not probed (no timeout paid)
         try:
             rt.store(name).l2.driver.ping()
         except Exception:  # what failed stays in the logs and stats: this route is open

@@ -113,6 +113,11 @@ class Stats:
     def rows(self) -> list[dict[str, Any]]:
         return [st.as_dict() for st in self._sources()]
 
+    def breakers(self) -> dict[str, dict[str, Any]]:
+        """The providers' circuit breakers, ``{provider: {"state", "failures", "opened", "skipped",
+        "opens"}}`` (the runtime sets this to :meth:`Runtime.breakers`)."""
+        return {}
+
     def outcomes(self) -> list[tuple[str, str, str, str, int]]:
         """Every recorder's ``(region, tier, operation, outcome, count)``, non-zero counts only."""
         return [row for st in self._sources() for row in st.outcomes() if row[4]]

@@ -45,7 +45,9 @@ FIELD_PW = _secret("fieldpw")      # password = "FIELD_PW"
 SIGNING_KEY = _secret("signkey")   # signing_key = "SIGNING_KEY"
 TOKEN = _secret("token")           # [http] token = "TOKEN"
 EXTRA_PW = _secret("extrapw")      # a custom driver's dsn = "postgres://u:EXTRA_PW@..."
-SECRETS = [URL_PW, QUERY_PW, SENTINEL_PW, CLUSTER_PW, CLUSTER_URL_PW, FIELD_PW, SIGNING_KEY, TOKEN, EXTRA_PW]
+ENCRYPTION_KEY = uuid.uuid4().hex + uuid.uuid4().hex  # encryption_keys = ["ENCRYPTION_KEY"] (64 hex digits)
+SECRETS = [URL_PW, QUERY_PW, SENTINEL_PW, CLUSTER_PW, CLUSTER_URL_PW, FIELD_PW, SIGNING_KEY, TOKEN, EXTRA_PW,
+           ENCRYPTION_KEY]
 
 
 def assert_no_secret(text: str, where: str) -> None:
@@ -73,6 +75,7 @@ type = "memory"
 type = "redis"
 url = "redis://app:{URL_PW}@127.0.0.1:{dead_port}/3?password={QUERY_PW}&health_check_interval=7"
 signing_key = "{SIGNING_KEY}"
+encryption_keys = ["{ENCRYPTION_KEY}"]
 connect_timeout = 0.2
 socket_timeout = 0.2
 retries = 0

@@ -313,11 +313,11 @@ def _check_bus(config: Any) -> Iterator[Problem]:
 def _signed(config: Any, provider: Any) -> bool:
     """A signing key applies: the provider's, or ``CACHEKIT_SIGNING_KEY`` in the environment the config
     was built from (the one its drivers read)."""
-    if provider is not None and provider.signing_key is not None:
-        return True
+    if provider is not None and (provider.signing_key is not None or getattr(provider, "encryption_keys", None)):
+        return True  # encrypted payloads are authenticated too (AES-GCM)
     capture = getattr(config, "_env", None)
     environ = capture.environ if capture is not None and capture.environ is not None else os.environ
-    return bool(environ.get(ENV_SIGNING_KEY))
+    return bool(environ.get(ENV_SIGNING_KEY) or environ.get("CACHEKIT_ENCRYPTION_KEYS"))
 
 
 def _unsigned_pickle(config: Any) -> Iterator[tuple[PathKey, str, Any]]:

@@ -38,6 +38,7 @@ if TYPE_CHECKING:
 __all__ = [
     "BUILTIN_PROVIDER_TYPES",
     "PROVIDER_MODELS",
+    "BreakerConfig",
     "BusConfig",
     "CacheConfig",
     "CacheSection",
@@ -112,6 +113,13 @@ class CacheSection(_Model):
         return v
 
 
+class BreakerConfig(_Model):
+    """``breaker = { failures = 5, cool_off = "30s" }`` of a provider: its circuit breaker."""
+
+    failures: int = Field(5, gt=0, description="consecutive failed store calls that open the circuit")
+    cool_off: Seconds = Field(30, description="how long an open circuit skips every store call before one probe")
+
+
 class _ProviderBase(_Model):
     model_config = ConfigDict(hide_input_in_errors=True)  # a wrong-typed signing_key is not echoed
     on_error: OnError = Field(
@@ -138,6 +146,33 @@ class _ProviderBase(_Model):
         return v
 
 
+class _BreakerFields(_ProviderBase):
+    """A provider whose tiers call a driver the runtime shares: a circuit breaker can guard it."""
+
+    breaker: BreakerConfig | None = Field(
+        None, description="circuit breaker of a shared store: after `failures` consecutive failures, calls are "
+        "skipped for `cool_off`, then one probe; unset: off (every call tries the store)")
+
+
+class _SharedStoreFields(_BreakerFields):
+    """A store that holds bytes (file, Redis, Memcached): its payloads can be encrypted."""
+
+    encryption_keys: list[SecretStr] = Field(
+        default_factory=list, description="AES-256-GCM keys (32 bytes, base64 or hex) of a shared store: "
+        "values are encrypted with the first, decrypted with any; empty: CACHEKIT_ENCRYPTION_KEYS, else none")
+
+    @field_validator("encryption_keys")
+    @classmethod
+    def _keys_valid(cls, v: list[SecretStr]) -> list[SecretStr]:
+        from ..encryption import key_problem
+
+        for i, key in enumerate(v):
+            problem = key_problem(key.get_secret_value())
+            if problem:
+                raise ValueError(f"encryption_keys[{i}]: {problem}")
+        return v
+
+
 class MemoryProviderConfig(_ProviderBase):
     """An in-process store: references kept, LRU eviction past ``max_size``."""
 
@@ -147,7 +182,7 @@ class MemoryProviderConfig(_ProviderBase):
         "lru", description="eviction past max_size: lru, or tinylfu (W-TinyLFU: frequency-aware, scan-resistant)")
 
 
-class FileProviderConfig(_ProviderBase):
+class FileProviderConfig(_SharedStoreFields):
     """A directory of files, safe to share between processes on one machine."""
 
     type: Literal["file"] = Field("file", description="the provider kind")
@@ -158,7 +193,7 @@ class FileProviderConfig(_ProviderBase):
         None, gt=0, description="bytes of entry files kept; past it, the entries accessed longest ago are removed")
 
 
-class RedisProviderConfig(_ProviderBase):
+class RedisProviderConfig(_SharedStoreFields):
     """Redis standalone (``url`` or host/port), Sentinel (``sentinel``) or Cluster (``cluster = true``)."""
 
     type: Literal["redis"] = Field("redis", description="the provider kind")
@@ -181,7 +216,7 @@ class RedisProviderConfig(_ProviderBase):
         False, description='allow serializer = "pickle" without a signing_key (unsafe: see serialization.md)')
 
 
-class MemcachedProviderConfig(_ProviderBase):
+class MemcachedProviderConfig(_SharedStoreFields):
     """Memcached: one server, or several with consistent hashing (pymemcache ``HashClient``)."""
 
     type: Literal["memcached"] = Field("memcached", description="the provider kind")
@@ -197,7 +232,7 @@ class MemcachedProviderConfig(_ProviderBase):
         False, description='allow serializer = "pickle" without a signing_key (unsafe: see serialization.md)')
 
 
-class CustomProviderConfig(_ProviderBase):
+class CustomProviderConfig(_BreakerFields):
     """A driver from an entry point (``type = "name"``) or an import path (``driver = "pkg.mod:Class"``)."""
 
     model_config = ConfigDict(extra="allow", validate_assignment=True)

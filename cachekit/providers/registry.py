@@ -138,13 +138,26 @@ def serializer_for(cfg: Any) -> Serializer:
 
     No ``serializer`` configured: the type's default (``json`` on Redis and Memcached, ``pickle`` on files),
     signed ``pickle`` when a signing key is configured (``signing_key``, else ``CACHEKIT_SIGNING_KEY``).
+    With ``encryption_keys`` (else ``CACHEKIT_ENCRYPTION_KEYS``) its payloads are encrypted
+    (:class:`~cachekit.encryption.EncryptedSerializer`), and pickle is the default as under signing.
     """
-    from ..serializers import provider_serializer
+    from ..serializers import default_serializer_name, provider_serializer
 
-    return provider_serializer(
+    keys = [k.get_secret_value() for k in getattr(cfg, "encryption_keys", ())]
+    if not keys:
+        from ..encryption import env_keys
+
+        keys = env_keys()
+    serializer = provider_serializer(
         cfg.type,
-        cfg.serializer,
+        # encrypted payloads are authenticated (GCM), so signed pickle's default applies
+        cfg.serializer or (default_serializer_name(cfg.type, True) if keys else None),
         compress_threshold=cfg.compress_threshold,
         signing_key=_secret(cfg.signing_key),
-        allow_unsigned_pickle=getattr(cfg, "allow_unsigned_pickle", False),
+        allow_unsigned_pickle=bool(keys) or getattr(cfg, "allow_unsigned_pickle", False),
     )
+    if not keys:
+        return serializer
+    from ..encryption import EncryptedSerializer, decode_key
+
+    return EncryptedSerializer(serializer, [decode_key(k) for k in keys])

@@ -31,6 +31,7 @@ from ..errors import CacheError
 from ..providers.base import CacheDriver
 from ..providers.memory import MemoryDriver
 from ..stats import Recorder
+from .breaker import Breaker
 from .bus import Bus
 from .policy import Policy, compile_glob
 from .region import Region, RegionParts
@@ -98,6 +99,8 @@ class Compiler:
         self._built_prefix = config.cache.prefix
         #: stores added with ``register_store``
         self.custom: dict[str, CacheDriver] = {}
+        #: the circuit breaker of each provider that configures one (shared by its tiers)
+        self.breakers: dict[str, Breaker] = {}
 
     @property
     def prefix(self) -> str:
@@ -169,8 +172,23 @@ class Compiler:
             driver = MemoryDriver(max_size=size, clock=self.clock, policy=eviction or getattr(cfg, "policy", "lru"))
             driver.name = provider
             return LocalTier(driver, provider=provider, on_error=cfg.on_error, stats=stats)
-        return SharedTier(self.shared_driver(provider, serializer), provider=provider, prefix=self.prefix,
+        tier = SharedTier(self.shared_driver(provider, serializer), provider=provider, prefix=self.prefix,
                           region=region, on_error=cfg.on_error, stats=stats, now=self.clock.now)
+        tier.breaker = self.breaker(provider, cfg)
+        return tier
+
+    def breaker(self, provider: str, cfg: Any) -> Breaker | None:
+        """The one breaker of ``provider`` (``None`` without ``breaker``); a new one when its settings changed."""
+        settings = getattr(cfg, "breaker", None)
+        with self._lock:
+            if settings is None:
+                self.breakers.pop(provider, None)
+                return None
+            breaker = self.breakers.get(provider)
+            if breaker is None or (breaker.threshold, breaker.cool_off) != (settings.failures, settings.cool_off):
+                breaker = self.breakers[provider] = Breaker(provider, failures=settings.failures,
+                                                            cool_off=settings.cool_off, now=self.clock.now)
+            return breaker
 
     # -- regions ---------------------------------------------------------------------------
     def region_config(self, name: str) -> RegionConfig:

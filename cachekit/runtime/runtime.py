@@ -83,6 +83,7 @@ class Runtime:
         self._parts = RegionParts(now=self.clock.now, singleflight=self.singleflight, broadcast=self.broadcast,
                                   spawn=self._spawn, update_region=self.update_region)
         self.stats = Stats(self._stat_sources, clock=self.clock.now, on_reset=self._reset_driver_counters)
+        self.stats.breakers = self.breakers  # type: ignore[method-assign]
 
     # -- configuration --------------------------------------------------------------------
     @property
@@ -355,6 +356,11 @@ class Runtime:
         if self._evicted_stats.active():
             out.append(self._evicted_stats)
         return out
+
+    def breakers(self) -> dict[str, dict[str, Any]]:
+        """The circuit breaker of each provider that has one (``breaker = {...}``) and is in use:
+        ``{provider: {"state": "closed" | "open" | "half-open", "failures", "opened", "skipped", "opens"}}``."""
+        return {name: breaker.snapshot() for name, breaker in list(self.compiler.breakers.items())}
 
     def _reset_driver_counters(self) -> None:
         for region in self._all_regions():

@@ -20,6 +20,7 @@ from ..providers.base import MISSING, CacheDriver
 from ..providers.memory import MemoryDriver
 from ..serializers import SerializationError, TamperedPayloadError
 from ..stats import Recorder
+from .breaker import Breaker, CircuitOpenError
 from .generations import LocalGenerations
 from .locks import NoLocks, RegionLocks
 from .plans import ADD, EXTEND_TTL, GET, GET_MANY, PUT, Plan, adrive, as_entry, drive
@@ -36,7 +37,7 @@ class Tier:
     provider's error policy: a failure is counted, logged once per outage (not per call), and
     either re-raised (``on_error = "raise"``) or turned into ``fallback``."""
 
-    __slots__ = ("down", "driver", "namespace", "on_error", "provider", "raw_ints", "stats")
+    __slots__ = ("breaker", "down", "driver", "namespace", "on_error", "provider", "raw_ints", "stats")
 
     #: stores whose keys a region can list (``keys()``, pattern invalidation, flush by deletion)
     can_scan = True
@@ -51,6 +52,8 @@ class Tier:
         self.down = False
         #: values may be stored as raw integers (so the server increments them)
         self.raw_ints = True
+        #: the provider's circuit breaker (shared by every tier on its driver), when configured
+        self.breaker: Breaker | None = None
 
     def key(self, key: str) -> str:
         """The key as stored."""
@@ -68,20 +71,30 @@ class Tier:
         return [k[cut:] for k in found]
 
     def call(self, fallback: T, fn: Callable[..., T], *args: Any) -> T:
+        breaker = self.breaker
+        if breaker is not None and breaker.tripped and not breaker.allow():
+            return self.skipped(fallback)
         try:
             result = fn(*args)
         except Exception as exc:
             return self.failed(exc, fallback)
+        if breaker is not None and (breaker.failures or breaker.tripped):
+            breaker.success()
         if self.down:
             self.recovered()
         return result
 
     async def acall(self, fallback: T, fn: Callable[..., Awaitable[T]], *args: Any) -> T:
         """:meth:`call` for a driver's async twin."""
+        breaker = self.breaker
+        if breaker is not None and breaker.tripped and not breaker.allow():
+            return self.skipped(fallback)
         try:
             result = await fn(*args)
         except Exception as exc:
             return self.failed(exc, fallback)
+        if breaker is not None and (breaker.failures or breaker.tripped):
+            breaker.success()
         if self.down:
             self.recovered()
         return result
@@ -102,8 +115,17 @@ class Tier:
             self.down = True
             log.warning("cachekit provider %r failed (%s: %s); counting errors until it recovers",
                         self.provider, type(exc).__name__, exc)
+        if self.breaker is not None:
+            self.breaker.failure()
         if self.on_error == "raise":
             raise exc
+        return fallback
+
+    def skipped(self, fallback: T) -> T:
+        """A call the open circuit skipped: counted as an error, answered at once (no store call)."""
+        self.stats.errors += 1
+        if self.on_error == "raise":
+            raise CircuitOpenError(f"provider {self.provider!r}: circuit open, call skipped")
         return fallback
 
     def recovered(self) -> None:
