@@ -179,6 +179,12 @@ def test_keys_from_the_environment(redis_store: Store, monkeypatch: pytest.Monke
         assert rt.region().get("card", "miss") == "miss"       # a reader without the key: refused
 
 
+def test_a_bad_key_in_the_environment_is_a_config_error(redis_store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CACHEKIT_ENCRYPTION_KEYS", f"{NEW},not-a-key")
+    with redis_store.runtime() as rt, pytest.raises(ConfigError, match="CACHEKIT_ENCRYPTION_KEYS: key 2"):
+        rt.region().get("card")
+
+
 def test_pickle_on_a_network_store_is_allowed_with_encryption_alone() -> None:
     toml = '[providers.r]\ntype = "redis"\nserializer = "pickle"\n'
     with pytest.raises(ConfigError, match="signing_key"):

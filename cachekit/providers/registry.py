@@ -145,9 +145,14 @@ def serializer_for(cfg: Any) -> Serializer:
 
     keys = [k.get_secret_value() for k in getattr(cfg, "encryption_keys", ())]
     if not keys:
-        from ..encryption import env_keys
+        from ..encryption import ENV_ENCRYPTION_KEYS, env_keys, key_problem
+        from ..errors import ConfigError, ConfigErrorItem
 
         keys = env_keys()
+        problems = [ConfigErrorItem(ENV_ENCRYPTION_KEYS, f"key {i + 1}: {problem}")
+                    for i, problem in enumerate(map(key_problem, keys)) if problem]
+        if problems:
+            raise ConfigError(problems, file="<environment>")
     serializer = provider_serializer(
         cfg.type,
         # encrypted payloads are authenticated (GCM), so signed pickle's default applies
