@@ -236,3 +236,27 @@ def test_health_route_reports_an_open_circuit_without_probing(redis_proxy: Fault
             answer = client.get("/api/cache/health").json()
             assert time.perf_counter() - started < 0.15             # the open provider is not pinged
         assert answer == {"status": "degraded", "providers": {"store": "open", "memory": "ok"}}
+
+
+def test_half_open_lets_exactly_one_probe_through_among_threads() -> None:
+    import threading
+
+    from cachekit.runtime.breaker import Breaker
+
+    clock = FakeClock(1000.0)
+    breaker = Breaker("p", failures=1, cool_off=10, now=clock)
+    breaker.failure()
+    clock.advance(10)
+    allowed: list[bool] = []
+    start = threading.Barrier(16)
+
+    def ask() -> None:
+        start.wait()
+        allowed.append(breaker.allow())
+
+    threads = [threading.Thread(target=ask) for _ in range(16)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert allowed.count(True) == 1 and breaker.skipped == 15
