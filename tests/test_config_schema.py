@@ -139,7 +139,7 @@ def _placements() -> list[tuple[str, list[str], dict[str, Any]]]:
     for _, model, _ in _SECTIONS:
         name = model.__name__
         for field_name in model.model_fields:
-            if field_name in ("type", "strategy", "l1"):
+            if field_name in ("type", "strategy", "l1", "breaker"):  # nested tables: placed on their own
                 continue
             if name == "CacheSection":
                 doc: dict[str, Any] = {"cache": {}}
@@ -151,6 +151,8 @@ def _placements() -> list[tuple[str, list[str], dict[str, Any]]]:
                 doc, where = {"providers": {"p": {"type": kind, **extra}}}, ["providers", "p"]
             elif name == "RegionConfig":
                 doc, where = {"regions": {"r": {}}}, ["regions", "r"]
+            elif name == "BreakerConfig":
+                doc, where = {"providers": {"p": {"type": "redis", "breaker": {}}}}, ["providers", "p", "breaker"]
             elif name == "L1Config":
                 doc, where = {"regions": {"r": {"l1": {}}}}, ["regions", "r", "l1"]
             elif name.endswith("Rule"):

@@ -16,6 +16,7 @@ from pydantic.fields import FieldInfo
 from .models import (
     BUILTIN_PROVIDER_TYPES,
     PROVIDER_MODELS,
+    BreakerConfig,
     BusConfig,
     CacheConfig,
     CacheSection,
@@ -106,6 +107,8 @@ _SECTIONS: list[tuple[str, type[BaseModel], str]] = [
         "A custom driver: `type = \"custom\"` with `driver = \"pkg.mod:Class\"`, or the name of an "
         "entry point of group `cachekit.providers`. Extra keys are passed to the driver.",
     ),
+    ("`breaker` of a provider (`breaker = { ... }` or `[providers.NAME.breaker]`)", BreakerConfig,
+     "The circuit breaker of a file, redis, memcached or custom provider (see faults.md)."),
     ("`[regions.NAME]`", RegionConfig, "A caching policy with its own key namespace."),
     ("`l1` of a region (`l1 = { ... }` or `[regions.NAME.l1]`)", L1Config, "An in-process tier before L2."),
     ("`[[rules]]` with `strategy = \"time_based\"`", TimeBasedRule, "A TTL for keys matching a pattern."),
