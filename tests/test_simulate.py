@@ -21,7 +21,8 @@ np = pytest.importorskip("numpy")
 from docblocks import ROOT, page_blocks  # noqa: E402
 
 from cachekit import CacheConfig, Runtime  # noqa: E402
-from cachekit.simulate import OPS, Trace, _earlier_greater, lru_curve, policies, simulate  # noqa: E402
+from cachekit.simulate import OPS, Trace, lru_curve, policies, simulate  # noqa: E402
+from cachekit.simulate_bounds import earlier_greater as _earlier_greater  # noqa: E402
 
 LOAD_TIME = 0.01  # seconds a loader "takes" in the recorded workloads
 
