@@ -404,6 +404,8 @@ def test_docstring_examples_run() -> None:
     module = sys.modules["cachekit.simulate"]  # ``cachekit.simulate`` itself is the function
     result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
     assert result.attempted >= 4 and result.failed == 0
+    result = doctest.testmod(sys.modules["cachekit.trace"], optionflags=doctest.ELLIPSIS)
+    assert result.attempted >= 3 and result.failed == 0
 
 
 def test_ttls_are_taken_as_the_config_takes_them(zipf: Trace) -> None:
