@@ -36,18 +36,18 @@ test: $(VENV)/.dev servers
 # The core (no extra) on the declared minimums: a fresh venv, the floors of constraints/minimums.txt,
 # cachekit built with the oldest setuptools allowed, then the tests that need no extra.
 MIN_VENV ?= .venv-min
-CORE_TESTS := $(filter-out tests/test_config_schema.py,$(wildcard tests/test_config_*.py)) tests/test_facade.py \
-	tests/test_runtime.py tests/test_file_driver.py tests/test_decorators.py tests/test_services.py \
-	tests/test_testing_support.py tests/test_pytest_plugin.py tests/test_packaging.py
+CORE_TESTS := $(filter-out tests/config/test_config_schema.py,$(wildcard tests/config/test_config_*.py)) tests/front/test_facade.py \
+	tests/runtime/test_runtime.py tests/providers/test_file_driver.py tests/front/test_decorators.py tests/front/test_services.py \
+	tests/front/test_testing_support.py tests/front/test_pytest_plugin.py tests/test_packaging.py
 # the few tests of those files that need an extra (redis-py, pandas, the CLI's typer); test_config_schema.py
 # runs `cachekit schema` (the CLI extra) throughout
-CORE_DESELECT := tests/test_decorators.py::test_a_second_runtime_on_the_same_redis_finds_the_decorated_result \
-	tests/test_services.py::test_items_on_a_redis_region \
-	tests/test_services.py::test_the_seeds_memory_provider_reads_live_traffic_under_the_embedded_default \
-	tests/test_runtime.py::test_stats_to_frame_is_a_dataframe_indexed_by_region \
-	tests/test_config_env.py::test_env_redis_url_reaches_the_runtime_through_load_environ \
-	tests/test_config_env.py::test_readme_example_cache_facade_with_redis_url_in_the_environment \
-	tests/test_config_types.py::test_cachekit_validate_rejects_values_of_the_wrong_toml_type
+CORE_DESELECT := tests/front/test_decorators.py::test_a_second_runtime_on_the_same_redis_finds_the_decorated_result \
+	tests/front/test_services.py::test_items_on_a_redis_region \
+	tests/front/test_services.py::test_the_seeds_memory_provider_reads_live_traffic_under_the_embedded_default \
+	tests/runtime/test_runtime.py::test_stats_to_frame_is_a_dataframe_indexed_by_region \
+	tests/config/test_config_env.py::test_env_redis_url_reaches_the_runtime_through_load_environ \
+	tests/config/test_config_env.py::test_readme_example_cache_facade_with_redis_url_in_the_environment \
+	tests/config/test_config_types.py::test_cachekit_validate_rejects_values_of_the_wrong_toml_type
 
 test-min:
 	rm -rf $(MIN_VENV)
@@ -58,10 +58,10 @@ test-min:
 	$(MIN_VENV)/bin/pytest $(CORE_TESTS) -q -p no:cacheprovider $(addprefix --deselect ,$(CORE_DESELECT))
 
 # A longer soak than the 10 s one `make test` runs: memory, threads and connections stay flat across
-# repeated cuts, black-holes and pub/sub kills (tests/test_soak.py). SOAK_SECONDS=600 make soak for more.
+# repeated cuts, black-holes and pub/sub kills (tests/runtime/test_soak.py). SOAK_SECONDS=600 make soak for more.
 SOAK_SECONDS ?= 120
 soak: $(VENV)/.dev servers
-	SOAK_SECONDS=$(SOAK_SECONDS) $(VENV)/bin/pytest tests/test_soak.py -q -p no:cacheprovider
+	SOAK_SECONDS=$(SOAK_SECONDS) $(VENV)/bin/pytest tests/runtime/test_soak.py -q -p no:cacheprovider
 
 $(VENV)/.bench: $(VENV)/.dev
 	$(PIP) install -q -e '.[dev,bench]'

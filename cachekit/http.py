@@ -46,11 +46,10 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field
-
 from .errors import CacheError, require
 from .facade import Cache
 from .http_cache import cache_response
+from .http_models import ItemBody, ProviderBody, RegionBody, RuleBody
 from .http_policy import admin_guard, is_loopback
 from .offload import off_loop
 from .services import (
@@ -80,42 +79,6 @@ _HEALTH_TTL = 2.0  # seconds a /health answer is reused: an open route must not 
 
 class AnonymousAccessWarning(UserWarning):
     """The HTTP API serves loopback clients without a token (``allow_anonymous=True``)."""
-
-
-class ItemBody(BaseModel):
-    """``PUT /items/{key}``: the value (any JSON) and an optional TTL and tags."""
-
-    model_config = ConfigDict(extra="forbid")
-    value: Any
-    ttl_seconds: float | None = Field(None, gt=0)
-    tags: list[str] = Field(default_factory=list)
-
-
-class ProviderBody(BaseModel):
-    """``POST /providers``: name, type, connection details; other fields are provider settings."""
-
-    model_config = ConfigDict(extra="allow")
-    name: str
-    provider_type: str = Field(validation_alias=AliasChoices("provider_type", "type"))
-    connection_details: dict[str, Any] = Field(default_factory=dict)
-
-
-class RegionBody(BaseModel):
-    """``POST /regions``: name, provider, TTL, size; other fields are region settings."""
-
-    model_config = ConfigDict(extra="allow")
-    name: str
-    provider_id: str | None = Field(None, validation_alias=AliasChoices("provider_id", "provider"))
-    ttl: float | None = None
-    max_size: int | None = None
-
-
-class RuleBody(BaseModel):
-    """``POST /rules``: name and strategy; other fields (pattern, events, ttl...) are rule settings."""
-
-    model_config = ConfigDict(extra="allow")
-    name: str
-    strategy_type: str = Field(validation_alias=AliasChoices("strategy_type", "strategy"))
 
 
 def _data(value: Any) -> Any:

@@ -57,23 +57,30 @@ whose message says how to store such values.
 
 from __future__ import annotations
 
-import base64
 import hmac
-import json
 import os
 import pickle
 import re
 import zlib
 from collections.abc import Callable
-from datetime import date, datetime, time, timedelta
-from decimal import Decimal
 from functools import partial
 from hashlib import sha256
 from typing import Any
-from uuid import UUID
 
-from .errors import ProviderError, require
+from .errors import ProviderError
 from .providers.types import NETWORK_STORES, PROVIDER_TYPES
+from .tagged import (
+    TAGGED_NAMES,
+    TAGGED_TYPES,
+    UnsupportedType,
+    json_loads,
+    msgpack_loads,
+    msgpack_module,
+    tagged_json_dumps,
+    tagged_json_loads,
+    tagged_msgpack_dumps,
+    tagged_msgpack_loads,
+)
 
 __all__ = [
     "ENV_SIGNING_KEY",
@@ -133,9 +140,6 @@ class UnsafeSerializerError(ProviderError):
     """Unsigned pickle on a network store without ``allow_unsigned_pickle = true``."""
 
 
-#: The types the ``json`` and ``msgpack`` formats round-trip beyond their own (exactly: a tuple stays a
-#: tuple, a naive datetime stays naive).
-TAGGED_TYPES = (tuple, set, frozenset, bytes, datetime, date, time, timedelta, Decimal, UUID)
 _PICKLE_HINT = (
     "to cache other Python objects, give the provider a signing_key (signed pickle is then its "
     "default serializer) or set serializer = \"pickle\" with allow_unsigned_pickle = true "
@@ -143,178 +147,17 @@ _PICKLE_HINT = (
 )
 
 
-# -- tagged types -----------------------------------------------------------------------------------
-# A value json (or msgpack) cannot carry as is becomes a one-key object whose key names its type:
-# {"~t": [1, 2]} is the tuple (1, 2). A dict that could be mistaken for one (a single key that is a tag)
-# or that has keys other than strings is written as {"~m": [[key, value], ...]}. Decoding builds only the
-# types below, from plain data: no name in a payload is ever looked up or called.
-def _zone(value: datetime | time) -> Any:
-    tz = value.tzinfo
-    key = getattr(tz, "key", None)  # a zoneinfo.ZoneInfo: keep the zone, not only the offset
-    if tz is None or not isinstance(key, str) or type(tz).__module__ != "zoneinfo":
-        return value.isoformat()
-    return [value.replace(tzinfo=None).isoformat(), key, value.fold]
-
-
-def _datetime_from(data: Any) -> datetime:
-    if isinstance(data, str):
-        return datetime.fromisoformat(data)
-    from zoneinfo import ZoneInfo
-
-    iso, key, fold = data
-    return datetime.fromisoformat(iso).replace(tzinfo=ZoneInfo(key), fold=fold)
-
-
-def _time_from(data: Any) -> time:
-    if isinstance(data, str):
-        return time.fromisoformat(data)
-    from zoneinfo import ZoneInfo
-
-    iso, key, fold = data
-    return time.fromisoformat(iso).replace(tzinfo=ZoneInfo(key), fold=fold)
-
-
-def _bytes_from(data: str) -> bytes:
-    return base64.b64decode(data, validate=True)
-
-
-def _mapping_from(pairs: list[Any]) -> dict[Any, Any]:
-    return {key: value for key, value in pairs}
-
-
-def _timedelta_from(data: list[int]) -> timedelta:
-    days, seconds, microseconds = data
-    return timedelta(days=days, seconds=seconds, microseconds=microseconds)
-
-
-_UNTAG: dict[str, Callable[[Any], Any]] = {
-    "~t": tuple,
-    "~s": set,
-    "~f": frozenset,
-    "~b": _bytes_from,
-    "~dt": _datetime_from,
-    "~d": date.fromisoformat,
-    "~tm": _time_from,
-    "~td": _timedelta_from,
-    "~dec": Decimal,
-    "~u": UUID,
-    "~m": _mapping_from,
-}
-
-
-def _untag(obj: dict[str, Any]) -> Any:
-    """``object_hook`` of the tagged formats (called bottom-up, so nested values are already decoded)."""
-    if len(obj) == 1:
-        for key, value in obj.items():
-            decode = _UNTAG.get(key)
-            if decode is not None:
-                return decode(value)
-    return obj
-
-
-_TAGGED_NAMES = ", ".join(t.__name__ for t in TAGGED_TYPES)
-_SCALARS = frozenset((str, int, float, bool, type(None)))
-
-
-def _tagged(obj: Any, binary: bool) -> Any:
-    """``obj`` as plain json / msgpack data, tagged types tagged; ``binary``: bytes stay bytes."""
-    t = type(obj)
-    if t in _SCALARS:
-        return obj
-    scalars = _SCALARS  # leaves are answered inline: no call per string or number
-    if t is list:
-        return [v if type(v) in scalars else _tagged(v, binary) for v in obj]
-    if t is dict:
-        out = {}
-        for k, v in obj.items():
-            if type(k) is not str:
-                break
-            out[k] = v if type(v) in scalars else _tagged(v, binary)
-        else:
-            if len(out) != 1 or next(iter(out)) not in _UNTAG:
-                return out
-        return {"~m": [[_tagged(k, binary), _tagged(v, binary)] for k, v in obj.items()]}
-    if t is tuple:
-        return {"~t": [v if type(v) in scalars else _tagged(v, binary) for v in obj]}
-    if t is bytes:
-        return obj if binary else {"~b": base64.b64encode(obj).decode("ascii")}
-    if t is set or t is frozenset:
-        return {"~s" if t is set else "~f": [_tagged(v, binary) for v in obj]}
-    if t is datetime:
-        return {"~dt": _zone(obj)}
-    if t is date:
-        return {"~d": obj.isoformat()}
-    if t is time:
-        return {"~tm": _zone(obj)}
-    if t is timedelta:
-        return {"~td": [obj.days, obj.seconds, obj.microseconds]}
-    if t is Decimal:
-        return {"~dec": str(obj)}
-    if t is UUID:
-        return {"~u": str(obj)}
-    raise UnsupportedValueError(f"a {t.__module__}.{t.__qualname__}" if t.__module__ != "builtins"
-                                else f"a {t.__name__}")
-
-
-# -- codecs -----------------------------------------------------------------------------------------
-def _json_dumps(obj: Any) -> bytes:
-    return json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
-
-
-def _json_loads(body: bytes) -> Any:
-    return json.loads(body)
-
-
-# Built once: json.dumps / json.loads with options build a new encoder / decoder on every call.
-_JSON_ENCODE = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
-_TAGGED_JSON_DECODE = json.JSONDecoder(object_hook=_untag).decode
-
-
-def _tagged_json_dumps(obj: Any) -> bytes:
-    return _JSON_ENCODE(_tagged(obj, False)).encode("utf-8")
-
-
-def _tagged_json_loads(body: bytes) -> Any:
-    return _TAGGED_JSON_DECODE(body.decode("utf-8"))
-
-
-_msgpack: Any = None
-
-
-def _msgpack_module() -> Any:
-    global _msgpack
-    if _msgpack is None:
-        _msgpack = require("msgpack", "msgpack")
-    return _msgpack
-
-
-def _msgpack_dumps(obj: Any) -> bytes:
-    return _msgpack_module().packb(obj, use_bin_type=True)  # type: ignore[no-any-return]
-
-
-def _msgpack_loads(body: bytes) -> Any:
-    return _msgpack_module().unpackb(body, raw=False, use_list=True, strict_map_key=False)
-
-
-def _tagged_msgpack_dumps(obj: Any) -> bytes:
-    return _msgpack_dumps(_tagged(obj, True))
-
-
-def _tagged_msgpack_loads(body: bytes) -> Any:
-    return _msgpack_module().unpackb(body, raw=False, use_list=True, object_hook=_untag)
-
-
 _ENCODERS: dict[str, Callable[[Any], bytes]] = {
     "pickle": partial(pickle.dumps, protocol=pickle.HIGHEST_PROTOCOL),
-    "json": _tagged_json_dumps,
-    "msgpack": _tagged_msgpack_dumps,
+    "json": tagged_json_dumps,
+    "msgpack": tagged_msgpack_dumps,
 }
 _DECODERS: dict[int, Callable[[bytes], Any]] = {
     _FORMAT_BYTES["pickle"]: pickle.loads,
-    _FORMAT_BYTES["json"]: _tagged_json_loads,
-    _FORMAT_BYTES["msgpack"]: _tagged_msgpack_loads,
-    ord("j"): _json_loads,
-    ord("m"): _msgpack_loads,
+    _FORMAT_BYTES["json"]: tagged_json_loads,
+    _FORMAT_BYTES["msgpack"]: tagged_msgpack_loads,
+    ord("j"): json_loads,
+    ord("m"): msgpack_loads,
 }
 
 
@@ -346,7 +189,7 @@ class Serializer:
         if compress_threshold is not None and compress_threshold < 0:
             raise ValueError("compress_threshold must be >= 0 or None")
         if name == "msgpack":
-            _msgpack_module()  # fail now, with the extra's name, not on the first write
+            msgpack_module()  # fail now, with the extra's name, not on the first write
         key = signing_key.encode("utf-8") if isinstance(signing_key, str) else signing_key
         if key is not None and not key:
             raise ValueError("signing_key must not be empty")
@@ -398,9 +241,9 @@ class Serializer:
                 pass
         try:
             body = self._encode(obj)
-        except UnsupportedValueError as exc:
+        except UnsupportedType as exc:
             raise UnsupportedValueError(
-                f"{self.name} cannot encode {exc} (it carries its own types and {_TAGGED_NAMES}); {_PICKLE_HINT}"
+                f"{self.name} cannot encode {exc} (it carries its own types and {TAGGED_NAMES}); {_PICKLE_HINT}"
             ) from None
         except Exception as exc:
             hint = "" if self.name == "pickle" else f"; {_PICKLE_HINT}"

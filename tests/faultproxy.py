@@ -14,7 +14,7 @@ thread, take effect at once:
   reconnect: the gap in which published messages are lost);
 - :meth:`FaultProxy.restore` undoes latency, black-hole and hold.
 
-Nothing here imports pytest; ``tests/test_faults.py`` uses it.
+Nothing here imports pytest; ``tests/runtime/test_faults.py`` uses it.
 """
 
 from __future__ import annotations

@@ -144,9 +144,16 @@ def test_the_cycle_check_finds_a_cycle() -> None:
     assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [{"a", "b", "c"}]
 
 
-@pytest.mark.parametrize("path", sorted(RUNTIME.glob("*.py")), ids=lambda p: p.name)
-def test_runtime_modules_stay_readable(path: Path) -> None:
-    assert len(path.read_text(encoding="utf-8").splitlines()) <= 460
+#: the most lines a module of ``cachekit`` may have: one concept a module, readable in one sitting
+MAX_LINES = 460
+#: modules allowed more, and why (none today)
+LONGER: dict[str, int] = {}
+
+
+@pytest.mark.parametrize("path", sorted(PACKAGE.rglob("*.py")), ids=lambda p: p.relative_to(PACKAGE).as_posix())
+def test_modules_stay_readable(path: Path) -> None:
+    limit = LONGER.get(path.relative_to(PACKAGE).as_posix(), MAX_LINES)
+    assert len(path.read_text(encoding="utf-8").splitlines()) <= limit
 
 
 def test_architecture_page_names_every_module() -> None:

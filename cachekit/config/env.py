@@ -99,7 +99,7 @@ class EnvCapture:
             taken += [leaf for leaf in layer_names if _lookup(layer_data, leaf) != {}]
         for rank, layer_data, _, _ in reversed(self._layers):
             if rank > 0 and isinstance(layer_data, dict):
-                _deep_update(self.values, layer_data)
+                deep_update(self.values, layer_data)
 
     def origin_for(self, path: tuple[str | int, ...]) -> str | None:
         """Where the value at ``path`` (or a parent) came from, if not from the file or a default."""
@@ -378,11 +378,12 @@ def _overlaps(a: PathKey, b: PathKey) -> bool:
     return a[:n] == b[:n]
 
 
-def _deep_update(target: dict[str, Any], update: Mapping[str, Any]) -> None:
+def deep_update(target: dict[str, Any], update: Mapping[str, Any]) -> None:
+    """Lay ``update`` over ``target`` in place, tables merged key by key; no dict of ``update`` is shared."""
     for key, value in update.items():
         if isinstance(value, Mapping) and isinstance(target.get(key), dict):
             target[key] = dict(target[key])
-            _deep_update(target[key], value)
+            deep_update(target[key], value)
         else:
             target[key] = copy.copy(value) if isinstance(value, dict) else value
 

@@ -26,7 +26,7 @@ from tomlkit.exceptions import ParseError
 from ..errors import ConfigError, ConfigErrorItem
 from .checks import _data_model, config_data, cross_check
 from .diagnostics import Locator, explain, items_from_validation_error
-from .env import EnvCapture, current_capture, use_sources
+from .env import EnvCapture, current_capture, deep_update, use_sources
 from .models import CacheConfig, imply_provider_types
 from .secrets import MASK, is_secret_name, mask_text
 from .toml_lines import LineMap
@@ -322,18 +322,9 @@ def _merged(fields: dict[str, Any], arguments: dict[str, Any]) -> dict[str, Any]
     capture: EnvCapture | None = current_capture()
     merged: dict[str, Any] = dict(fields)
     if capture is not None:
-        _deep_update(merged, capture.values)
-    _deep_update(merged, arguments)
+        deep_update(merged, capture.values)
+    deep_update(merged, arguments)
     return merged
-
-
-def _deep_update(target: dict[str, Any], update: Mapping[str, Any]) -> None:
-    for key, value in update.items():
-        if isinstance(value, Mapping) and isinstance(target.get(key), dict):
-            target[key] = dict(target[key])
-            _deep_update(target[key], value)
-        else:
-            target[key] = value
 
 
 def _sorted(items: list[ConfigErrorItem]) -> list[ConfigErrorItem]:

@@ -1,18 +1,6 @@
-"""A directory of files, shareable by the processes of one machine.
-
-Layout
-------
-The driver owns one directory. A key is stored in ``<dir>/<h[:2]>/<h>.ck`` where ``h`` is the
-SHA-256 hex digest of the UTF-8 key, so any key (``/``, ``..``, unicode, kilobytes long) maps to a
-safe, fixed-length name, spread over at most 256 sub-directories. Each file holds::
-
-    b"CKF\\x01" | crc32 (4) | expires_at (float64) | key length (4) | payload length (8) | key | payload
-
-all integers big-endian. The key is stored so :meth:`FileDriver.scan` can enumerate real keys and a
-(theoretical) digest collision reads as a miss; ``expires_at`` is an absolute timestamp from the
-driver's clock (``inf``: no expiry); the CRC-32 covers everything after it, so a corrupt or truncated
-file is detected even when its payload would still unpickle. The payload is what the
-:class:`~cachekit.serializers.Serializer` produced.
+"""A directory of files, shareable by the processes of one machine. The layout and format of the entry
+files: :mod:`cachekit.providers.file_format`; the ``max_size`` / ``max_bytes`` bounds and their sweep:
+:mod:`cachekit.providers.file_sweep`.
 
 Concurrency
 -----------
@@ -33,16 +21,6 @@ Concurrency
 - ``flock`` needs a local filesystem (not NFS). Without ``fcntl`` (Windows) the locks only cover the
   threads of one process.
 
-Bounds
-------
-``max_size`` (entry files) and ``max_bytes`` (their total size) are optional. Each process keeps an
-estimate of both (a count of the directory when first needed, then its own writes); when a write takes
-the estimate over a bound, a sweep lists the directory, and if it really is over, removes the entries
-accessed longest ago until it is at 90 % of each bound. Access time is the file's modification time:
-a write sets it, and a read of a bounded store touches it (``os.utime``) when it is more than a second
-old, so it does not depend on ``atime`` (often off: ``noatime``/``relatime`` mounts). Writes of other
-processes are seen at the next sweep, so the directory may go over a bound by what they wrote since.
-
 A shared, writable directory lets anyone who can write to it plant a pickle payload: configure a
 ``signing_key`` (or use ``json``) when the directory is not private. The driver creates its directory mode
 ``0700`` (a directory that already exists keeps its mode) and files mode ``0600``.
@@ -53,13 +31,8 @@ from __future__ import annotations
 import contextlib
 import fnmatch
 import os
-import re
-import secrets
-import struct
 import threading
-import time
 import weakref
-import zlib
 from collections.abc import Iterable, Iterator
 from hashlib import sha256
 from pathlib import Path
@@ -69,6 +42,23 @@ from ..clock import Clock, SystemClock
 from ..errors import ProviderError, ValueTooLargeError
 from ..serializers import SerializationError, Serializer, provider_serializer
 from .base import MISSING, CacheDriver
+from .file_format import (
+    DIR_MODE,
+    ENTRY_NAME,
+    FANOUT_NAME,
+    FILE_MODE,
+    HEADER,
+    SUFFIX,
+    close_fds,
+    listdir,
+    mkdir,
+    pack,
+    read_key,
+    touch,
+    unpack,
+    write_temp,
+)
+from .file_sweep import FileBounds
 
 try:
     import fcntl
@@ -77,29 +67,17 @@ except ImportError:  # pragma: no cover - Windows
 
 __all__ = ["STALE_TEMP_AFTER", "FileDriver"]
 
-_MAGIC = b"CKF\x01"
-_HEADER = struct.Struct(">4sIdIQ")  # magic, crc32 of what follows it, expires_at, key len, payload len
-_CRC_FROM = 8  # the CRC covers bytes [8:]: expires_at, lengths, key and payload
-_SUFFIX = ".ck"
 _SEP = os.sep
-_ENTRY_NAME = re.compile(r"[0-9a-f]{64}\.ck")
-_TEMP_NAME = re.compile(r"\.[0-9a-f]{64}\.ck\.\d+\.[0-9a-f]+\.tmp")
 #: seconds after which a temporary file is a crashed writer's leftover (a live writer's is younger)
 STALE_TEMP_AFTER = 60.0
-_SWEEP_TO = 0.9  # a sweep removes entries until the store is at 90 % of each bound
-_TOUCH_AFTER = 1.0  # a read touches an entry's mtime when it is older than this (bounded stores only)
-_FANOUT_NAME = re.compile(r"[0-9a-f]{2}")
 _LOCK_STRIPES = 64
 _INF = float("inf")
-_FILE_MODE = 0o600
-_DIR_MODE = 0o700
-_TEMP_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0)
 
 # (lock stripe index, path of the entry file, UTF-8 key)
 _Slot = tuple[int, str, bytes]
 
 
-class FileDriver(CacheDriver):
+class FileDriver(FileBounds, CacheDriver):
     """Store serialized entries as files under ``path``, safe to share between processes.
 
     >>> import tempfile
@@ -145,8 +123,8 @@ class FileDriver(CacheDriver):
             if not self.path.is_dir():
                 # only its owner may read, plant or list entries (pickle runs code); an existing
                 # directory keeps its mode
-                self.path.mkdir(parents=True, exist_ok=True, mode=_DIR_MODE)
-                os.chmod(self.path, _DIR_MODE)  # exactly 0700, whatever the umask
+                self.path.mkdir(parents=True, exist_ok=True, mode=DIR_MODE)
+                os.chmod(self.path, DIR_MODE)  # exactly 0700, whatever the umask
         except OSError as exc:
             raise ProviderError(f"file cache: cannot create directory {str(self.path)!r}: {exc}") from exc
         self._root = str(self.path)
@@ -155,7 +133,7 @@ class FileDriver(CacheDriver):
         self._thread_locks = [threading.Lock() for _ in range(_LOCK_STRIPES)]
         self._fds_guard = threading.Lock()
         self._pid = os.getpid()
-        self._finalizer = weakref.finalize(self, _close_fds, self._lock_fds)
+        self._finalizer = weakref.finalize(self, close_fds, self._lock_fds)
         #: the most entry files kept (``None``: no bound)
         self.max_size = max_size
         #: the most bytes of entry files kept (``None``: no bound)
@@ -192,7 +170,7 @@ class FileDriver(CacheDriver):
             self._discard(slot, data)
             raise
         if self.max_size is not None or self.max_bytes is not None:
-            _touch(slot[1])
+            touch(slot[1])
         return value
 
     def put(self, key: str, value: Any, ttl: float | None = None) -> bool:
@@ -206,8 +184,8 @@ class FileDriver(CacheDriver):
             return True
         payload = self._encode(value)
         expires_at = _INF if ttl is None else self.clock() + ttl
-        blob = _pack(slot[2], expires_at, payload)
-        temp = self._write_temp(slot[1], blob)
+        blob = pack(slot[2], expires_at, payload)
+        temp = write_temp(slot[1], blob)
         try:
             with self._locked(slot[0]):
                 before = self._size_before(slot[1])
@@ -242,114 +220,13 @@ class FileDriver(CacheDriver):
         writer about to create a file in it).
         """
         for fanout in self._fanout_dirs():
-            for name in _listdir(fanout):
-                if _ENTRY_NAME.fullmatch(name):
+            for name in listdir(fanout):
+                if ENTRY_NAME.fullmatch(name):
                     with contextlib.suppress(FileNotFoundError):
                         os.unlink(os.path.join(fanout, name))
         self.reclaim_temp_files()
         self._usage = None
         return True
-
-    def reclaim_temp_files(self) -> int:
-        """Remove the temporary files older than ``stale_temp_after`` seconds; return how many.
-
-        A writer killed between writing its temporary file and moving it into place leaves the file
-        behind. The age is by modification time against the wall clock: a writer still writing has
-        touched its file within the last moment, so it keeps it. Errors are ignored (best effort).
-        """
-        cutoff = time.time() - self.stale_temp_after
-        removed = 0
-        try:
-            fanouts = self._fanout_dirs()
-        except ProviderError:
-            return 0
-        for fanout in fanouts:
-            try:
-                names = _listdir(fanout)
-            except ProviderError:
-                continue
-            for name in names:
-                if not (name.startswith(".") and _TEMP_NAME.fullmatch(name)):
-                    continue
-                path = os.path.join(fanout, name)
-                try:
-                    if os.lstat(path).st_mtime < cutoff:
-                        os.unlink(path)
-                        removed += 1
-                except OSError:
-                    pass
-        return removed
-
-    # -- bounds ---------------------------------------------------------------------------
-    def _size_before(self, path: str) -> int | None:
-        """The size of the file at ``path`` before a write replaces it (``-1``: none), when bounded."""
-        if self.max_size is None and self.max_bytes is None:
-            return None
-        try:
-            return os.stat(path).st_size
-        except OSError:
-            return -1
-
-    def _wrote(self, before: int | None, size: int) -> None:
-        """Account a write of ``size`` bytes that replaced a file of ``before`` bytes; sweep when over."""
-        if before is None:
-            return
-        usage = self._usage
-        if usage is None:
-            self.sweep()
-            return
-        if before < 0:
-            usage[0] += 1
-            usage[1] += size
-        else:
-            usage[1] += size - before
-        if self._over(usage[0], usage[1], 1.0):
-            self.sweep()
-
-    def _over(self, count: int, size: int, fraction: float) -> bool:
-        return (self.max_size is not None and count > self.max_size * fraction) or \
-            (self.max_bytes is not None and size > self.max_bytes * fraction)
-
-    def sweep(self) -> int:
-        """List the directory and, when it is over ``max_size`` or ``max_bytes``, remove the entries
-        accessed longest ago until it is at 90 % of each bound; return how many were removed.
-
-        One sweep at a time per driver (a write that finds one running does not wait for it).
-        """
-        if not self._sweep_guard.acquire(blocking=False):
-            return 0
-        try:
-            entries: list[tuple[float, int, str]] = []
-            for fanout in self._fanout_dirs():
-                try:
-                    scanned = list(os.scandir(fanout))
-                except OSError:
-                    continue
-                for item in scanned:
-                    if not _ENTRY_NAME.fullmatch(item.name):
-                        continue
-                    try:
-                        st = item.stat(follow_symlinks=False)
-                    except OSError:
-                        continue
-                    entries.append((st.st_mtime, st.st_size, item.path))
-            count = len(entries)
-            total = sum(size for _mtime, size, _path in entries)
-            removed = 0
-            if self._over(count, total, 1.0):
-                entries.sort()
-                for _mtime, size, path in entries:
-                    if not self._over(count, total, _SWEEP_TO):
-                        break
-                    with contextlib.suppress(FileNotFoundError):
-                        os.unlink(path)
-                        removed += 1
-                    count -= 1
-                    total -= size
-            self._usage = [count, total]
-            return removed
-        finally:
-            self._sweep_guard.release()
 
     # -- optional -------------------------------------------------------------------------
     def has(self, key: str) -> bool:
@@ -376,7 +253,7 @@ class FileDriver(CacheDriver):
             if ttl is not None and ttl <= 0:
                 return True
             expires_at = _INF if ttl is None else self.clock() + ttl
-            self._replace(slot[1], _pack(slot[2], expires_at, payload))
+            self._replace(slot[1], pack(slot[2], expires_at, payload))
         return True
 
     def increment(self, key: str, amount: int = 1, ttl: float | None = None) -> int:
@@ -401,11 +278,11 @@ class FileDriver(CacheDriver):
                 if type(value) is not int:
                     raise ProviderError(f"file cache: {key!r} holds {type(value).__name__}, not an integer")
                 current = value
-                expires_at = _HEADER.unpack_from(data)[2]
+                expires_at = HEADER.unpack_from(data)[2]
             new = current + amount
             if ttl is not None:
                 expires_at = self.clock() + ttl
-            self._replace(slot[1], _pack(slot[2], expires_at, self.serializer.dumps(new)))
+            self._replace(slot[1], pack(slot[2], expires_at, self.serializer.dumps(new)))
         return new
 
     def extend_ttl(self, keys: Iterable[str], ttl: float | None) -> bool:
@@ -418,10 +295,10 @@ class FileDriver(CacheDriver):
                 if found is None:
                     continue
                 data, payload = found
-                expires_at = _HEADER.unpack_from(data)[2]
+                expires_at = HEADER.unpack_from(data)[2]
                 wanted = _INF if ttl is None else self.clock() + ttl
                 if expires_at < wanted:
-                    self._replace(slot[1], _pack(slot[2], wanted, payload))
+                    self._replace(slot[1], pack(slot[2], wanted, payload))
         return True
 
     def scan(self, pattern: str) -> Iterator[str]:
@@ -431,24 +308,24 @@ class FileDriver(CacheDriver):
         """
         now = self.clock()
         for fanout in self._fanout_dirs():
-            for name in _listdir(fanout):
-                if not _ENTRY_NAME.fullmatch(name):
+            for name in listdir(fanout):
+                if not ENTRY_NAME.fullmatch(name):
                     continue
-                key = _read_key(os.path.join(fanout, name), now)
+                key = read_key(os.path.join(fanout, name), now)
                 if key is not None and fnmatch.fnmatchcase(key, pattern):
                     yield key
 
     def close(self) -> None:
         """Close the lock files; the driver reopens them if used again. Safe to call twice."""
         with self._fds_guard:
-            _close_fds(self._lock_fds)
+            close_fds(self._lock_fds)
 
     # -- paths and files ------------------------------------------------------------------
     def _slot(self, key: str) -> _Slot:
         raw = key.encode("utf-8", "surrogatepass")
         digest = sha256(raw).hexdigest()
         stripe = int(digest[:2], 16) % _LOCK_STRIPES
-        return stripe, f"{self._root}{_SEP}{digest[:2]}{_SEP}{digest}{_SUFFIX}", raw
+        return stripe, f"{self._root}{_SEP}{digest[:2]}{_SEP}{digest}{SUFFIX}", raw
 
     def _read_live(self, key: str, slot: _Slot, *, locked: bool = False) -> tuple[bytes, bytes] | None:
         """Return ``(file bytes, payload)`` of the live entry for ``key``, or ``None``.
@@ -464,7 +341,7 @@ class FileDriver(CacheDriver):
         except OSError as exc:
             raise ProviderError(f"file cache: cannot read {key!r}: {exc}") from exc
         try:
-            stored_key, expires_at, payload = _unpack(data)
+            stored_key, expires_at, payload = unpack(data)
         except SerializationError:
             if locked:
                 self._unlink_locked(path)
@@ -508,7 +385,7 @@ class FileDriver(CacheDriver):
 
     def _replace(self, path: str, blob: bytes) -> None:
         """Write ``blob`` to ``path`` atomically; the caller holds the key's lock."""
-        temp = self._write_temp(path, blob)
+        temp = write_temp(path, blob)
         try:
             before = self._size_before(path)
             os.replace(temp, path)
@@ -518,37 +395,9 @@ class FileDriver(CacheDriver):
             raise ProviderError(f"file cache: cannot write {path!r}: {exc}") from exc
         self._wrote(before, len(blob))
 
-    @staticmethod
-    def _write_temp(path: str, blob: bytes) -> str:
-        """Write ``blob`` to a new temporary file next to ``path``; return its name."""
-        directory, name = os.path.split(path)
-        for _attempt in range(3):
-            # Random part: pids alone can collide between containers sharing the directory.
-            temp = os.path.join(directory, f".{name}.{os.getpid()}.{secrets.token_hex(6)}.tmp")
-            try:
-                fd = os.open(temp, _TEMP_FLAGS, _FILE_MODE)
-            except FileNotFoundError:
-                _mkdir(directory)
-                continue
-            except FileExistsError:
-                continue
-            except OSError as exc:
-                raise ProviderError(f"file cache: cannot create {temp!r}: {exc}") from exc
-            try:
-                with open(fd, "wb") as f:
-                    f.write(blob)
-            except BaseException as exc:
-                with contextlib.suppress(OSError):
-                    os.unlink(temp)
-                if isinstance(exc, OSError):
-                    raise ProviderError(f"file cache: cannot write {temp!r}: {exc}") from exc
-                raise
-            return temp
-        raise ProviderError(f"file cache: cannot create a temporary file in {directory!r}")
-
     def _fanout_dirs(self) -> list[str]:
         return [
-            os.path.join(self._root, name) for name in _listdir(self._root) if _FANOUT_NAME.fullmatch(name)
+            os.path.join(self._root, name) for name in listdir(self._root) if FANOUT_NAME.fullmatch(name)
         ]
 
     # -- locks ----------------------------------------------------------------------------
@@ -578,10 +427,10 @@ class FileDriver(CacheDriver):
                 path = os.path.join(self._lock_dir, f"{stripe:02d}.lock")
                 try:
                     try:
-                        fd = os.open(path, os.O_RDWR | os.O_CREAT, _FILE_MODE)
+                        fd = os.open(path, os.O_RDWR | os.O_CREAT, FILE_MODE)
                     except FileNotFoundError:
-                        _mkdir(self._lock_dir)
-                        fd = os.open(path, os.O_RDWR | os.O_CREAT, _FILE_MODE)
+                        mkdir(self._lock_dir)
+                        fd = os.open(path, os.O_RDWR | os.O_CREAT, FILE_MODE)
                 except OSError as exc:
                     raise ProviderError(f"file cache: cannot open lock file {path!r}: {exc}") from exc
                 self._lock_fds[stripe] = fd
@@ -592,82 +441,5 @@ class FileDriver(CacheDriver):
         # Closing them in the child does not release the parent's locks.
         self._fds_guard = threading.Lock()
         self._thread_locks = [threading.Lock() for _ in range(_LOCK_STRIPES)]
-        _close_fds(self._lock_fds)
+        close_fds(self._lock_fds)
         self._pid = os.getpid()
-
-
-# -- file format -------------------------------------------------------------------------------
-def _pack(kb: bytes, expires_at: float, payload: bytes) -> bytes:
-    body = struct.pack(">dIQ", expires_at, len(kb), len(payload)) + kb + payload
-    return _MAGIC + struct.pack(">I", zlib.crc32(body)) + body
-
-
-def _unpack(data: bytes) -> tuple[bytes, float, bytes]:
-    """Return ``(key bytes, expires_at, payload)``; raise SerializationError for a bad file."""
-    size = _HEADER.size
-    if len(data) < size:
-        raise SerializationError(f"file cache: truncated entry ({len(data)} bytes)")
-    magic, crc, expires_at, key_len, payload_len = _HEADER.unpack_from(data)
-    if magic != _MAGIC:
-        raise SerializationError(f"file cache: not an entry file (magic {magic!r})")
-    if len(data) != size + key_len + payload_len:
-        raise SerializationError(
-            f"file cache: entry is {len(data)} bytes, header says {size + key_len + payload_len}"
-        )
-    if zlib.crc32(memoryview(data)[_CRC_FROM:]) != crc:
-        raise SerializationError("file cache: entry checksum mismatch (corrupt file)")
-    return data[size : size + key_len], expires_at, data[size + key_len :]
-
-
-def _read_key(path: str, now: float) -> str | None:
-    """The key of a live entry file from its header only; ``None`` if gone, expired or unreadable."""
-    size = _HEADER.size
-    try:
-        with open(path, "rb") as f:
-            header = f.read(size)
-            if len(header) < size:
-                return None
-            magic, _crc, expires_at, key_len, _payload_len = _HEADER.unpack(header)
-            if magic != _MAGIC or expires_at <= now:
-                return None
-            raw = f.read(key_len)
-    except OSError:
-        return None
-    if len(raw) != key_len:
-        return None
-    try:
-        return raw.decode("utf-8", "surrogatepass")
-    except UnicodeDecodeError:
-        return None
-
-
-def _touch(path: str) -> None:
-    """Mark an entry as just accessed (its mtime), at most once a second; best effort."""
-    try:
-        if os.stat(path).st_mtime < time.time() - _TOUCH_AFTER:
-            os.utime(path)
-    except OSError:
-        pass
-
-
-def _listdir(path: str) -> list[str]:
-    try:
-        return os.listdir(path)
-    except (FileNotFoundError, NotADirectoryError):
-        return []
-    except OSError as exc:
-        raise ProviderError(f"file cache: cannot list {path!r}: {exc}") from exc
-
-
-def _mkdir(path: str) -> None:
-    try:
-        os.makedirs(path, mode=_DIR_MODE, exist_ok=True)
-    except OSError as exc:
-        raise ProviderError(f"file cache: cannot create directory {path!r}: {exc}") from exc
-
-
-def _close_fds(fds: dict[int, int]) -> None:
-    while fds:
-        _stripe, fd = fds.popitem()
-        with contextlib.suppress(OSError):
-            os.close(fd)

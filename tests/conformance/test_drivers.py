@@ -20,7 +20,7 @@ import pytest
 from dict_driver import DictDriver
 
 from cachekit import FakeClock
-from cachekit.errors import ProviderError
+from cachekit.errors import ProviderError, UnsupportedOperation
 from cachekit.providers.base import MISSING, CacheDriver
 
 ENTRY = ("value", math.inf, (("ck:default:__gen__:tag:users", 3),))
@@ -146,7 +146,10 @@ class EnumeratesKeys:
     """Stores that can list their keys (``can_scan``): scan with ``fnmatch`` globs, flush what they own."""
 
     def test_the_driver_says_it_can_scan(self, driver: CacheDriver) -> None:
+        """The flag the runtime reads (pattern invalidation by scan) says what ``scan`` does."""
+        driver.put("ck:scanned", 1)
         assert driver.can_scan is True
+        assert list(driver.scan("ck:scan*")) == ["ck:scanned"]
 
     def test_scan_yields_matching_keys_as_str(self, driver: CacheDriver) -> None:
         assert list(driver.scan("ck:*")) == []
@@ -296,7 +299,10 @@ class TestMemcachedDriver(SharedStore, KeepsStoredNone, DriverConformance):
         d.close()
 
     def test_the_driver_says_it_cannot_scan(self, driver: CacheDriver) -> None:
+        """The flag the runtime reads says what ``scan`` does: a store that cannot list keys refuses."""
         assert driver.can_scan is False
+        with pytest.raises(UnsupportedOperation, match="cannot enumerate keys"):
+            list(driver.scan("ck:*"))
 
 
 class TestMemcachedPoolDriver(TestMemcachedDriver):

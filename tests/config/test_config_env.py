@@ -13,7 +13,7 @@ from cachekit.config import CacheConfig, load_config, parse_config, save_config
 from cachekit.config.env import use_environ
 from cachekit.errors import ConfigError
 
-DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "default.toml"
+DEFAULT_CONFIG = Path(__file__).resolve().parents[2] / "configs" / "default.toml"
 
 TEXT = """\
 [cache]

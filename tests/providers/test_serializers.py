@@ -15,7 +15,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cachekit import serializers
+from cachekit import serializers, tagged
 from cachekit.errors import MissingExtraError, ProviderError
 from cachekit.serializers import (
     ENV_SIGNING_KEY,
@@ -432,7 +432,7 @@ def test_json_serializer_never_unpickles_even_unsigned(tmp_path: Path) -> None:
 
 # -- optional msgpack -------------------------------------------------------------------------------
 def test_missing_msgpack_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(serializers, "_msgpack", None)
+    monkeypatch.setattr(tagged, "_msgpack", None)
     monkeypatch.setitem(sys.modules, "msgpack", None)
     with pytest.raises(MissingExtraError, match=r"cachekit-config\[msgpack\]"):
         make_serializer("msgpack")
@@ -442,7 +442,7 @@ def test_msgpack_payload_without_msgpack_installed_is_a_serialization_error(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     payload = make_serializer("msgpack").dumps([1])
-    monkeypatch.setattr(serializers, "_msgpack", None)
+    monkeypatch.setattr(tagged, "_msgpack", None)
     monkeypatch.setitem(sys.modules, "msgpack", None)
     with pytest.raises(SerializationError) as info:
         make_serializer("pickle").loads(payload)

@@ -30,7 +30,7 @@ from cachekit import (
     invalidate_cache,
 )
 
-DOC = Path(__file__).resolve().parent.parent / "docs" / "decorators.md"
+DOC = Path(__file__).resolve().parents[2] / "docs" / "decorators.md"
 
 
 pytestmark = pytest.mark.usefixtures("fake")  # a fresh fake runtime bound to Cache (conftest)

@@ -24,7 +24,7 @@ from docblocks import CodeBlock, as_params, page_blocks, run_block
 from cachekit import CacheError, FakeClock
 from cachekit.config import parse_config
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 PAGES = ("docs/invalidation.md", "docs/multi-level.md")
 _LINK = re.compile(r"\]\(([^)\s]+)\)")
 

@@ -21,7 +21,8 @@ np = pytest.importorskip("numpy")
 from docblocks import ROOT, page_blocks  # noqa: E402
 
 from cachekit import CacheConfig, Runtime  # noqa: E402
-from cachekit.simulate import OPS, Trace, _earlier_greater, lru_curve, policies, simulate  # noqa: E402
+from cachekit.simulate import OPS, Trace, lru_curve, policies, simulate  # noqa: E402
+from cachekit.simulate_bounds import earlier_greater as _earlier_greater  # noqa: E402
 
 LOAD_TIME = 0.01  # seconds a loader "takes" in the recorded workloads
 
@@ -403,6 +404,8 @@ def test_docstring_examples_run() -> None:
     module = sys.modules["cachekit.simulate"]  # ``cachekit.simulate`` itself is the function
     result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
     assert result.attempted >= 4 and result.failed == 0
+    result = doctest.testmod(sys.modules["cachekit.trace"], optionflags=doctest.ELLIPSIS)
+    assert result.attempted >= 3 and result.failed == 0
 
 
 def test_ttls_are_taken_as_the_config_takes_them(zipf: Trace) -> None:

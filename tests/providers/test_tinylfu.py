@@ -223,7 +223,7 @@ def test_hit_ratio_bench_bounds_hold_on_a_small_trace() -> None:
     import sys
     from pathlib import Path
 
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
     try:
         import hit_ratio as hr
     finally:

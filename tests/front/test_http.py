@@ -26,7 +26,7 @@ from cachekit import Cache, CacheConfig, FakeClock, MissingExtraError, Runtime, 
 from cachekit.config.models import RegionConfig  # noqa: E402
 from cachekit.http import create_app, create_router  # noqa: E402
 
-DOC = Path(__file__).resolve().parent.parent / "docs" / "http.md"
+DOC = Path(__file__).resolve().parents[2] / "docs" / "http.md"
 API = "/api/cache"
 DATA_TOKEN, ADMIN_TOKEN = "data-token", "admin-token"
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}

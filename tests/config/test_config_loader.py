@@ -10,7 +10,7 @@ import tomlkit
 from cachekit.config import CacheConfig, load_config, parse_config
 from cachekit.config.toml_lines import LineMap, format_path
 
-VALID = Path(__file__).parent / "data" / "configs" / "valid"
+VALID = Path(__file__).parent.parent / "data" / "configs" / "valid"
 
 
 def test_load_config_keeps_the_document_and_the_resolved_path() -> None:

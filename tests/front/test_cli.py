@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-DATA = Path(__file__).parent / "data" / "configs"
+ROOT = Path(__file__).resolve().parents[2]
+DATA = Path(__file__).parent.parent / "data" / "configs"
 SCRIPT = Path(sys.executable).parent / "cachekit"
 
 

@@ -14,7 +14,7 @@ from cachekit.config import json_schema, load_config, parse_config
 from cachekit.config.schema import reference_markdown
 from cachekit.errors import ConfigError
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 PAGE = ROOT / "docs" / "configuration.md"
 BLOCK = re.compile(r"(?:<!-- ([\w-]+) -->\s*\n\s*)?```(\w+)\n(.*?)```", re.S)
 

@@ -53,7 +53,7 @@ from cachekit.config.schema import _default
 from cachekit.providers.registry import import_driver_class
 from cachekit.runtime.tier import LocalTier
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 PROVIDER_PAGES: dict[str, type[BaseModel]] = {
     "docs/providers/memory.md": MemoryProviderConfig,
     "docs/providers/file.md": FileProviderConfig,

@@ -17,7 +17,7 @@ from cachekit.cli import run_ping as ping
 from cachekit.cli import run_serve as serve
 from cachekit.demo import demo, run_demo_workload
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture

@@ -955,7 +955,7 @@ def test_the_runtime_is_closed_at_exit(tmp_path: Path) -> None:
 
 def test_the_docs_page_runs(tmp_path: Path) -> None:
     """docs/django.md's python blocks, in order, in a fresh interpreter (Django is configured once)."""
-    page = Path(__file__).resolve().parents[1] / "docs" / "django.md"
+    page = Path(__file__).resolve().parents[2] / "docs" / "django.md"
     runner = textwrap.dedent("""
         import sys
         sys.path.insert(0, sys.argv[1])
@@ -967,7 +967,7 @@ def test_the_docs_page_runs(tmp_path: Path) -> None:
         print("all blocks ran")
         """)
     env = {k: v for k, v in os.environ.items() if not k.upper().startswith(("CACHEKIT_", "DJANGO_"))}
-    out = subprocess.run([sys.executable, "-c", runner, str(Path(__file__).parent), str(page)], cwd=tmp_path,
+    out = subprocess.run([sys.executable, "-c", runner, str(Path(__file__).parent.parent), str(page)], cwd=tmp_path,
                          env=env, capture_output=True, text=True, timeout=120, check=False)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     assert "all blocks ran" in out.stdout

@@ -30,7 +30,7 @@ from cachekit import (
 )
 from cachekit.services import CacheItem, CacheItemService, CacheRegionService
 
-DOC = Path(__file__).resolve().parent.parent / "docs" / "services.md"
+DOC = Path(__file__).resolve().parents[2] / "docs" / "services.md"
 
 
 pytestmark = pytest.mark.usefixtures("fake")  # a fresh fake runtime bound to Cache (conftest)

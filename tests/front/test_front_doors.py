@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-PACKAGE = Path(__file__).resolve().parent.parent / "cachekit"
+PACKAGE = Path(__file__).resolve().parents[2] / "cachekit"
 FRONT_DOORS = sorted(
     [*(PACKAGE / name for name in ("facade.py", "decorators.py", "keys.py", "offload.py", "http.py",
                                    "http_policy.py", "notebook.py", "cli.py", "demo.py", "testing.py",

@@ -10,7 +10,7 @@ import pytest
 from cachekit.config import load_config, parse_config
 from cachekit.errors import ConfigError, ConfigErrorItem
 
-INVALID = Path(__file__).parent / "data" / "configs" / "invalid"
+INVALID = Path(__file__).parent.parent / "data" / "configs" / "invalid"
 
 
 def errors_of(name: str) -> list[ConfigErrorItem]:

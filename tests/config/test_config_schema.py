@@ -22,7 +22,7 @@ from cachekit.config.schema import _SECTIONS
 from cachekit.config.toml_lines import format_path
 from cachekit.errors import ConfigError
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT / "tests" / "data" / "configs"
 SHIPPED = sorted([*(ROOT / "configs").rglob("*.toml"), ROOT / "cachekit" / "default.toml"])
 VALID = sorted((DATA / "valid").glob("*.toml"))
