@@ -20,6 +20,7 @@ from ..providers.base import MISSING, CacheDriver
 from ..providers.memory import MemoryDriver
 from ..serializers import SerializationError, TamperedPayloadError
 from ..stats import Recorder
+from .deadline import call_within, current, skipped
 from .generations import LocalGenerations
 from .locks import NoLocks, RegionLocks
 from .plans import ADD, EXTEND_TTL, GET, GET_MANY, PUT, Plan, adrive, as_entry, drive
@@ -36,10 +37,12 @@ class Tier:
     provider's error policy: a failure is counted, logged once per outage (not per call), and
     either re-raised (``on_error = "raise"``) or turned into ``fallback``."""
 
-    __slots__ = ("down", "driver", "namespace", "on_error", "provider", "raw_ints", "stats")
+    __slots__ = ("budget", "down", "driver", "namespace", "on_error", "provider", "raw_ints", "stats")
 
     #: stores whose keys a region can list (``keys()``, pattern invalidation, flush by deletion)
     can_scan = True
+    #: a store reached over the network: a region call on it runs under one deadline (``deadline.py``)
+    remote = False
 
     def __init__(self, driver: CacheDriver, *, provider: str, namespace: str, on_error: str,
                  stats: Recorder) -> None:
@@ -49,6 +52,8 @@ class Tier:
         self.on_error = on_error
         self.stats = stats
         self.down = False
+        #: seconds of store calls one region call may spend on this tier (``[cache] call_timeout``)
+        self.budget = 1.1
         #: values may be stored as raw integers (so the server increments them)
         self.raw_ints = True
 
@@ -68,6 +73,9 @@ class Tier:
         return [k[cut:] for k in found]
 
     def call(self, fallback: T, fn: Callable[..., T], *args: Any) -> T:
+        within = current()
+        if within is not None:
+            return call_within(self, within, fallback, fn, *args)
         try:
             result = fn(*args)
         except Exception as exc:
@@ -78,15 +86,24 @@ class Tier:
 
     async def acall(self, fallback: T, fn: Callable[..., Awaitable[T]], *args: Any) -> T:
         """:meth:`call` for a driver's async twin."""
+        within = current()
+        if within is not None:
+            if (within.down and self in within.down) or within.spent >= self.budget:
+                return skipped(self, within, fallback)
+            started = time.monotonic()
         try:
             result = await fn(*args)
         except Exception as exc:
-            return self.failed(exc, fallback)
+            if within is not None:
+                within.spent += time.monotonic() - started
+            return self.failed(exc, fallback, within)
+        if within is not None:
+            within.spent += time.monotonic() - started
         if self.down:
             self.recovered()
         return result
 
-    def failed(self, exc: BaseException, fallback: T) -> T:
+    def failed(self, exc: BaseException, fallback: T, within: Any = None) -> T:
         """Count a driver failure; re-raise it (caller's mistake or ``on_error = "raise"``) or
         return ``fallback``."""
         if isinstance(exc, CacheError) and not getattr(exc, "is_fault", True):
@@ -98,6 +115,8 @@ class Tier:
             if self.on_error == "raise":
                 raise exc
             return fallback
+        if within is not None:
+            within.down.append(self)  # the rest of this call skips the store
         if not self.down:
             self.down = True
             log.warning("cachekit provider %r failed (%s: %s); counting errors until it recovers",
@@ -256,6 +275,8 @@ class SharedTier(Tier):
         self.pending: set[str] = set()
         #: generation key -> (value, until when this process made it live): skips redundant refreshes
         self.alive: dict[str, tuple[int, float]] = {}
+
+    remote = True
 
     @property
     def can_scan(self) -> bool:  # type: ignore[override]
