@@ -125,6 +125,11 @@ class Tier:
             raise exc
         return fallback
 
+    def skipping(self) -> bool:
+        """The current region call skips this store from now on (``deadline.py``)."""
+        within = current()
+        return within is not None and (self in within.down or within.spent >= self.budget)
+
     def recovered(self) -> None:
         self.down = False
         log.warning("cachekit provider %r recovered", self.provider)
