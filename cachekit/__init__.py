@@ -20,6 +20,9 @@ from .errors import (
     CacheError,
     ConfigError,
     ConfigErrorItem,
+    InvalidKeyError,
+    InvalidTTLError,
+    InvalidValueError,
     MissingExtraError,
     ProviderError,
     UnsupportedOperation,
@@ -83,6 +86,7 @@ def __dir__() -> list[str]:
 __all__ = [
     "Cache", "CacheConfig", "CacheDriver", "MISSING", "Runtime", "Region", "TaggedCache",
     "InvalidationResult", "current_runtime", "load", "Clock", "FakeClock", "SystemClock",
-    "CacheError", "ConfigError", "ConfigErrorItem", "MissingExtraError", "ProviderError",
+    "CacheError", "ConfigError", "ConfigErrorItem", "InvalidKeyError", "InvalidTTLError", "InvalidValueError",
+    "MissingExtraError", "ProviderError",
     "UnsupportedOperation", "ValueTooLargeError", "Trace", "simulate", *_LAZY,
 ]

@@ -70,6 +70,24 @@ class UnsupportedOperation(CacheError):
     is_fault = False  # a limit of the store, raised whatever ``on_error`` says: not an outage
 
 
+class InvalidKeyError(CacheError, ValueError):
+    """A key that no store can hold: not a string, empty, not encodable as UTF-8 (a lone surrogate),
+    or longer than ``max_key_length``. Raised before any I/O, whatever ``on_error`` says."""
+
+    is_fault = False  # the caller's mistake: never counted as a store failure
+
+
+class InvalidValueError(CacheError, ValueError):
+    """An argument no store can take (a counter amount that is not an ``int``...). Raised before
+    any I/O, whatever ``on_error`` says."""
+
+    is_fault = False
+
+
+class InvalidTTLError(InvalidValueError):
+    """A TTL that is not a finite number of seconds in ``(0, MAX_TTL]`` (ten years)."""
+
+
 class AccessDenied(CacheError):
     """A policy refused the change (an HTTP admin route pointing a provider outside its allow-list)."""
 

@@ -100,6 +100,9 @@ class CacheSection(_Model):
         False, description="undeclared region names raise instead of getting the default policy"
     )
     max_key_length: int = Field(1024, gt=0, description="longest key accepted, in UTF-8 bytes")
+    call_timeout: Seconds | None = Field(
+        None, description="store time one call (get, remember, put...) may spend on a shared store; "
+        "none = the provider's operation timeout (socket_timeout / timeout) plus 0.1 s")
     max_adhoc_regions: int = Field(
         1024, gt=0, description="undeclared regions kept live at once; the least recently used past it "
         "are dropped and rebuilt on next use (their data stays in shared stores)")

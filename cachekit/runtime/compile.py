@@ -33,6 +33,7 @@ from ..providers.memory import MemoryDriver
 from ..stats import Recorder
 from .breaker import Breaker
 from .bus import Bus
+from .deadline import MARGIN
 from .policy import Policy, compile_glob
 from .region import Region, RegionParts
 from .tier import LocalTier, SharedTier, Tier
@@ -164,8 +165,10 @@ class Compiler:
              serializer: str | None = None, eviction: str | None = None) -> Tier:
         custom = self.custom.get(provider)
         if custom is not None:
-            return SharedTier(custom, provider=provider, prefix=self.prefix, region=region, on_error="ignore",
+            tier = SharedTier(custom, provider=provider, prefix=self.prefix, region=region, on_error="ignore",
                               stats=stats, now=self.clock.now)
+            tier.budget = self.call_budget(None)
+            return tier
         cfg = self.provider_config(provider)
         if cfg.type == "memory" or (self.fake and cfg.type in BUILTIN_PROVIDER_TYPES):
             size = max_size if max_size is not None else getattr(cfg, "max_size", None)
@@ -175,6 +178,7 @@ class Compiler:
         tier = SharedTier(self.shared_driver(provider, serializer), provider=provider, prefix=self.prefix,
                           region=region, on_error=cfg.on_error, stats=stats, now=self.clock.now)
         tier.breaker = self.breaker(provider, cfg)
+        tier.budget = self.call_budget(cfg)
         return tier
 
     def breaker(self, provider: str, cfg: Any) -> Breaker | None:
@@ -189,6 +193,14 @@ class Compiler:
                 breaker = self.breakers[provider] = Breaker(provider, failures=settings.failures,
                                                             cool_off=settings.cool_off, now=self.clock.now)
             return breaker
+
+    def call_budget(self, cfg: Any) -> float:
+        """The store time one region call may spend on a tier: ``[cache] call_timeout``, or the
+        provider's operation timeout plus a margin (one second for a store without one)."""
+        if self.config.cache.call_timeout is not None:
+            return float(self.config.cache.call_timeout)
+        timeout = getattr(cfg, "socket_timeout", None) or getattr(cfg, "timeout", None) or 1.0
+        return float(timeout) + MARGIN
 
     # -- regions ---------------------------------------------------------------------------
     def region_config(self, name: str) -> RegionConfig:

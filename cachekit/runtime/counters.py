@@ -11,8 +11,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ..errors import CacheError
+from ..errors import CacheError, InvalidValueError
 from ..providers.base import MISSING
+from .deadline import aone_call, one_call
 from .plans import drive
 from .policy import INF
 
@@ -35,10 +36,11 @@ class CounterMixin(_Base):
         written through tags keeps them (``tags([...]).increment`` stamps it; a tag flush drops it)."""
         return self.count(key, amount, ())
 
+    @one_call
     def count(self, key: str, amount: int, tags: tuple[str, ...]) -> int | None:
         self.policy.check_key(key)
         if not isinstance(amount, int) or isinstance(amount, bool):
-            raise CacheError(f"increment amount must be an int, not {type(amount).__name__}")
+            raise InvalidValueError(f"increment amount must be an int, not {type(amount).__name__}")
         try:
             return self._increment(key, amount, tags)
         finally:
@@ -103,6 +105,7 @@ class CounterMixin(_Base):
         """Subtract ``amount`` (a missing key starts at 0)."""
         return self.increment(key, -amount)
 
+    @aone_call
     async def aincrement(self, key: str, amount: int = 1) -> int | None:
         tier = self.l2
         if not self._server_counts or self._near is not None or self._gen_keys(key, ()):

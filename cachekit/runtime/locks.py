@@ -81,7 +81,7 @@ class RegionLocks(NoLocks):
             value = fresh(key)
             if value is not MISSING:
                 return value
-            if time.monotonic() > deadline or tier.down:
+            if time.monotonic() > deadline or tier.down or tier.skipping():
                 return load()
             time.sleep(pause)
             pause = min(pause * 2, _LONGEST_PAUSE)
@@ -103,7 +103,7 @@ class RegionLocks(NoLocks):
             value = await afresh(key)
             if value is not MISSING:
                 return value
-            if time.monotonic() > deadline or tier.down:
+            if time.monotonic() > deadline or tier.down or tier.skipping():
                 return await load()
             await asyncio.sleep(pause)
             pause = min(pause * 2, _LONGEST_PAUSE)
@@ -126,7 +126,7 @@ class RegionLocks(NoLocks):
         lock_key = tier.counter_lock_key(key)
         deadline = time.monotonic() + COUNTER_LOCK_SECONDS
         while not tier.call(False, tier.driver.add, lock_key, 1, COUNTER_LOCK_SECONDS):
-            if time.monotonic() > deadline or tier.down:
+            if time.monotonic() > deadline or tier.down or tier.skipping():
                 return False
             time.sleep(0.001)
         return True

@@ -8,19 +8,15 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from ..errors import CacheError
+from ..errors import InvalidKeyError, InvalidTTLError
 
-__all__ = ["INF", "InvalidKeyError", "Policy", "compile_glob", "has_glob", "normalize_ttl"]
+__all__ = ["INF", "MAX_TTL", "InvalidKeyError", "Policy", "compile_glob", "has_glob", "normalize_ttl"]
 
 INF = float("inf")
+#: the longest TTL accepted (ten years): every store takes it (Redis, memcached as a timestamp)
+MAX_TTL = 10 * 365 * 86400
 #: a ``ttl`` meaning "no expiry", where ``None`` means "the region's default TTL" (``remember_forever``)
 FOREVER: Any = type("Forever", (), {"__repr__": lambda self: "FOREVER"})()
-
-
-class InvalidKeyError(CacheError, ValueError):
-    """A key that no store can hold: not a string, empty, or longer than ``max_key_length``."""
-
-    is_fault = False
 
 
 def compile_glob(pattern: str) -> re.Pattern[str]:
@@ -37,15 +33,19 @@ def escape_glob(text: str) -> str:
 
 
 def normalize_ttl(ttl: Any) -> float | None:
-    """Seconds as a float; ``timedelta`` accepted; ``None`` passes through. Non-positive raises."""
+    """Seconds as a float; ``timedelta`` accepted; ``None`` passes through. A TTL that is not a
+    finite number in ``(0, MAX_TTL]`` raises :class:`InvalidTTLError`."""
     if ttl is None:
         return None
     if isinstance(ttl, timedelta):
         ttl = ttl.total_seconds()
     if isinstance(ttl, bool) or not isinstance(ttl, (int, float)):
-        raise CacheError(f"ttl must be a number of seconds or a timedelta, not {type(ttl).__name__}")
+        raise InvalidTTLError(f"ttl must be a number of seconds or a timedelta, not {type(ttl).__name__}")
     if not ttl > 0:
-        raise CacheError(f"ttl must be greater than 0 seconds (got {ttl!r}); use forever() for no expiry")
+        raise InvalidTTLError(f"ttl must be greater than 0 seconds (got {ttl!r}); use forever() for no expiry")
+    if not ttl <= MAX_TTL:
+        raise InvalidTTLError(f"ttl must be at most {MAX_TTL} seconds (ten years), got {ttl!r}; "
+                              "use forever() for no expiry")
     return float(ttl)
 
 
@@ -86,11 +86,22 @@ class Policy:
                 return rule_ttl
         return self.ttl
 
+    def checked(self, key: Any) -> str:
+        """``key``, checked (:meth:`check_key`)."""
+        self.check_key(key)
+        return key  # type: ignore[no-any-return]
+
     def check_key(self, key: Any) -> None:
         if type(key) is not str:
             raise InvalidKeyError(f"cache keys are strings, not {type(key).__name__} ({key!r})")
         if not key:
             raise InvalidKeyError("cache keys must not be empty")
+        if not key.isascii():
+            try:
+                key.encode()
+            except UnicodeEncodeError:
+                raise InvalidKeyError(f"cache keys must be encodable as UTF-8 (a lone surrogate?): {key[:60]!r}") \
+                    from None
         if len(key) * 4 > self.max_key_length and len(key.encode()) > self.max_key_length:
             raise InvalidKeyError(
                 f"key of {len(key.encode())} bytes exceeds max_key_length={self.max_key_length} "

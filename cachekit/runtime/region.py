@@ -20,6 +20,7 @@ from typing import Any
 from ..providers.base import MISSING
 from .bus import Broadcast
 from .counters import CounterMixin
+from .deadline import current_call, one_call
 from .generations import generation_life
 from .l1 import L1
 from .locks import NoLocks
@@ -127,6 +128,7 @@ class Region(RememberMixin, AsyncRegionMixin, CounterMixin):
         if self._fast:
             entry = self._data_get(key)
             if entry is None:
+                self.policy.check_key(key)  # on a miss only: a stored key was checked when written
                 self.stats.misses += 1
                 return default
             if entry[1] > self._now() and entry[2] is None:
@@ -243,13 +245,16 @@ class Region(RememberMixin, AsyncRegionMixin, CounterMixin):
             self._publish("forget", key)
 
     def _publish(self, kind: str, key: Any) -> None:
-        """Tell the other processes' L1s (a bus failure is counted)."""
-        if not self._broadcast.publish(self.name, kind, key):
+        """Tell the other processes' L1s (a bus failure is counted); skipped (counted) in a call that
+        found its store down: it kept what their L1s hold, and the bus most likely shares its fate."""
+        within = current_call()
+        if (within is not None and within.down) or not self._broadcast.publish(self.name, kind, key):
             self.stats.errors += 1
 
     # -- L2 reads ---------------------------------------------------------------------------
     def _fetch(self, key: str, tags: tuple[str, ...]) -> Any:
         """The entry for ``key`` from L2 with its stamps checked, or MISSING."""
+        self.policy.check_key(key)
         return self.l2.fetch(key, self._gen_keys(key, tags))
 
     def lookup_many(self, keys: list[str], tags: tuple[str, ...]) -> dict[str, Any]:
@@ -365,6 +370,7 @@ class Region(RememberMixin, AsyncRegionMixin, CounterMixin):
     def _many_plan(self, keys: list[str], tags: tuple[str, ...]) -> Plan:
         gen_keys: list[str] = []
         for k in keys:
+            self.policy.check_key(k)
             gen_keys.extend(g for g in self._gen_keys(k, tags) if g not in gen_keys)
         return many_plan(self.l2, keys, gen_keys, self._now, self.stats)  # type: ignore[arg-type]
 
@@ -374,6 +380,7 @@ class Region(RememberMixin, AsyncRegionMixin, CounterMixin):
 
     def forget(self, key: str) -> bool:
         """Remove ``key``; ``True`` if it was there."""
+        self.policy.check_key(key)
         removed = self.l2.forget(key)
         self._l1_forget(key)
         self.stats.deletes += 1
@@ -382,7 +389,7 @@ class Region(RememberMixin, AsyncRegionMixin, CounterMixin):
     delete = forget
 
     def forget_many(self, keys: Iterable[str]) -> int:
-        keys = list(keys)
+        keys = list(map(self.policy.checked, keys))
         tier = self.l2
         n = int(tier.call(0, tier.driver.delete_many, [tier.key(k) for k in keys]))
         if self._near is not None:
@@ -445,3 +452,8 @@ class Region(RememberMixin, AsyncRegionMixin, CounterMixin):
     def __repr__(self) -> str:
         tiers = f"{self.l1.provider} -> {self.l2.provider}" if self.l1 else self.l2.provider
         return f"<Region {self.name!r} on {tiers}, ttl={self.policy.ttl}>"
+
+
+for _name in ("entry", "peek", "lookup", "lookup_many", "bump", "add", "store", "put_many", "forget", "forget_many",
+              "flush", "keys", "flush_tags"):  # each reaches L2: one call, one deadline on a shared store (deadline.py)
+    setattr(Region, _name, one_call(getattr(Region, _name)))

@@ -14,6 +14,7 @@ from types import FunctionType, MethodType
 from typing import TYPE_CHECKING, Any
 
 from ..providers.base import MISSING
+from .deadline import aone_call
 from .plans import adrive, put_many_plan
 
 if TYPE_CHECKING:
@@ -53,6 +54,7 @@ class Stale:
 class AsyncRegionMixin(_Base):
     """The async half of :class:`~cachekit.runtime.region.Region` (mixed into it)."""
 
+    @aone_call
     async def alookup(self, key: str, tags: tuple[str, ...], *, allow_stale: bool = False) -> Any:
         hit = self._before_fetch(key)
         if hit is not ASK_L2:
@@ -62,8 +64,10 @@ class AsyncRegionMixin(_Base):
         return self._settle(key, await self._afetch(key, tags), allow_stale, epoch)
 
     async def _afetch(self, key: str, tags: tuple[str, ...]) -> Any:
+        self.policy.check_key(key)
         return await self.l2.afetch(key, self._gen_keys(key, tags))
 
+    @aone_call
     async def alookup_many(self, keys: list[str], tags: tuple[str, ...]) -> dict[str, Any]:
         if not self._batched:
             return {k: await self.alookup(k, tags) for k in keys}
@@ -72,11 +76,13 @@ class AsyncRegionMixin(_Base):
             return {k: await self.alookup(k, tags) for k in keys}
         return found  # type: ignore[no-any-return]
 
+    @aone_call
     async def astore(self, key: str, value: Any, ttl: float | None, tags: tuple[str, ...]) -> bool:
         if not self.policy.enabled:
             return False
         return self._stored(key, value, ttl, tags, await adrive(self.l2, self._store_plan(key, value, ttl, tags)))
 
+    @aone_call
     async def aput_many(self, mapping: Mapping[str, Any], ttl: Any = None) -> bool:
         """Async :meth:`put_many`."""
         if self._put_one_by_one():
@@ -107,12 +113,15 @@ class AsyncRegionMixin(_Base):
         self.policy.check_key(key)
         return await self.astore(key, value, None, ())
 
+    @aone_call
     async def aforget(self, key: str) -> bool:
+        self.policy.check_key(key)
         removed = await self.l2.aforget(key)
         self._l1_forget(key)
         self.stats.deletes += 1
         return removed
 
+    @aone_call
     async def aflush(self) -> bool:
         return bool(await self.off_loop(self.flush))
 

@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from ..providers.base import MISSING
+from .deadline import aone_call, one_call
 from .policy import FOREVER
 from .region_async import Stale, is_async_callable
 
@@ -45,13 +46,19 @@ class RememberMixin(_Base):
             value = self._fast_hit(key)
             if value is not MISSING:
                 return value
+        return self._remember(key, ttl, callback, tags)
+
+    @one_call
+    def _remember(self, key: str, ttl: Any, callback: Callable[[], Any], tags: tuple[str, ...]) -> Any:
+        """:meth:`remember` past the fast path: one call (one deadline) on a shared store."""
+        self.policy.check_key(key)
+        ttl_s = self.policy.ttl_for(key, ttl)  # a bad TTL raises before any I/O
         value = self.lookup(key, tags, allow_stale=True)
         if type(value) is Stale:
             self._refresh_in_background(key, ttl, callback, tags)
             return value.value
         if value is not MISSING:
             return value
-        ttl_s = self.policy.ttl_for(key, ttl)
 
         def load() -> Any:
             again = self._fetch(key, tags)
@@ -132,16 +139,18 @@ class RememberMixin(_Base):
 
         threading.Thread(target=refresh, name=f"cachekit-refresh-{key}", daemon=True).start()
 
+    @aone_call
     async def aremember(self, key: str, ttl: Any, callback: Callable[[], Any], *,
                         tags: tuple[str, ...] = ()) -> Any:
         """Async ``remember``: ``callback`` may be sync or async; the loader runs once per key."""
+        self.policy.check_key(key)
+        ttl_s = self.policy.ttl_for(key, ttl)  # a bad TTL raises before any I/O
         value = await self.alookup(key, tags, allow_stale=True)
         if type(value) is Stale:
             self._arefresh(key, ttl, callback, tags)
             return value.value
         if value is not MISSING:
             return value
-        ttl_s = self.policy.ttl_for(key, ttl)
 
         async def load() -> Any:
             again = await self._afetch(key, tags)

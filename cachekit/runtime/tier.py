@@ -21,6 +21,7 @@ from ..providers.memory import MemoryDriver
 from ..serializers import SerializationError, TamperedPayloadError
 from ..stats import Recorder
 from .breaker import Breaker, CircuitOpenError
+from .deadline import call_within, current, skipped
 from .generations import LocalGenerations
 from .locks import NoLocks, RegionLocks
 from .plans import ADD, EXTEND_TTL, GET, GET_MANY, PUT, Plan, adrive, as_entry, drive
@@ -37,10 +38,12 @@ class Tier:
     provider's error policy: a failure is counted, logged once per outage (not per call), and
     either re-raised (``on_error = "raise"``) or turned into ``fallback``."""
 
-    __slots__ = ("breaker", "down", "driver", "namespace", "on_error", "provider", "raw_ints", "stats")
+    __slots__ = ("breaker", "budget", "down", "driver", "namespace", "on_error", "provider", "raw_ints", "stats")
 
     #: stores whose keys a region can list (``keys()``, pattern invalidation, flush by deletion)
     can_scan = True
+    #: a store reached over the network: a region call on it runs under one deadline (``deadline.py``)
+    remote = False
 
     def __init__(self, driver: CacheDriver, *, provider: str, namespace: str, on_error: str,
                  stats: Recorder) -> None:
@@ -50,6 +53,8 @@ class Tier:
         self.on_error = on_error
         self.stats = stats
         self.down = False
+        #: seconds of store calls one region call may spend on this tier (``[cache] call_timeout``)
+        self.budget = 1.1
         #: values may be stored as raw integers (so the server increments them)
         self.raw_ints = True
         #: the provider's circuit breaker (shared by every tier on its driver), when configured
@@ -74,6 +79,9 @@ class Tier:
         breaker = self.breaker
         if breaker is not None and breaker.tripped and not breaker.allow():
             return self.skipped(fallback)
+        within = current()
+        if within is not None:
+            return call_within(self, within, fallback, fn, *args)
         try:
             result = fn(*args)
         except Exception as exc:
@@ -89,17 +97,26 @@ class Tier:
         breaker = self.breaker
         if breaker is not None and breaker.tripped and not breaker.allow():
             return self.skipped(fallback)
+        within = current()
+        if within is not None:
+            if (within.down and self in within.down) or within.spent >= self.budget:
+                return skipped(self, within, fallback)
+            started = time.monotonic()
         try:
             result = await fn(*args)
         except Exception as exc:
-            return self.failed(exc, fallback)
+            if within is not None:
+                within.spent += time.monotonic() - started
+            return self.failed(exc, fallback, within)
+        if within is not None:
+            within.spent += time.monotonic() - started
         if breaker is not None and (breaker.failures or breaker.tripped):
             breaker.success()
         if self.down:
             self.recovered()
         return result
 
-    def failed(self, exc: BaseException, fallback: T) -> T:
+    def failed(self, exc: BaseException, fallback: T, within: Any = None) -> T:
         """Count a driver failure; re-raise it (caller's mistake or ``on_error = "raise"``) or
         return ``fallback``."""
         if isinstance(exc, CacheError) and not getattr(exc, "is_fault", True):
@@ -111,6 +128,8 @@ class Tier:
             if self.on_error == "raise":
                 raise exc
             return fallback
+        if within is not None:
+            within.down.append(self)  # the rest of this call skips the store
         if not self.down:
             self.down = True
             log.warning("cachekit provider %r failed (%s: %s); counting errors until it recovers",
@@ -127,6 +146,19 @@ class Tier:
         if self.on_error == "raise":
             raise CircuitOpenError(f"provider {self.provider!r}: circuit open, call skipped")
         return fallback
+
+    def skipping(self) -> bool:
+        """The current region call skips this store from now on (``deadline.py``)."""
+        within = current()
+        return within is not None and (self in within.down or within.spent >= self.budget)
+
+    def answered(self) -> None:
+        """A store call inside a region call succeeded: the breaker's count closes, an outage ends."""
+        breaker = self.breaker
+        if breaker is not None and (breaker.failures or breaker.tripped):
+            breaker.success()
+        if self.down:
+            self.recovered()
 
     def recovered(self) -> None:
         self.down = False
@@ -278,6 +310,8 @@ class SharedTier(Tier):
         self.pending: set[str] = set()
         #: generation key -> (value, until when this process made it live): skips redundant refreshes
         self.alive: dict[str, tuple[int, float]] = {}
+
+    remote = True
 
     @property
     def can_scan(self) -> bool:  # type: ignore[override]

@@ -11,8 +11,8 @@ fail-open config (``on_error = "ignore"``) and a strict one (``on_error = "raise
 Set ``CACHEKIT_FAULT_REPORT=path.jsonl`` to append each scenario's figures (operations, exceptions,
 wrong values, worst latency, recovery time) to a file, one JSON object a line.
 
-The scenarios that fail because of issue 12 items 1 (the bus loses invalidations across a pub/sub
-kill) and 2 (one call blocks for several timeouts) are ``xfail(strict=True)``: they flip when fixed.
+The scenario that fails because of issue 12 item 1 (the bus loses invalidations across a pub/sub
+kill) is ``xfail(strict=True)``: it flips when fixed.
 """
 
 from __future__ import annotations
@@ -365,8 +365,6 @@ def test_no_process_serves_an_overwritten_l1_value_after_its_pubsub_connection_i
         assert seen == "new", "b still serves the overwritten value from its L1"
 
 
-@pytest.mark.xfail(strict=True, reason="issue 12 item 2: one call makes several store calls against a "
-                                        "black-holed store, each with the full timeout")
 def test_one_remember_against_a_blackholed_store_takes_one_deadline(redis_proxy: FaultProxy) -> None:
     with make_config("redis", redis_proxy, "ignore", l1=True).compile() as runtime:
         region = runtime.region()

@@ -1,0 +1,104 @@
+"""One deadline per call: the store time budget of one region call.
+
+A region call (``get``, ``remember``, ``put``...) on a shared store may make several store calls (a
+read, a second read under the loader lock, a write, a bus publish). :func:`one_call` opens a
+:class:`Call` for the outermost of them; ``Tier.call`` consults it before each store call: once a
+store call of this call failed with a fault (a refused connection, a timeout after the retries), or
+the time spent in store calls reached the tier's budget, the remaining store calls of this call are
+skipped and answered with their fallback (counted in ``errors``; with ``on_error = "raise"`` a
+``ProviderError`` is raised). So a store that is down or black-holed costs one operation timeout
+per call, not one per store call, and the retry budget is spent once.
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+from collections.abc import Callable
+from contextvars import ContextVar
+from typing import Any, TypeVar
+
+from ..errors import ProviderError
+
+__all__ = ["MARGIN", "Call", "aone_call", "call_within", "current", "current_call", "one_call", "skipped"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+T = TypeVar("T")
+
+#: added to a provider's operation timeout for the default budget of a call
+MARGIN = 0.1
+
+
+class Call:
+    """The store time spent by one region call, and the tiers found down during it."""
+
+    __slots__ = ("down", "spent")
+
+    def __init__(self) -> None:
+        self.spent = 0.0
+        #: the tiers (by identity) a store call of this call failed on
+        self.down: list[Any] = []
+
+
+_CALL: ContextVar[Call | None] = ContextVar("cachekit_call", default=None)
+current = current_call = _CALL.get
+
+
+def one_call(fn: F) -> F:
+    """Run a region method as one call (nested calls join the outermost). An in-process region
+    (``l2.remote`` false) opens nothing: its tier makes no network call."""
+
+    @functools.wraps(fn)
+    def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
+        if not self.l2.remote or _CALL.get() is not None:
+            return fn(self, *args, **kwargs)
+        token = _CALL.set(Call())
+        try:
+            return fn(self, *args, **kwargs)
+        finally:
+            _CALL.reset(token)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def aone_call(fn: F) -> F:
+    """:func:`one_call` for a coroutine method."""
+
+    @functools.wraps(fn)
+    async def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
+        if not self.l2.remote or _CALL.get() is not None:
+            return await fn(self, *args, **kwargs)
+        token = _CALL.set(Call())
+        try:
+            return await fn(self, *args, **kwargs)
+        finally:
+            _CALL.reset(token)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def call_within(tier: Any, within: Call, fallback: T, fn: Callable[..., T], *args: Any) -> T:
+    """``Tier.call`` inside a region call: skipped once ``tier`` failed in it or its budget is
+    spent; the time taken is added to the call's."""
+    if (within.down and tier in within.down) or within.spent >= tier.budget:
+        return skipped(tier, within, fallback)
+    started = time.monotonic()
+    try:
+        result = fn(*args)
+    except Exception as exc:
+        within.spent += time.monotonic() - started
+        return tier.failed(exc, fallback, within)  # type: ignore[no-any-return]
+    within.spent += time.monotonic() - started
+    tier.answered()
+    return result
+
+
+def skipped(tier: Any, within: Call, fallback: T) -> T:
+    """A store call not made: this region call found the store down, or spent its budget (counted
+    in ``errors``; a ``ProviderError`` under ``on_error = "raise"``)."""
+    tier.stats.errors += 1
+    if tier.on_error == "raise":
+        why = "failed earlier in this call" if tier in within.down else \
+            f"this call spent its budget ({tier.budget:g}s, [cache] call_timeout)"
+        raise ProviderError(f"cachekit provider {tier.provider!r} skipped: the store {why}")
+    return fallback

@@ -1,0 +1,128 @@
+"""Issue 12 item 2: one deadline per call. A region call on a shared store spends at most one
+operation timeout (plus ``[cache] call_timeout``'s margin) on a store that is down, black-holed or
+slow: once a store call failed in the call, or the call spent its budget, the rest of the call skips
+the store. Fail-open answers are unchanged; ``on_error = "raise"`` raises once; the next call tries
+the store again."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from faultproxy import FaultProxy
+from servers import need_module
+
+from cachekit import CacheConfig, ProviderError
+from cachekit.config import parse_config
+
+TIMEOUT = 0.2
+
+
+@pytest.fixture
+def proxy(redis_server: Any) -> Iterator[FaultProxy]:
+    need_module("redis")
+    with FaultProxy(redis_server.host, redis_server.port) as p:
+        yield p
+
+
+def config(proxy: FaultProxy, *, on_error: str = "ignore", retries: int = 0, l1: bool = False,
+           **cache: Any) -> CacheConfig:
+    region: dict[str, Any] = {"provider": "store", "ttl": 60, "lock": True}
+    if l1:
+        region["l1"] = {"provider": "memory", "ttl": 8}
+    return CacheConfig(
+        cache={"prefix": "deadline", **cache},
+        providers={"store": {"type": "redis", "url": f"redis://{proxy.address}/0", "connect_timeout": TIMEOUT,
+                             "socket_timeout": TIMEOUT, "retries": retries, "on_error": on_error}},
+        regions={"default": region},
+        bus={"enabled": l1, **({"provider": "store"} if l1 else {})},
+    )
+
+
+def timed(fn: Any) -> tuple[Any, float]:
+    started = time.monotonic()
+    value = fn()
+    return value, time.monotonic() - started
+
+
+@pytest.mark.parametrize("l1", [False, True], ids=["plain", "l1"])
+def test_every_call_against_a_blackholed_store_takes_one_operation_timeout(proxy: FaultProxy, l1: bool) -> None:
+    with config(proxy, l1=l1).compile() as runtime:
+        region = runtime.region()
+        region.get("warm-up")
+        proxy.blackhole()
+        proxy.cut()
+        calls = {
+            "remember": lambda: region.remember("user:1", 60, lambda: "loaded") == "loaded",
+            "get": lambda: region.get("user:1", "d") == "d",
+            "put": lambda: region.put("user:1", "v") is False,
+            "add": lambda: region.add("user:2", "v") is False,
+            "tags.put": lambda: region.tags("t").put("user:3", "v") is False,
+            "increment": lambda: region.increment("n") is None,
+            "aremember": lambda: asyncio.run(region.aremember("user:4", 60, lambda: "x")) == "x",
+            "aput": lambda: asyncio.run(region.aput("user:4", "v")) is False,
+        }
+        for name, call in calls.items():
+            ok, took = timed(call)
+            assert ok, name
+            # one store call's timeout (the first fails, the rest are skipped) plus a margin
+            assert took < TIMEOUT + 0.25, f"{name} took {took:.2f}s"
+
+
+def test_the_retry_budget_is_spent_once_per_call(proxy: FaultProxy) -> None:
+    # retries = 2: the failed store call itself takes up to three attempts; the later ones are not made
+    with config(proxy, retries=2).compile() as runtime:
+        region = runtime.region()
+        region.get("warm-up")
+        proxy.blackhole()
+        proxy.cut()
+        _, one_get = timed(lambda: region.get("a"))
+        value, one_remember = timed(lambda: region.remember("b", 60, lambda: "loaded"))
+        assert value == "loaded"
+        # before: a remember made four store calls (read, lock, read again, write), each with its retries
+        assert one_remember < one_get + 0.3, (one_get, one_remember)
+
+
+def test_a_slow_store_stops_a_call_at_its_budget_and_the_next_call_tries_again(proxy: FaultProxy) -> None:
+    with config(proxy, call_timeout=0.05).compile() as runtime:
+        region = runtime.region()
+        assert region.put("k", "v")
+        proxy.set_latency(0.03)  # each round trip ~0.06 s: answered, but the call's budget is 0.05 s
+        value, took = timed(lambda: region.remember("slow", 60, lambda: "loaded"))
+        assert value == "loaded"
+        assert took < 0.5
+        errors = runtime.stats.rows()[0]["errors"]
+        assert errors >= 1  # the store calls skipped past the budget are counted
+        proxy.restore()
+        assert region.remember("slow", 60, lambda: "again") == "again"  # nothing was stored...
+        assert region.get("slow") == "again"  # ...and the next call reaches the store: not marked dead
+        assert region.l2.down is False
+
+
+def test_on_error_raise_raises_once_and_the_store_is_tried_again_next_call(proxy: FaultProxy) -> None:
+    with config(proxy, on_error="raise").compile() as runtime:
+        region = runtime.region()
+        region.get("warm-up")
+        proxy.blackhole()
+        proxy.cut()
+        started = time.monotonic()
+        with pytest.raises(ProviderError):
+            region.remember("user:1", 60, lambda: "loaded")
+        assert time.monotonic() - started < TIMEOUT + 0.25
+        proxy.restore()
+        assert region.put("user:1", "back") is True
+        assert region.get("user:1") == "back"
+
+
+def test_call_timeout_is_a_documented_duration_with_a_default() -> None:
+    assert CacheConfig().cache.call_timeout is None  # default: the provider's operation timeout + 0.1 s
+    cfg = parse_config('[cache]\ncall_timeout = "250ms"\n', environ={})
+    assert cfg.cache.call_timeout == 0.25
+    with parse_config('[providers.r]\ntype = "redis"\nurl = "redis://127.0.0.1:1/0"\nsocket_timeout = 0.3\n'
+                      '[regions.default]\nprovider = "r"\n', environ={}).compile() as runtime:
+        assert runtime.region().l2.budget == pytest.approx(0.4)
+    with cfg.compile() as runtime:
+        assert runtime.region().l2.budget == 0.25 or runtime.region().l2.remote is False
