@@ -361,6 +361,7 @@ def test_no_process_serves_an_overwritten_l1_value_after_its_pubsub_connection_i
             time.sleep(0.05)
             seen = b.region().get("user:1")
         assert seen == "new", "b still serves the overwritten value from its L1"
+        assert b.bus.gaps == 1  # counted (and logged) once
 
 
 @pytest.mark.xfail(strict=True, reason="issue 12 item 2: one call makes several store calls against a "

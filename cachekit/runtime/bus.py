@@ -328,7 +328,11 @@ class Broadcast:
         with self._lock:
             if self.bus is None:
                 self.gate.whole = False
-                self.bus = make_bus(self.receive, self.clear_all, self.gate)
+                try:
+                    self.bus = make_bus(self.receive, self.clear_all, self.gate)
+                except BaseException:
+                    self.gate.whole = True  # no bus after all: L1 TTLs bound staleness
+                    raise
 
     @property
     def gaps(self) -> int:
