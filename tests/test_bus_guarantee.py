@@ -125,7 +125,7 @@ def test_a_subscription_that_hears_nothing_is_a_gap_after_three_heartbeats(
         assert a.region().put("user:1", "new")  # lost for b
         assert wait_for(lambda: not b.bus.whole, 3)
         noticed = time.monotonic() - muted
-        assert 0.5 < noticed < 1.5, f"noticed after {noticed:.2f}s (heartbeat 0.2 s)"
+        assert 0.5 < noticed < 2.5, f"noticed after {noticed:.2f}s (heartbeat 0.2 s: three intervals)"
         assert b.region().get("user:1") == "new"  # L1 bypassed while the bus is not whole
         assert b.bus.gaps == 1 and not b.bus.down
         redis_proxy.restore()
