@@ -63,6 +63,7 @@ class FaultProxy:
         self.latency = 0.0
         self.blackholed = False
         self.hold_subscribe_until = 0.0
+        self.pubsub_muted = False
         #: connections accepted, connections aborted by cut/kill_pubsub, pub/sub connections killed
         self.accepted = 0
         self.aborted = 0
@@ -133,10 +134,15 @@ class FaultProxy:
         self.pubsub_killed += killed
         return killed
 
+    def mute_pubsub(self, on: bool = True) -> None:
+        """Keep the connections that subscribed open but deliver nothing to them (a half-open link)."""
+        self.pubsub_muted = on
+
     def restore(self) -> None:
-        """No latency, no black-hole, no held subscriptions."""
+        """No latency, no black-hole, no held or muted subscriptions."""
         self.latency = 0.0
         self.blackholed = False
+        self.pubsub_muted = False
         self.hold_subscribe_until = 0.0
 
     # -- the loop ---------------------------------------------------------------------------------
@@ -222,7 +228,7 @@ class FaultProxy:
                         await asyncio.sleep(wait)
                 if self.latency:
                     await asyncio.sleep(self.latency)
-                if self.blackholed:
+                if self.blackholed or (self.pubsub_muted and link.pubsub and not inspect):
                     continue  # read and dropped: the other side never hears of it
                 writer.write(data)
                 await writer.drain()

@@ -400,6 +400,10 @@ class BusConfig(_Model):
         "has an L1 over a shared store and a redis provider is declared")
     provider: str | None = Field(None, description="a redis provider; default: the first one declared")
     channel: str = Field("cachekit:bus", description="pub/sub channel")
+    heartbeat: float = Field(
+        1.0, gt=0, description="seconds between the heartbeats each process publishes; an L1 is trusted "
+        "only while the bus is whole: a gap (a lost connection, a missing message, no heartbeat for three "
+        "intervals) sends L1 reads to L2 until it is whole again")
 
 
 class HttpConfig(_Model):

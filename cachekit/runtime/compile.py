@@ -34,6 +34,7 @@ from ..stats import Recorder
 from .breaker import Breaker
 from .bus import Bus
 from .deadline import MARGIN
+from .l1 import Gate
 from .policy import Policy, compile_glob
 from .region import Region, RegionParts
 from .tier import LocalTier, SharedTier, Tier
@@ -290,7 +291,8 @@ class Compiler:
         return isinstance(l2, SharedTier) and (bus.provider is not None
                                                or any(p.type == "redis" for p in self.config.providers.values()))
 
-    def _make_bus(self, on_message: Callable[[dict[str, Any]], None], on_reconnect: Callable[[], None]) -> Bus:
+    def _make_bus(self, on_message: Callable[[dict[str, Any]], None], on_reconnect: Callable[[], None],
+                  gate: Gate) -> Bus:
         # [bus].provider, else the first redis provider declared: never the Redis of whichever
         # region this process happened to build first, or two processes could pick two servers
         name = self.config.bus.provider
@@ -301,7 +303,8 @@ class Compiler:
         driver = self.shared_driver(name)
         channel = f"{self.config.bus.channel}:{self.prefix}"
         return Bus(driver.client, channel, self.origin,  # type: ignore[attr-defined]
-                   on_message=on_message, on_reconnect=on_reconnect)
+                   on_message=on_message, on_reconnect=on_reconnect,
+                   heartbeat=self.config.bus.heartbeat, gate=gate)
 
     # -- hot-apply -------------------------------------------------------------------------
     def drop_changed_drivers(self, regions: Iterable[Region]) -> frozenset[str]:

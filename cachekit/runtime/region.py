@@ -96,7 +96,8 @@ class Region(RememberMixin, AsyncRegionMixin, CounterMixin):
         elif near is not None and near.tier is l1:
             near.ttl = policy.l1_ttl
         else:  # a new L1 tier: a new epoch too, so that no read in flight fills it with an old value
-            self._near = L1(l1, policy.l1_ttl, 0 if near is None else near.epoch + 1)  # type: ignore[arg-type]
+            self._near = L1(l1, policy.l1_ttl, 0 if near is None else near.epoch + 1,  # type: ignore[arg-type]
+                            self._broadcast.gate)
         # a shared region flushes by generation when asked to, or when its store cannot list keys
         by_generation = isinstance(l2, SharedTier) and (policy.flush == "generation" or not l2.can_scan)
         self._region_gen = l2.gen_key("region", "") if by_generation else None

@@ -131,8 +131,9 @@ def test_bus_latencies_quoted_match_the_benchmarks_page() -> None:
 
 
 # -- claims the examples cannot show ---------------------------------------------------------------------
-def test_a_bus_that_comes_back_empties_every_l1(redis_server: Any, tmp_path: Path) -> None:
-    """multi-level.md: once subscribed again after an outage, the bus empties every L1 of its runtime."""
+def test_a_bus_that_is_down_bypasses_every_l1_and_empties_them_when_whole_again(
+        redis_server: Any, tmp_path: Path) -> None:
+    """multi-level.md: while the bus is down L1 reads go to L2; whole again, the bus empties every L1."""
     runtime = parse_config(f"""
 [providers.disk]
 type = "file"
@@ -163,14 +164,16 @@ provider = "redis"
         while not runtime.bus.down and time.monotonic() < deadline:
             time.sleep(0.02)
         assert runtime.bus.down
-        assert region.get("k") == "v" and region.stats.l1_hits == 2  # still in L1 during the outage
+        assert not runtime.bus.whole and runtime.bus.gaps == 1
+        assert region.get("k") == "v" and region.stats.l1_hits == 1  # read from L2: L1 is bypassed
         redis_server.start()
         deadline = time.monotonic() + 15
         while runtime.bus.down and time.monotonic() < deadline:
             time.sleep(0.02)
-        assert not runtime.bus.down
+        assert not runtime.bus.down and runtime.bus.whole and runtime.bus.gaps == 1
         assert region.get("k") == "v"
-        assert region.stats.l1_hits == 2  # read from L2: the reconnect emptied the L1
+        assert region.stats.l1_hits == 1  # read from L2: being whole again emptied the L1
+        assert region.get("k") == "v" and region.stats.l1_hits == 2  # and L1 serves again
     finally:
         runtime.close()
 

@@ -337,8 +337,6 @@ def test_proxy_controls_do_what_they_say(redis_proxy: FaultProxy) -> None:
 
 
 # -- what issue 12 items 1 and 2 will fix ---------------------------------------------------------------
-@pytest.mark.xfail(strict=True, reason="issue 12 item 1: the bus loses invalidations published while its "
-                                        "subscriber reconnects after a pub/sub kill")
 def test_no_process_serves_an_overwritten_l1_value_after_its_pubsub_connection_is_killed(
     redis_proxy: FaultProxy,
 ) -> None:
@@ -363,6 +361,7 @@ def test_no_process_serves_an_overwritten_l1_value_after_its_pubsub_connection_i
             time.sleep(0.05)
             seen = b.region().get("user:1")
         assert seen == "new", "b still serves the overwritten value from its L1"
+        assert b.bus.gaps == 1  # counted (and logged) once
 
 
 def test_one_remember_against_a_blackholed_store_takes_one_deadline(redis_proxy: FaultProxy) -> None:

@@ -219,6 +219,7 @@ def test_l1_serves_without_a_round_trip_and_fills_from_l2(redis_server: Any, tmp
     rt = load(multi_level_config(redis_server.url, tmp_path / "c.toml"))
     try:
         r = rt.region()
+        assert rt.bus.wait_ready()  # L1 is trusted once the bus is whole
         r.put("k", "v")
         redis_server.client().delete("ml:default:k")  # gone from L2, still in L1
         assert r.get("k") == "v"
