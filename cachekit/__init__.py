@@ -20,6 +20,7 @@ from .errors import (
     CacheError,
     ConfigError,
     ConfigErrorItem,
+    LockTimeoutError,
     MissingExtraError,
     ProviderError,
     UnsupportedOperation,
@@ -27,6 +28,8 @@ from .errors import (
 )
 from .facade import Cache, current_runtime, load
 from .providers.base import MISSING, CacheDriver
+from .runtime.atomic_lock import Lock
+from .runtime.events import CacheEvent
 from .runtime.region import Region, TaggedCache
 from .runtime.runtime import InvalidationResult, Runtime
 
@@ -84,5 +87,5 @@ __all__ = [
     "Cache", "CacheConfig", "CacheDriver", "MISSING", "Runtime", "Region", "TaggedCache",
     "InvalidationResult", "current_runtime", "load", "Clock", "FakeClock", "SystemClock",
     "CacheError", "ConfigError", "ConfigErrorItem", "MissingExtraError", "ProviderError",
-    "UnsupportedOperation", "ValueTooLargeError", "Trace", "simulate", *_LAZY,
+    "UnsupportedOperation", "ValueTooLargeError", "LockTimeoutError", "Lock", "CacheEvent", "Trace", "simulate", *_LAZY,
 ]

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..providers.base import MISSING
+from .atomic_lock import Lock
 from .bus import Broadcast
 from .counters import CounterMixin
 from .generations import generation_life
@@ -46,6 +47,8 @@ class RegionParts:
     broadcast: Broadcast
     spawn: Callable[[Coroutine[Any, Any, Any]], None]
     update_region: Callable[..., Any]
+    #: the runtime's event listeners (:class:`~cachekit.runtime.events.Events`), if any
+    events: Any = None
 
 
 class Region(RememberMixin, AsyncRegionMixin, CounterMixin):
@@ -66,7 +69,10 @@ class Region(RememberMixin, AsyncRegionMixin, CounterMixin):
         self._lock = threading.RLock()
         self._refreshing: set[str] = set()
         self._near: L1 | None = None
+        self._events = parts.events
         self.configure(policy, l2, l1)
+        if self._events is not None and self._events.active:
+            self._events.instrument(self)  # listeners already: the instrumented class
 
     def now(self) -> float:
         """The time on this region's clock (its runtime's: a fake clock in tests), in seconds."""
@@ -437,6 +443,13 @@ class Region(RememberMixin, AsyncRegionMixin, CounterMixin):
         return done == len(names)
 
     # -- misc -----------------------------------------------------------------------------
+    def lock(self, name: str, seconds: float = 10, owner: str | None = None, *,
+             wait: float | None = None) -> Lock:
+        """An atomic lock ``name`` in this region's store (see :class:`~cachekit.Lock`), held for
+        ``seconds``; ``owner`` restores a lock taken elsewhere (its token); ``wait`` is how long
+        ``with lock:`` waits (default ``seconds``)."""
+        return Lock(self.l2.driver, self.l2.lock_key(name), seconds, owner, name=name, wait=wait)
+
     def set_ttl(self, ttl: Any) -> None:
         """Change the default TTL of this region live (and in ``runtime.config``)."""
         ttl_s = normalize_ttl(ttl)
