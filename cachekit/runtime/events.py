@@ -73,9 +73,7 @@ class Events:
 
     def instrument(self, region: Region) -> None:
         if type(region) is Region:
-            region._fast_plain = region._fast  # type: ignore[attr-defined]
-            region._fast = False
-            region.__class__ = EventfulRegion
+            _switch(region, EventfulRegion)
 
     def emit(self, kind: str, region: str, key: str | None, ttl: float | None = None) -> None:
         listeners = self.listeners[kind]
@@ -91,28 +89,34 @@ class Events:
 
 def _plain(region: Region) -> None:
     if type(region) is EventfulRegion:
-        region.__class__ = Region
-        region._fast = region._fast_plain  # type: ignore[attr-defined]
+        _switch(region, Region)
+
+
+def _switch(region: Region, cls: type[Region]) -> None:
+    """Make ``region`` a ``cls`` (same object, same data) and let it set its paths up again."""
+    region.__class__ = cls
+    region.configure(region.policy, region.l2, region.l1)
+
+
+#: the plain region's methods this class extends (its own private hooks, by name: a subclass's business)
+_BASE = vars(Region)
 
 
 class EventfulRegion(Region):
     """A region whose runtime has event listeners: the full path, with an event per operation."""
 
-    _fast_plain: bool
-
     def configure(self, policy: Any, l2: Any, l1: Any) -> None:
         super().configure(policy, l2, l1)
-        self._fast_plain = self._fast
-        self._fast = False
+        self._fast = False  # every read through lookup, every write through _stored: both report
 
     def _before_fetch(self, key: str) -> Any:
-        found = super()._before_fetch(key)
+        found = _BASE["_before_fetch"](self, key)
         if found is not ASK_L2:
             self._events.emit("miss" if found is MISSING else "hit", self.name, key)
         return found
 
     def _settle(self, key: str, entry: Any, allow_stale: bool, epoch: int) -> Any:
-        found = super()._settle(key, entry, allow_stale, epoch)
+        found = _BASE["_settle"](self, key, entry, allow_stale, epoch)
         self._events.emit("miss" if found is MISSING or isinstance(found, Stale) else "hit", self.name, key)
         return found
 
@@ -125,7 +129,7 @@ class EventfulRegion(Region):
         return found
 
     def _stored(self, key: str, value: Any, ttl: float | None, tags: tuple[str, ...], ok: bool) -> bool:
-        done = super()._stored(key, value, ttl, tags, ok)
+        done = _BASE["_stored"](self, key, value, ttl, tags, ok)
         if done:
             self._events.emit("write", self.name, key, ttl)
         return done

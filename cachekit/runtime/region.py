@@ -47,8 +47,7 @@ class RegionParts:
     broadcast: Broadcast
     spawn: Callable[[Coroutine[Any, Any, Any]], None]
     update_region: Callable[..., Any]
-    #: the runtime's event listeners (:class:`~cachekit.runtime.events.Events`), if any
-    events: Any = None
+    events: Any = None  # the runtime's event listeners (:class:`~cachekit.runtime.events.Events`)
 
 
 class Region(RememberMixin, AsyncRegionMixin, CounterMixin):
@@ -71,8 +70,6 @@ class Region(RememberMixin, AsyncRegionMixin, CounterMixin):
         self._near: L1 | None = None
         self._events = parts.events
         self.configure(policy, l2, l1)
-        if self._events is not None and self._events.active:
-            self._events.instrument(self)  # listeners already: the instrumented class
 
     def now(self) -> float:
         """The time on this region's clock (its runtime's: a fake clock in tests), in seconds."""
@@ -443,11 +440,8 @@ class Region(RememberMixin, AsyncRegionMixin, CounterMixin):
         return done == len(names)
 
     # -- misc -----------------------------------------------------------------------------
-    def lock(self, name: str, seconds: float = 10, owner: str | None = None, *,
-             wait: float | None = None) -> Lock:
-        """An atomic lock ``name`` in this region's store (see :class:`~cachekit.Lock`), held for
-        ``seconds``; ``owner`` restores a lock taken elsewhere (its token); ``wait`` is how long
-        ``with lock:`` waits (default ``seconds``)."""
+    def lock(self, name: str, seconds: float = 10, owner: str | None = None, *, wait: float | None = None) -> Lock:
+        """An atomic lock ``name`` in this region's store, held for ``seconds`` (:class:`~cachekit.Lock`)."""
         return Lock(self.l2.driver, self.l2.lock_key(name), seconds, owner, name=name, wait=wait)
 
     def set_ttl(self, ttl: Any) -> None:

@@ -112,7 +112,10 @@ class Runtime:
 
     def _build(self, label: str, policy: Any, existing: Region | None = None,
                rebuilt: frozenset[str] = frozenset()) -> Region:
-        return self.compiler.build(label, policy, self._parts, existing, rebuilt)
+        region = self.compiler.build(label, policy, self._parts, existing, rebuilt)
+        if self.events.active:  # listeners already: a new region reports too
+            self.events.instrument(region)
+        return region
 
     # -- lookup ---------------------------------------------------------------------------
     def region(self, name: str | None = None) -> Region:
