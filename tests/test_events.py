@@ -130,3 +130,18 @@ async def test_async_operations_emit_events(rt: Runtime) -> None:
     await r.aget("a")
     await r.aforget("a")
     assert seen == ["miss", "write", "hit", "forget"]
+
+
+async def test_async_batched_reads_and_writes_on_a_shared_store(redis_server: Any) -> None:
+    rt = CacheConfig(**{"cache": {"prefix": "eva"}, "providers": {"redis": {"url": redis_server.url}},
+                        "regions": {"default": {"provider": "redis", "ttl": 60}}}).compile()
+    try:
+        seen: list[tuple[str, str | None, float | None]] = []
+        for kind in ("hit", "miss", "write"):
+            rt.on(kind, lambda e: seen.append((e.kind, e.key, e.ttl)))
+        r = rt.region()
+        await r.aput_many({"a": 1, "b": 2}, ttl=20)
+        await r.aget_many(["a", "c"])
+        assert seen == [("write", "a", 20.0), ("write", "b", 20.0), ("hit", "a", None), ("miss", "c", None)]
+    finally:
+        rt.close()

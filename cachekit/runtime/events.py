@@ -128,6 +128,14 @@ class EventfulRegion(Region):
             self._events.emit("miss" if found.get(k, MISSING) is MISSING else "hit", self.name, k)
         return found
 
+    async def alookup_many(self, keys: list[str], tags: tuple[str, ...]) -> dict[str, Any]:
+        if not self._batched:
+            return await super().alookup_many(keys, tags)  # key by key, through alookup
+        found = await super().alookup_many(keys, tags)
+        for k in keys:
+            self._events.emit("miss" if found.get(k, MISSING) is MISSING else "hit", self.name, k)
+        return found
+
     def _stored(self, key: str, value: Any, ttl: float | None, tags: tuple[str, ...], ok: bool) -> bool:
         done = _BASE["_stored"](self, key, value, ttl, tags, ok)
         if done:
@@ -138,6 +146,15 @@ class EventfulRegion(Region):
         if self._put_one_by_one():
             return super().put_many(mapping, ttl)  # key by key, through put
         ok = super().put_many(mapping, ttl)
+        if ok:
+            for k in mapping:
+                self._events.emit("write", self.name, k, self.policy.ttl_for(k, ttl))
+        return ok
+
+    async def aput_many(self, mapping: Mapping[str, Any], ttl: Any = None) -> bool:
+        if self._put_one_by_one():
+            return await super().aput_many(mapping, ttl)
+        ok = await super().aput_many(mapping, ttl)
         if ok:
             for k in mapping:
                 self._events.emit("write", self.name, k, self.policy.ttl_for(k, ttl))
