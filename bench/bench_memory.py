@@ -48,6 +48,7 @@ class _Setups:
         self.bench = bench
         self._runtime: Runtime | None = None
         self._lru_runtime: Runtime | None = None
+        self._events_runtime: Runtime | None = None
         self._cache: dict[str, Any] = {}
 
     # -- cachekit -------------------------------------------------------------------------
@@ -75,6 +76,15 @@ class _Setups:
             raise AssertionError("expected the LRU bookkeeping to be active")
         return {"region": region, "k": KEY}
 
+    def cachekit_events(self) -> dict[str, Any]:
+        """A runtime with a ``hit`` listener: its regions take the instrumented path."""
+        if self._events_runtime is None:
+            rt = CacheConfig(regions={"default": {"ttl": TTL}}).compile()
+            _fill(rt.region().put)
+            rt.on("hit", lambda event: None)
+            self._events_runtime = rt
+        return {"region": self._events_runtime.region(), "k": KEY}
+
     def cachekit_decorated(self, is_async: bool) -> dict[str, Any]:
         from cachekit import cached
 
@@ -94,7 +104,7 @@ class _Setups:
         return {"f": fn}
 
     def close(self) -> None:
-        for rt in (self._runtime, self._lru_runtime):
+        for rt in (self._runtime, self._lru_runtime, self._events_runtime):
             if rt is not None:
                 rt.close()
         Cache.reset()
@@ -201,6 +211,8 @@ def _get_hit(b: Bench, st: _Setups) -> Scenario:
     b.sync(s, "runtime.region().get(k)", "cachekit", st.cachekit, "rt.region().get(k)", expect=VALUE)
     b.sync(s, "region.get(k), LRU active", "cachekit", st.cachekit_lru, "region.get(k)", expect=VALUE,
            note="store more than half full: every hit moves the key to the LRU end")
+    b.sync(s, "region.get(k), events on", "cachekit", st.cachekit_events, "region.get(k)", expect=VALUE,
+           note="a runtime.on('hit') listener: the instrumented path; no listener is the first row")
     b.async_(s, "await region.aget(k)", "cachekit", st.cachekit, "region.aget(k)", expect=VALUE)
     b.sync(s, "dict.get(k) (floor)", "python", st.plain_dict, "d.get(k)", expect=VALUE,
            note="no expiry, no eviction, no stats")

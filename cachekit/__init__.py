@@ -23,6 +23,7 @@ from .errors import (
     InvalidKeyError,
     InvalidTTLError,
     InvalidValueError,
+    LockTimeoutError,
     MissingExtraError,
     ProviderError,
     UnsupportedOperation,
@@ -30,6 +31,8 @@ from .errors import (
 )
 from .facade import Cache, current_runtime, load
 from .providers.base import MISSING, CacheDriver
+from .runtime.atomic_lock import Lock
+from .runtime.events import CacheEvent
 from .runtime.region import Region, TaggedCache
 from .runtime.runtime import InvalidationResult, Runtime
 
@@ -87,6 +90,6 @@ __all__ = [
     "Cache", "CacheConfig", "CacheDriver", "MISSING", "Runtime", "Region", "TaggedCache",
     "InvalidationResult", "current_runtime", "load", "Clock", "FakeClock", "SystemClock",
     "CacheError", "ConfigError", "ConfigErrorItem", "InvalidKeyError", "InvalidTTLError", "InvalidValueError",
-    "MissingExtraError", "ProviderError",
-    "UnsupportedOperation", "ValueTooLargeError", "Trace", "simulate", *_LAZY,
+    "MissingExtraError", "ProviderError", "UnsupportedOperation", "ValueTooLargeError",
+    "LockTimeoutError", "Lock", "CacheEvent", "Trace", "simulate", *_LAZY,
 ]

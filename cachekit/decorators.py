@@ -31,6 +31,7 @@ import inspect
 from collections.abc import Awaitable, Callable, Iterable
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from .config.durations import parse_duration
 from .errors import CacheError
 from .facade import current_runtime
 from .keys import KeyBuilder, cache_key, compiled_template, tag_names
@@ -56,6 +57,62 @@ _KeyOption = str | Callable[..., str] | None
 
 
 # -- shared plumbing ----------------------------------------------------------------------------
+
+
+class _NoStore(Exception):
+    """Raised by the loader of a function with ``unless=``/``condition=`` for a result not to cache:
+    exceptions are never cached, and the call returns ``value`` (concurrent callers share it)."""
+
+    def __init__(self, value: Any) -> None:
+        super().__init__()
+        self.value = value
+
+
+def _ttl_option(ttl: Any) -> Any:
+    """A duration string (``"5m"``, ``"1h30m"``) as seconds; anything else as given."""
+    if isinstance(ttl, str):
+        seconds = parse_duration(ttl)
+        if seconds is None:
+            raise CacheError(f"ttl {ttl!r} is not a duration (write seconds, or a string such as '90s', '5m', '1h')")
+        return seconds
+    return ttl
+
+
+def _keep_test(unless: Callable[[Any], bool] | None,
+               condition: Callable[[Any], bool] | None) -> Callable[[Any], bool] | None:
+    """``keep(result)``: ``True`` when a result may be cached; ``None`` when every result may."""
+    if unless is None and condition is None:
+        return None
+    for name, test in (("unless", unless), ("condition", condition)):
+        if test is not None and not callable(test):
+            raise CacheError(f"{name}= must be a predicate on the result, not {type(test).__name__}")
+    if condition is None:
+        return lambda result: not unless(result)  # type: ignore[misc]
+    if unless is None:
+        return lambda result: bool(condition(result))
+    return lambda result: bool(condition(result)) and not unless(result)
+
+
+def _versioned(key: _KeyOption, key_prefix: str | None, version: Any,
+               fn: Callable[..., Any]) -> tuple[_KeyOption, str | None]:
+    """``key``/``key_prefix`` with ``:v<version>`` after the prefix (or at the end of a template or a
+    ``key_func``'s key): bumping ``version`` leaves the old entries unread (they expire)."""
+    if version is None:
+        return key, key_prefix
+    tag = f":v{version}"
+    if "{" in tag or "}" in tag:
+        raise CacheError(f"version {version!r} may not contain braces")
+    if key is None:
+        base = key_prefix if key_prefix is not None else f"{fn.__module__}.{fn.__qualname__}"
+        return None, base + tag
+    if isinstance(key, str):
+        return key + tag, key_prefix
+    make = key
+
+    def versioned_key(*args: Any, **kwargs: Any) -> str:
+        return f"{make(*args, **kwargs)}{tag}"
+
+    return versioned_key, key_prefix
 
 
 def _resolve(runtime: Runtime | None) -> Runtime:
@@ -95,6 +152,7 @@ class CachedFunction:
     - ``.key(*args, **kwargs)`` -> the cache key of that call;
     - ``.invalidate(*args, **kwargs)`` -> forget that call's entry (``True`` if it was cached);
     - ``.refresh(*args, **kwargs)`` -> run the function now, store and return the new value;
+    - ``.uncached(*args, **kwargs)`` -> call the function itself, cache neither read nor written;
     - ``.region()`` -> the :class:`~cachekit.Region` used (resolved at call time).
 
     On a method (first parameter ``self``), reach them through the instance:
@@ -103,10 +161,17 @@ class CachedFunction:
 
     def __init__(self, fn: Callable[..., Any], *, ttl: Any, key_prefix: str | None, region: str | None,
                  tags: Iterable[str] | str, key: str | Callable[..., str] | None, runtime: Runtime | None,
-                 ignore: Iterable[str] = ()) -> None:
+                 ignore: Iterable[str] = (), unless: Callable[[Any], bool] | None = None,
+                 condition: Callable[[Any], bool] | None = None, version: Any = None) -> None:
         functools.update_wrapper(self, fn)
         self.__wrapped__ = fn
-        self.ttl = normalize_ttl(ttl)
+        self.ttl = normalize_ttl(_ttl_option(ttl))
+        self.version = version
+        key, key_prefix = _versioned(key, key_prefix, version, fn)
+        #: ``keep(result)`` -> may it be cached (``unless=`` / ``condition=``); ``None``: always
+        self.keep = _keep_test(unless, condition)
+        #: what a miss runs: the function, or a wrapper that keeps a result out of the cache
+        self._load = fn if self.keep is None else self._checked(fn)
         self.region_name = region
         self.tags = tag_names(tags)
         self._tag_templates = any("{" in t for t in self.tags)
@@ -162,12 +227,30 @@ class CachedFunction:
                 return key
         return mk(args, kwargs)
 
+    def _checked(self, fn: Callable[..., Any]) -> Callable[..., Any]:
+        keep = self.keep
+
+        def load(*args: Any, **kwargs: Any) -> Any:
+            result = fn(*args, **kwargs)
+            if not keep(result):  # type: ignore[misc]
+                raise _NoStore(result)
+            return result
+
+        return load
+
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         key = self._call_key(args, kwargs)
-        if not self.tags:  # the region builds the loader only on a miss
-            return self.region().remember_call(key, self.ttl, self.__wrapped__, args, kwargs)
-        fn = self.__wrapped__
-        return self._target(args, kwargs).remember(key, self.ttl, lambda: fn(*args, **kwargs))
+        try:
+            if not self.tags:  # the region builds the loader only on a miss
+                return self.region().remember_call(key, self.ttl, self._load, args, kwargs)
+            fn = self._load
+            return self._target(args, kwargs).remember(key, self.ttl, lambda: fn(*args, **kwargs))
+        except _NoStore as kept_out:
+            return kept_out.value
+
+    def uncached(self, *args: Any, **kwargs: Any) -> Any:
+        """Call the function itself: nothing read from the cache, nothing stored."""
+        return self.__wrapped__(*args, **kwargs)
 
     def invalidate(self, *args: Any, **kwargs: Any) -> bool:
         """Forget the cached result of a call with these arguments; ``True`` if one was cached."""
@@ -181,7 +264,10 @@ class CachedFunction:
     def refresh(self, *args: Any, **kwargs: Any) -> Any:
         """Run the function now, store its result (replacing any cached one) and return it."""
         value = self.__wrapped__(*args, **kwargs)
-        self._target(args, kwargs).put(self.make_key(args, kwargs), value, self.ttl)
+        if self.keep is None or self.keep(value):
+            self._target(args, kwargs).put(self.make_key(args, kwargs), value, self.ttl)
+        else:  # a result not to cache: drop the old one rather than serve it
+            self.region().forget(self.make_key(args, kwargs))
         return value
 
 
@@ -196,19 +282,40 @@ class AsyncCachedFunction(CachedFunction):
         super().__init__(fn, **options)
         _mark_coroutine(self)
 
+    def _checked(self, fn: Callable[..., Any]) -> Callable[..., Any]:
+        keep = self.keep
+
+        async def load(*args: Any, **kwargs: Any) -> Any:
+            result = await fn(*args, **kwargs)
+            if not keep(result):  # type: ignore[misc]
+                raise _NoStore(result)
+            return result
+
+        return load
+
     async def __call__(self, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
         key = self._call_key(args, kwargs)
-        if not self.tags:
-            return await self.region().aremember_call(key, self.ttl, self.__wrapped__, args, kwargs)
-        fn = self.__wrapped__
-        return await self._target(args, kwargs).aremember(key, self.ttl, lambda: fn(*args, **kwargs))
+        try:
+            if not self.tags:
+                return await self.region().aremember_call(key, self.ttl, self._load, args, kwargs)
+            fn = self._load
+            return await self._target(args, kwargs).aremember(key, self.ttl, lambda: fn(*args, **kwargs))
+        except _NoStore as kept_out:
+            return kept_out.value
+
+    async def uncached(self, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
+        """Await the function itself: nothing read from the cache, nothing stored."""
+        return await self.__wrapped__(*args, **kwargs)
 
     async def refresh(self, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
         """Await the function now, store its result (replacing any cached one) and return it."""
         value = await self.__wrapped__(*args, **kwargs)
         target = self._target(args, kwargs)
         region = target.region if isinstance(target, TaggedCache) else target
-        await off_loop(region, target.put, self.make_key(args, kwargs), value, self.ttl)
+        if self.keep is None or self.keep(value):
+            await off_loop(region, target.put, self.make_key(args, kwargs), value, self.ttl)
+        else:
+            await off_loop(region, region.forget, self.make_key(args, kwargs))
         return value
 
 
@@ -237,6 +344,9 @@ class _BoundCached:
     def refresh(self, *args: Any, **kwargs: Any) -> Any:
         return self._cached.refresh(self._instance, *args, **kwargs)
 
+    def uncached(self, *args: Any, **kwargs: Any) -> Any:
+        return self._cached.uncached(self._instance, *args, **kwargs)
+
     def region(self) -> Region:
         return self._cached.region()
 
@@ -246,26 +356,40 @@ class _BoundCached:
 
 def cached(ttl: Any = None, key_prefix: str | None = None, region: str | None = None,
            tags: Iterable[str] | str = (), key: _KeyOption = None, runtime: Runtime | None = None,
-           *, ignore: Iterable[str] = ()) -> Any:
+           *, ignore: Iterable[str] = (), unless: Callable[[Any], bool] | None = None,
+           condition: Callable[[Any], bool] | None = None, version: Any = None,
+           key_func: Callable[..., str] | None = None) -> Any:
     """Cache a function's results by its arguments (sync or ``async def``).
 
-    - ``ttl``: seconds or a ``timedelta``; ``None`` takes the region's TTL (and time_based rules);
+    - ``ttl``: seconds, a ``timedelta`` or a duration string (``"5m"``); ``None`` takes the region's
+      TTL (and time_based rules);
     - ``key_prefix``: the key's first part (default ``module.qualname``); ``key``: a format string
       over the parameters (``"user:{user_id}"``) or a callable returning the whole key;
     - ``region``: region name (default region when ``None``); ``tags``: carried by every entry
       (format strings over the parameters allowed: ``"user:{user_id}"``);
     - ``runtime``: a :class:`~cachekit.Runtime`; default: the ``Cache`` facade's runtime *at call
       time*, so ``Cache.fake()`` in a test takes effect on functions decorated at import;
-    - ``ignore``: parameter names left out of the key (a database session, a logger...).
+    - ``ignore``: parameter names left out of the key (a database session, a logger...);
+    - ``unless``: a predicate on the result; ``True`` keeps that result out of the cache
+      (``unless=lambda r: r is None``); ``condition``: its positive twin (cache only when ``True``);
+    - ``version``: a key version (``:v<version>`` in the key); bump it to leave old entries unread;
+    - ``key_func``: called with the function's arguments, returns the whole key (as ``key=callable``).
 
     Concurrent calls with one key run the function once; a returned ``None`` is cached; an
     exception is not. ``@cached`` without parentheses works too.
     """
     if callable(ttl) and not isinstance(ttl, (int, float)):  # bare @cached
         return cached()(ttl)
+    if key_func is not None:
+        if key is not None:
+            raise CacheError("give key or key_func, not both")
+        if not callable(key_func):
+            raise CacheError(f"key_func must be callable, not {type(key_func).__name__}")
+        key = key_func
     options = {"ttl": ttl, "key_prefix": key_prefix, "region": region, "tags": tags, "key": key,
-               "runtime": runtime, "ignore": ignore}
-    normalize_ttl(ttl)  # fail at decoration, not at first call
+               "runtime": runtime, "ignore": ignore, "unless": unless, "condition": condition,
+               "version": version}
+    normalize_ttl(_ttl_option(ttl))  # fail at decoration, not at first call
 
     def decorate(fn: F) -> F:
         if is_async_callable(fn):
@@ -277,14 +401,23 @@ def cached(ttl: Any = None, key_prefix: str | None = None, region: str | None = 
 
 def async_cached(ttl: Any = None, key_prefix: str | None = None, region: str | None = None,
                  tags: Iterable[str] | str = (), key: _KeyOption = None, runtime: Runtime | None = None,
-                 *, ignore: Iterable[str] = ()) -> Any:
+                 *, ignore: Iterable[str] = (), unless: Callable[[Any], bool] | None = None,
+                 condition: Callable[[Any], bool] | None = None, version: Any = None,
+                 key_func: Callable[..., str] | None = None) -> Any:
     """``cached`` for ``async def`` functions: awaiting the call gives the value, loaded once per key
     across concurrent tasks. Options as in :func:`cached`."""
     if callable(ttl) and not isinstance(ttl, (int, float)):  # bare @async_cached
         return async_cached()(ttl)
+    if key_func is not None:
+        if key is not None:
+            raise CacheError("give key or key_func, not both")
+        if not callable(key_func):
+            raise CacheError(f"key_func must be callable, not {type(key_func).__name__}")
+        key = key_func
     options = {"ttl": ttl, "key_prefix": key_prefix, "region": region, "tags": tags, "key": key,
-               "runtime": runtime, "ignore": ignore}
-    normalize_ttl(ttl)
+               "runtime": runtime, "ignore": ignore, "unless": unless, "condition": condition,
+               "version": version}
+    normalize_ttl(_ttl_option(ttl))
 
     def decorate(fn: F) -> F:
         if not is_async_callable(fn):

@@ -96,6 +96,12 @@ class ValueTooLargeError(ProviderError):
     """A key or value exceeds what the store accepts."""
 
 
+class LockTimeoutError(CacheError):
+    """An atomic lock (``Cache.lock(...).block(wait)``) did not come within the wait."""
+
+    is_fault = False
+
+
 def require(module: str, extra: str) -> object:
     """Import an optional dependency or raise :class:`MissingExtraError` naming the extra."""
     import importlib

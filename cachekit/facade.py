@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from .providers.base import CacheDriver
+from .runtime.atomic_lock import Lock
 from .runtime.compile import load
 from .runtime.region import Region, TaggedCache
 from .runtime.runtime import InvalidationResult, Runtime
@@ -121,6 +122,21 @@ class Cache:
     def store(name: str | None = None) -> Region:
         """The repository of a store: ``Cache.store('redis').put('key', 'value')``."""
         return current_runtime().store(name)
+
+    @staticmethod
+    def lock(name: str, seconds: float = 10, owner: str | None = None, *, wait: float | None = None) -> Lock:
+        """An atomic lock (Laravel's ``Cache::lock``) in the default store: ``with Cache.lock("report", 10):``."""
+        return _repo().lock(name, seconds, owner, wait=wait)
+
+    @staticmethod
+    def restore_lock(name: str, owner: str) -> Lock:
+        """The lock ``name`` as held by ``owner`` (its token), to release it from another process."""
+        return _repo().lock(name, owner=owner)
+
+    @staticmethod
+    def on(kind: str, listener: Callable[[Any], Any]) -> Callable[[], None]:
+        """``runtime.on`` on the facade's runtime: ``Cache.on("miss", print)``."""
+        return current_runtime().on(kind, listener)
 
     @staticmethod
     def set_default_store(name: str) -> None:

@@ -163,6 +163,38 @@ class CacheDriver:
         self.forget(probe)
         return time.perf_counter() - start
 
+    # -- atomic locks ----------------------------------------------------------------------
+    # An owner token (a string) under ``key`` for ``ttl`` seconds: acquired only if absent (or
+    # expired), released only by its owner. The defaults store ``(owner, deadline)`` with ``add`` (so
+    # a driver that ignores TTLs still frees a lock on time) and compare-and-delete under the
+    # driver's lock: atomic within the process. Shared stores override them with server-side atomics.
+    def acquire_lock(self, key: str, owner: str, ttl: float) -> bool:
+        """Hold the lock ``key`` for ``owner`` for ``ttl`` seconds; ``False`` if someone holds it."""
+        import time
+
+        if self.add(key, (owner, time.time() + ttl), ttl):
+            return True
+        with self._lock():
+            current = self.get(key)
+            if _lock_holder(current) is not None:
+                return False
+            return self.put(key, (owner, time.time() + ttl), ttl)  # an expired holder's: take it over
+
+    def release_lock(self, key: str, owner: str) -> bool:
+        """Release ``key`` if ``owner`` holds it; ``True`` when released."""
+        with self._lock():
+            if _lock_holder(self.get(key)) != owner:
+                return False
+            return self.forget(key)
+
+    def force_release_lock(self, key: str) -> bool:
+        """Release ``key`` whoever holds it."""
+        return self.forget(key)
+
+    def lock_owner(self, key: str) -> str | None:
+        """The owner token holding ``key``, or ``None`` when it is free."""
+        return _lock_holder(self.get(key))
+
     # -- async twins ----------------------------------------------------------------------
     # Defaults run the sync method in a worker thread; drivers with an asyncio client (Redis)
     # override them with native coroutines.
@@ -204,3 +236,12 @@ class CacheDriver:
     @staticmethod
     def _match(pattern: str, keys: Iterable[str]) -> Iterator[str]:
         return (k for k in keys if fnmatch.fnmatchcase(k, pattern))
+
+
+def _lock_holder(value: Any) -> str | None:
+    """The owner in a default lock value ``(owner, deadline)`` while it lasts, else ``None``."""
+    import time
+
+    if type(value) is tuple and len(value) == 2 and isinstance(value[0], str) and value[1] > time.time():
+        return value[0]
+    return None

@@ -256,6 +256,16 @@ class FileDriver(FileBounds, CacheDriver):
             self._replace(slot[1], pack(slot[2], expires_at, payload))
         return True
 
+    def release_lock(self, key: str, owner: str) -> bool:
+        """Compare-and-delete under the key's cross-process lock (``acquire_lock`` is ``add``)."""
+        slot = self._slot(key)
+        with self._locked(slot[0]):
+            live = self._read_live(key, slot, locked=True)
+            value = None if live is None else self.serializer.loads(live[1])
+            if not (type(value) is tuple and value[0] == owner):  # (owner, deadline): see CacheDriver
+                return False
+            return self._unlink_locked(slot[1])
+
     def increment(self, key: str, amount: int = 1, ttl: float | None = None) -> int:
         """Add ``amount`` to the integer under ``key`` (absent: 0); atomic across processes.
 

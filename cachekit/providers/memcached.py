@@ -336,6 +336,25 @@ class MemcachedDriver(CacheDriver):
         except _ERRORS as exc:
             raise self._error("add", key, exc) from exc
 
+    def acquire_lock(self, key: str, owner: str, ttl: float) -> bool:
+        """memcached ``add`` of the owner token: atomic on the server."""
+        return self.add(key, owner, ttl)
+
+    def release_lock(self, key: str, owner: str) -> bool:
+        """``gets`` the token, and expire it with ``cas`` only if it is still the owner's."""
+        skey = self.storage_key(key)
+        try:
+            data, token = self.client.gets(skey)
+            if data is None or self._decode(key, skey, data) != owner:
+                return False
+            return bool(self.client.cas(skey, data, token, expire=-1, noreply=False))
+        except _ERRORS as exc:
+            raise self._error("unlock", key, exc) from exc
+
+    def lock_owner(self, key: str) -> str | None:
+        value = self.get(key)
+        return value if isinstance(value, str) else None
+
     def increment(self, key: str, amount: int = 1, ttl: float | None = None) -> int:
         """Add ``amount`` atomically on the server (a missing key counts as 0); the new value.
 

@@ -58,6 +58,8 @@ class MemoryDriver(CacheDriver):
         #: True once LRU order must be kept on reads (store more than half full).
         self.lru_active = False
         self._lock = threading.RLock()
+        #: atomic locks: key -> (owner, deadline), apart from the entries
+        self._held: dict[str, tuple[str, float]] = {}
         self._half = (max_size // 2) if max_size else None
         #: the stored value or ``None``, without expiry check or LRU touch: the region's hit path,
         #: which checks its entry's own deadline (a bound ``dict.get``: one C call)
@@ -132,6 +134,31 @@ class MemoryDriver(CacheDriver):
             if self.get(key) is not MISSING:
                 return False
             return self.put(key, value, ttl)
+
+    def acquire_lock(self, key: str, owner: str, ttl: float) -> bool:
+        """Locks live apart from the entries (a region flush or eviction never frees one)."""
+        with self._lock:
+            held = self._held.get(key)
+            if held is not None and held[1] > self._now():
+                return False
+            self._held[key] = (owner, self._now() + ttl)
+            return True
+
+    def release_lock(self, key: str, owner: str) -> bool:
+        with self._lock:
+            held = self._held.get(key)
+            if held is None or held[0] != owner or held[1] <= self._now():
+                return False
+            del self._held[key]
+            return True
+
+    def force_release_lock(self, key: str) -> bool:
+        with self._lock:
+            return self._held.pop(key, None) is not None
+
+    def lock_owner(self, key: str) -> str | None:
+        held = self._held.get(key)
+        return held[0] if held is not None and held[1] > self._now() else None
 
     def increment(self, key: str, amount: int = 1, ttl: float | None = None) -> int:
         with self._lock:

@@ -53,6 +53,10 @@ _UNLINK_BATCH = 1000
 _GLOB_SPECIAL = "*?[]\\"
 
 
+#: delete KEYS[1] only if it holds ARGV[1] (an atomic lock's release by its owner)
+_RELEASE_IF_OWNER = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end"
+
+
 def _px(ttl: float | None) -> int | None:
     """A TTL in seconds as Redis milliseconds; ``None`` (or infinity) means no expiry."""
     if ttl is None or ttl == math.inf:
@@ -338,6 +342,25 @@ class RedisDriver(CacheDriver):
         """``SET key payload NX [PX ttl]``: ``True`` when stored, ``False`` when the key existed."""
         payload = self._encode(value)
         return bool(self.clients.sync().set(key, payload, nx=True, px=_px(ttl)))
+
+    @provider_errors("lock")
+    def acquire_lock(self, key: str, owner: str, ttl: float) -> bool:
+        """``SET key owner NX PX ttl``: the owner token raw, so a script can compare it."""
+        return bool(self.clients.sync().set(key, owner.encode(), nx=True, px=max(1, int(ttl * 1000))))
+
+    @provider_errors("unlock")
+    def release_lock(self, key: str, owner: str) -> bool:
+        """Compare-and-delete in one Lua script: only the owner's token is deleted."""
+        return bool(self.clients.sync().eval(_RELEASE_IF_OWNER, 1, key, owner.encode()))
+
+    @provider_errors("unlock")
+    def force_release_lock(self, key: str) -> bool:
+        return bool(self.clients.sync().delete(key))
+
+    @provider_errors("lock")
+    def lock_owner(self, key: str) -> str | None:
+        data = self.clients.sync().get(key)
+        return None if data is None else bytes(data).decode("utf-8", "replace")
 
     @provider_errors("increment")
     def increment(self, key: str, amount: int = 1, ttl: float | None = None) -> int:

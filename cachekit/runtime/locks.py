@@ -4,19 +4,21 @@ Two uses. The *loader lock* (``lock = true`` on a region): one process runs a ``
 for a key while the others poll the store for its result, up to ``lock_timeout`` (then they load
 themselves: a lost lock holder must not stall everybody). The *counter lock*: an increment that
 the server cannot do (a stamped or signed counter is an envelope) is a read-modify-write under it.
-Both are ``add``-based keys with a TTL, so a crashed holder frees them on expiry. A region on an
+The loader lock is an atomic lock (:class:`~cachekit.Lock`'s driver primitives: an owner token,
+released only by its owner); the counter lock an ``add``-based key. Both have a TTL, so a crashed
+holder frees them on expiry. A region on an
 in-process store gets :class:`NoLocks`: its single-flight and its own lock already cover it.
 """
 
 from __future__ import annotations
 
 import asyncio
-import os
 import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from ..providers.base import MISSING
+from .atomic_lock import new_owner
 
 if TYPE_CHECKING:
     from .tier import SharedTier
@@ -72,12 +74,13 @@ class RegionLocks(NoLocks):
         lock_key = tier.lock_key(key)
         deadline = time.monotonic() + self.timeout
         pause = _FIRST_PAUSE
+        owner = new_owner()
         while True:
-            if tier.call(False, tier.driver.add, lock_key, os.getpid(), self.timeout):
+            if tier.call(False, tier.driver.acquire_lock, lock_key, owner, self.timeout):
                 try:
                     return load()
                 finally:
-                    tier.call(False, tier.driver.forget, lock_key)
+                    tier.call(False, tier.driver.release_lock, lock_key, owner)
             value = fresh(key)
             if value is not MISSING:
                 return value
@@ -94,12 +97,13 @@ class RegionLocks(NoLocks):
         lock_key = tier.lock_key(key)
         deadline = time.monotonic() + self.timeout
         pause = _FIRST_PAUSE
+        owner = new_owner()
         while True:
-            if await asyncio.to_thread(tier.call, False, tier.driver.add, lock_key, os.getpid(), self.timeout):
+            if await asyncio.to_thread(tier.call, False, tier.driver.acquire_lock, lock_key, owner, self.timeout):
                 try:
                     return await load()
                 finally:
-                    await asyncio.to_thread(tier.call, False, tier.driver.forget, lock_key)
+                    await asyncio.to_thread(tier.call, False, tier.driver.release_lock, lock_key, owner)
             value = await afresh(key)
             if value is not MISSING:
                 return value
@@ -115,9 +119,10 @@ class RegionLocks(NoLocks):
             return _no_release
         tier = self.tier
         lock_key = tier.lock_key(key)
-        if not tier.call(False, tier.driver.add, lock_key, os.getpid(), self.timeout):
+        owner = new_owner()
+        if not tier.call(False, tier.driver.acquire_lock, lock_key, owner, self.timeout):
             return None
-        return lambda: tier.call(False, tier.driver.forget, lock_key)
+        return lambda: tier.call(False, tier.driver.release_lock, lock_key, owner)
 
     def acquire_counter(self, key: str) -> bool:
         """Wait up to :data:`COUNTER_LOCK_SECONDS` for the counter lock of ``key``; ``False`` when it

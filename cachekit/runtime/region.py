@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..providers.base import MISSING
+from .atomic_lock import Lock
 from .bus import Broadcast
 from .counters import CounterMixin
 from .deadline import current_call, one_call
@@ -47,6 +48,7 @@ class RegionParts:
     broadcast: Broadcast
     spawn: Callable[[Coroutine[Any, Any, Any]], None]
     update_region: Callable[..., Any]
+    events: Any = None  # the runtime's event listeners (:class:`~cachekit.runtime.events.Events`)
 
 
 class Region(RememberMixin, AsyncRegionMixin, CounterMixin):
@@ -67,6 +69,7 @@ class Region(RememberMixin, AsyncRegionMixin, CounterMixin):
         self._lock = threading.RLock()
         self._refreshing: set[str] = set()
         self._near: L1 | None = None
+        self._events = parts.events
         self.configure(policy, l2, l1)
 
     def now(self) -> float:
@@ -445,6 +448,10 @@ class Region(RememberMixin, AsyncRegionMixin, CounterMixin):
         return done == len(names)
 
     # -- misc -----------------------------------------------------------------------------
+    def lock(self, name: str, seconds: float = 10, owner: str | None = None, *, wait: float | None = None) -> Lock:
+        """An atomic lock ``name`` in this region's store, held for ``seconds`` (:class:`~cachekit.Lock`)."""
+        return Lock(self.l2.driver, self.l2.lock_key(name), seconds, owner, name=name, wait=wait)
+
     def set_ttl(self, ttl: Any) -> None:
         """Change the default TTL of this region live (and in ``runtime.config``)."""
         ttl_s = normalize_ttl(ttl)

@@ -20,8 +20,10 @@ from ..config.models import region_name_problem
 from ..errors import CacheError
 from ..providers.base import CacheDriver
 from ..stats import Recorder, Stats
+from .atomic_lock import Lock
 from .bus import Broadcast, Bus
 from .compile import Compiler
+from .events import CacheEvent, Events
 from .invalidator import InvalidationResult, Invalidator
 from .region import Region, RegionParts
 from .singleflight import SingleFlight
@@ -80,8 +82,9 @@ class Runtime:
         self.closed = False
         self.broadcast = Broadcast(self._all_regions)
         self.invalidator = Invalidator(lambda: self.config, self._targets, self.broadcast)
+        self.events = Events(self._all_regions)
         self._parts = RegionParts(now=self.clock.now, singleflight=self.singleflight, broadcast=self.broadcast,
-                                  spawn=self._spawn, update_region=self.update_region)
+                                  spawn=self._spawn, update_region=self.update_region, events=self.events)
         self.stats = Stats(self._stat_sources, clock=self.clock.now, on_reset=self._reset_driver_counters)
         self.stats.breakers = self.breakers  # type: ignore[method-assign]
 
@@ -110,7 +113,10 @@ class Runtime:
 
     def _build(self, label: str, policy: Any, existing: Region | None = None,
                rebuilt: frozenset[str] = frozenset()) -> Region:
-        return self.compiler.build(label, policy, self._parts, existing, rebuilt)
+        region = self.compiler.build(label, policy, self._parts, existing, rebuilt)
+        if self.events.active:  # listeners already: a new region reports too
+            self.events.instrument(region)
+        return region
 
     # -- lookup ---------------------------------------------------------------------------
     def region(self, name: str | None = None) -> Region:
@@ -260,6 +266,21 @@ class Runtime:
     def subscribe(self, listener: Callable[[str, str, Any], None]) -> Callable[[], None]:
         """Call ``listener(kind, name, payload)`` on invalidations and events; returns an unsubscribe."""
         return self.broadcast.subscribe(listener)
+
+    def on(self, kind: str, listener: Callable[[CacheEvent], Any]) -> Callable[[], None]:
+        """Call ``listener(event)`` on every ``"hit"``, ``"miss"``, ``"write"``, ``"forget"`` or
+        ``"invalidate"`` (a :class:`~cachekit.CacheEvent`); returns an unsubscribe callable. Free while
+        nobody listens."""
+        return self.events.on(kind, listener)
+
+    def lock(self, name: str, seconds: float = 10, owner: str | None = None, *,
+             wait: float | None = None) -> Lock:
+        """An atomic lock in the default store (``runtime.store(name).lock(...)`` for another)."""
+        return self.region().lock(name, seconds, owner, wait=wait)
+
+    def restore_lock(self, name: str, owner: str) -> Lock:
+        """The lock ``name`` as held by ``owner`` (a token from another process), to release it."""
+        return self.lock(name, owner=owner)
 
     # -- live configuration ---------------------------------------------------------------
     def update_region(self, name: str, **changes: Any) -> Region:

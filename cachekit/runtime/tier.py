@@ -231,6 +231,10 @@ class LocalTier(Tier):
         lock cover every caller."""
         return NoLocks()
 
+    def lock_key(self, key: str) -> str:
+        """An atomic lock's key (the memory driver keeps locks apart from the entries)."""
+        return "__lock__:" + key
+
     def fetch(self, key: str, gen_keys: list[str]) -> Any:
         """The entry for ``key`` with its stamps checked against the local generations, or MISSING
         (``gen_keys`` is for a shared store, which reads them with the entry)."""

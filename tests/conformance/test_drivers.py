@@ -132,6 +132,26 @@ class DriverConformance:
         assert driver.put("ck:b", 2) and driver.get("ck:b") == 2
 
 
+    # -- atomic locks (issue 15 item 1): the driver primitives under Cache.lock ----------------
+    def test_a_lock_is_acquired_once_and_released_only_by_its_owner(self, driver: CacheDriver) -> None:
+        assert driver.acquire_lock("ck:__lock__:job", "alice", 30) is True
+        assert driver.acquire_lock("ck:__lock__:job", "bob", 30) is False
+        assert driver.lock_owner("ck:__lock__:job") == "alice"
+        assert driver.release_lock("ck:__lock__:job", "bob") is False  # not the owner: still held
+        assert driver.acquire_lock("ck:__lock__:job", "carol", 30) is False
+        assert driver.release_lock("ck:__lock__:job", "alice") is True
+        assert driver.lock_owner("ck:__lock__:job") is None
+        assert driver.release_lock("ck:__lock__:job", "alice") is False  # released already
+        assert driver.acquire_lock("ck:__lock__:job", "bob", 30) is True
+
+    def test_force_release_frees_a_lock_whoever_holds_it(self, driver: CacheDriver) -> None:
+        assert driver.acquire_lock("ck:__lock__:f", "alice", 30) is True
+        driver.force_release_lock("ck:__lock__:f")
+        assert driver.acquire_lock("ck:__lock__:f", "bob", 30) is True
+        assert driver.release_lock("ck:__lock__:f", "alice") is False
+        assert driver.lock_owner("ck:__lock__:f") == "bob"
+
+
 class KeepsStoredNone:
     """Stores that tell a stored ``None`` from "nothing here" (every built-in one)."""
 
@@ -200,6 +220,28 @@ class SharedStore:
         for t in threads:
             t.join(60)
         assert driver.get("ck:both") == 400
+
+    def test_a_lock_excludes_a_second_driver_on_the_same_store(self, driver: CacheDriver, second: CacheDriver) -> None:
+        assert driver.acquire_lock("ck:__lock__:both", "one", 30) is True
+        assert second.acquire_lock("ck:__lock__:both", "two", 30) is False
+        assert second.release_lock("ck:__lock__:both", "two") is False
+        assert second.lock_owner("ck:__lock__:both") == "one"
+        assert second.release_lock("ck:__lock__:both", "one") is True  # the owner's token, from elsewhere
+        assert driver.acquire_lock("ck:__lock__:both", "three", 30) is True
+
+    def test_only_one_of_many_racing_drivers_gets_a_lock(self, driver: CacheDriver, second: CacheDriver) -> None:
+        won: list[str] = []
+
+        def race(d: CacheDriver, owner: str) -> None:
+            if d.acquire_lock("ck:__lock__:race", owner, 30):
+                won.append(owner)
+
+        threads = [threading.Thread(target=race, args=(d, f"o{i}")) for i, d in enumerate((driver, second) * 4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(30)
+        assert len(won) == 1
 
     def test_increment_of_a_non_integer_value_is_a_provider_error_and_keeps_the_value(
         self, driver: CacheDriver

@@ -19,7 +19,73 @@ from dict_driver import DictDriver
 from cachekit import CacheConfig, FakeClock, Runtime
 
 
-class StoreConformance:
+class LockCases:
+    """Atomic locks (issue 15 item 1) through ``region.lock`` / ``runtime.lock``, on every store."""
+
+    #: a lock's life in these cases, and how long to wait for it to expire (memcached counts whole seconds)
+    lock_seconds: ClassVar[float] = 0.3
+    lock_expiry_wait: ClassVar[float] = 0.8
+
+    def test_only_the_owner_releases_and_force_release_frees_it(self, rt: Runtime) -> None:
+        first = rt.lock("report", seconds=30)
+        assert first.get() is True
+        other = rt.lock("report", seconds=30)
+        assert other.owner != first.owner
+        assert other.get() is False
+        assert other.release() is False  # not the holder
+        assert rt.lock("report", seconds=30).get() is False  # still held
+        assert rt.restore_lock("report", first.owner).release() is True  # the owner's token from elsewhere
+        assert other.get() is True
+        other.force_release()
+        assert first.get() is True and first.held()
+        assert first.release() is True
+
+    def test_a_region_lock_and_a_store_lock_are_alike(self, rt: Runtime) -> None:
+        lock = rt.region("other").lock("job", seconds=30)
+        assert lock.get() is True
+        assert rt.region("other").lock("job", seconds=30).get() is False
+        assert rt.region("other").lock("job", 30, owner=lock.owner).release() is True
+        store = rt.store(rt.region().provider)
+        assert store.lock("s", 30).get() is True
+        assert store.lock("s", 30).get() is False
+
+    def test_an_expired_lock_is_free_again(self, rt: Runtime) -> None:
+        import time
+
+        assert rt.lock("short", seconds=self.lock_seconds).get() is True
+        assert rt.lock("short", seconds=30).get() is False
+        time.sleep(self.lock_expiry_wait)
+        assert rt.lock("short", seconds=30).get() is True
+
+    def test_block_times_out_with_lock_timeout_error(self, rt: Runtime) -> None:
+        from cachekit import LockTimeoutError
+
+        assert rt.lock("busy", seconds=30).get() is True
+        with pytest.raises(LockTimeoutError, match="busy"):
+            rt.lock("busy", seconds=30).block(0.2)
+
+    def test_get_and_block_with_a_callback_run_it_under_the_lock_and_release(self, rt: Runtime) -> None:
+        lock = rt.lock("cb", seconds=30)
+        assert lock.get(lambda: rt.lock("cb", 30).get()) is False  # held while the callback runs
+        assert lock.block(1, lambda: "done") == "done"
+        assert rt.lock("cb", seconds=30).get() is True  # released after
+
+    def test_the_context_manager_releases_on_an_exception(self, rt: Runtime) -> None:
+        with pytest.raises(RuntimeError, match="boom"), rt.lock("ctx", seconds=30):
+            assert rt.lock("ctx", seconds=30).get() is False
+            raise RuntimeError("boom")
+        assert rt.lock("ctx", seconds=30).get() is True
+
+    async def test_async_with_and_async_twins(self, rt: Runtime) -> None:
+        async with rt.lock("async", seconds=30) as lock:
+            assert await rt.lock("async", seconds=30).aget() is False
+            assert lock.held()
+        second = rt.lock("async", seconds=30)
+        assert await second.ablock(1) is True
+        assert await second.arelease() is True
+
+
+class StoreConformance(LockCases):
     #: whether ad-hoc glob patterns can be scanned
     can_scan: ClassVar[bool] = True
     #: the regions' ``flush`` setting (None: the store's default)
@@ -255,6 +321,15 @@ class SharedStoreCases:
         yield runtime
         runtime.close()
 
+    def test_a_lock_excludes_a_second_runtime_on_the_same_store(self, rt: Runtime, peer: Runtime) -> None:
+        held = rt.lock("nightly", seconds=30)
+        assert held.get() is True
+        assert peer.lock("nightly", seconds=30).get() is False
+        assert peer.lock("nightly", seconds=30).release() is False
+        assert peer.restore_lock("nightly", held.owner).release() is True
+        assert peer.lock("nightly", seconds=30).get() is True
+        assert held.get() is False
+
     def test_second_process_sees_writes_and_invalidations(self, rt: Runtime, config_data: dict[str, Any]) -> None:
         rt.region().put("from-parent", {"n": 1})
         rt.region().put("user:1", 1)
@@ -366,6 +441,7 @@ class TestRedisCluster(SharedStoreCases, StoreConformance):
 
 
 class TestMemcached(SharedStoreCases, StoreConformance):
+    lock_seconds, lock_expiry_wait = 1, 2.2
     can_scan = False
 
     @pytest.fixture
@@ -374,6 +450,7 @@ class TestMemcached(SharedStoreCases, StoreConformance):
 
 
 class TestMemcachedPool(SharedStoreCases, StoreConformance):
+    lock_seconds, lock_expiry_wait = 1, 2.2
     can_scan = False
 
     @pytest.fixture

@@ -24,7 +24,8 @@ from cachekit.config.loader import load_config, parse_config
 from cachekit.runtime.tier import SharedTier
 
 DOC_FILES = ["README.md", "docs/facade.md", "docs/stats.md", "docs/notebook.md", "docs/testing.md",
-             "docs/decorators.md", "docs/services.md", "docs/http.md", "docs/response-caching.md"]
+             "docs/decorators.md", "docs/services.md", "docs/http.md", "docs/response-caching.md",
+             "docs/locks.md", "docs/events.md"]
 
 
 def doc_blocks(lang: str) -> list[Any]:
