@@ -254,3 +254,18 @@ def test_a_traced_workload_replayed_predicts_the_real_hit_ratio() -> None:
         assert abs(predicted - real) < 0.01
     finally:
         rt.close()
+
+
+def test_cache_stats_false_turns_latency_timing_off_and_a_hot_apply_back_on() -> None:
+    rt = compile_(cache={"stats": False}, regions={"f": {"provider": "file"}})
+    try:
+        f = rt.region("f")
+        f.put("k", 1)
+        f.get("k")
+        assert rt.stats.latency_frame().empty and rt.stats.totals()["hits"] == 1
+        rt.config.cache.stats = True
+        rt.apply()
+        f.get("k")
+        assert rt.stats.latency_frame().loc[("f", "get"), "count"] == 1
+    finally:
+        rt.close()

@@ -98,6 +98,8 @@ class CacheSection(_Model):
     strict: bool = Field(
         False, description="undeclared region names raise instead of getting the default policy"
     )
+    stats: bool = Field(True, description="time the operations off the in-process fast path "
+                        "(stats.latency_frame); the counters always run")
     max_key_length: int = Field(1024, gt=0, description="longest key accepted, in UTF-8 bytes")
     max_adhoc_regions: int = Field(
         1024, gt=0, description="undeclared regions kept live at once; the least recently used past it "
