@@ -415,6 +415,15 @@ def _router(runtime: "Runtime | None", access: _Access) -> "APIRouter":
     async def stats() -> Any:
         return JSONResponse(jsonable(current().stats.rows()))
 
+    @router.get("/metrics", dependencies=DATA)
+    async def metrics() -> Any:  # the Prometheus text format (the ``prometheus`` extra)
+        try:
+            from .exporters.prometheus import render
+            body, content_type = render(current())
+        except CacheError as exc:
+            return JSONResponse({"detail": str(exc), "error": "not_implemented"}, status_code=501)
+        return responses.Response(body, media_type=content_type)
+
     return router  # type: ignore[no-any-return]
 
 

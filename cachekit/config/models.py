@@ -99,6 +99,8 @@ class CacheSection(_Model):
     strict: bool = Field(
         False, description="undeclared region names raise instead of getting the default policy"
     )
+    stats: bool = Field(True, description="time the operations off the in-process fast path "
+                        "(stats.latency_frame); the counters always run")
     max_key_length: int = Field(1024, gt=0, description="longest key accepted, in UTF-8 bytes")
     call_timeout: Seconds | None = Field(
         None, description="store time one call (get, remember, put...) may spend on a shared store; "

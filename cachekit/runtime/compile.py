@@ -252,6 +252,7 @@ class Compiler:
         """
         stats = existing.stats if existing is not None else Recorder(label, policy.provider)
         stats.provider = policy.provider
+        stats.timing = self.config.cache.stats
         if existing is not None and existing.l2.provider == policy.provider and policy.provider not in rebuilt \
                 and existing.policy.serializer == policy.serializer:
             l2 = existing.l2

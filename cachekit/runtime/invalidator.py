@@ -71,15 +71,21 @@ class Invalidator:
                 result.generations.setdefault(r.name, []).extend(f"tag:{t}" for t in tags)
                 if not dry_run:
                     r.bump("tag", tags)
+                    for t in tags:
+                        r.stats.invalidated("tag", t, 0, 1)
             if pattern is not None:
                 self._invalidate_pattern(r, pattern, result, dry_run, literal)
             if pattern is None and not tags:
                 if r.flushes_by_generation:
                     result.generations.setdefault(r.name, []).append("region")
+                    removed, gens = 0, 1
                 else:
-                    result.keys.setdefault(r.name, []).extend(self._keys_or_empty(r, "*"))
+                    keys = self._keys_or_empty(r, "*")
+                    result.keys.setdefault(r.name, []).extend(keys)
+                    removed, gens = len(keys), 0
                 if not dry_run:
                     r.flush()
+                    r.stats.invalidated("flush", r.name, removed, gens)
         if not dry_run:
             self._broadcast.notify("invalidate", "", {"pattern": pattern, "tags": tags,
                                                       "regions": [r.name for r in targets]})
@@ -119,6 +125,8 @@ class Invalidator:
             result.generations.setdefault(r.name, []).extend(f"rule:{n}" for n in declared)
             if not dry_run:
                 r.bump("rule", declared)
+                for name in declared:
+                    r.stats.invalidated("rule", name, 0, 1)
             return
         if literal or not has_glob(pattern):
             if dry_run:
@@ -126,11 +134,16 @@ class Invalidator:
                     result.keys.setdefault(r.name, []).append(pattern)
             elif r.forget(pattern):
                 result.keys.setdefault(r.name, []).append(pattern)
+                r.stats.invalidated("pattern", pattern, 1)
+            else:
+                r.stats.invalidated("pattern", pattern, 0)
             return
         keys = r.keys(pattern)  # listable: _check_listable ran first
         result.keys.setdefault(r.name, []).extend(keys)
-        if not dry_run and keys:
-            r.forget_many(keys)
+        if not dry_run:
+            if keys:
+                r.forget_many(keys)
+            r.stats.invalidated("pattern", pattern, len(keys))
 
     def emit(self, event: str, params: dict[str, Any]) -> InvalidationResult:
         """``Runtime.emit``: every enabled ``event_based`` rule listing ``event`` invalidates its
@@ -161,6 +174,10 @@ class Invalidator:
                 total.merge(self.invalidate(None, tags, regions))
             if flush:
                 total.merge(self.invalidate(None, None, regions))
+        for r in self._targets(None):
+            removed, gens = len(total.keys.get(r.name, ())), len(total.generations.get(r.name, ()))
+            if removed or gens:
+                r.stats.invalidated("event", event, removed, gens)
         self._broadcast.notify("event", event, params)
         self._broadcast.publish_event(event, params)
         return total

@@ -85,6 +85,7 @@ class Region(RememberMixin, AsyncRegionMixin, CounterMixin):
         self._ttl_rules = bool(policy.ttl_rules)
         # The fast path: an enabled in-process tier, no L1, no generation-stamped patterns.
         self._fast = isinstance(l2, LocalTier) and l1 is None and not policy.pattern_rules and policy.enabled
+        self._fast = self._fast and self.stats.trace is None  # a trace sees every access (set_trace)
         #: reads of several keys go to the store in one round trip (a shared L2 without L1)
         self._batched = isinstance(l2, SharedTier) and l1 is None and policy.enabled
         #: unstamped counters live raw in the store: the server increments them atomically
@@ -195,12 +196,16 @@ class Region(RememberMixin, AsyncRegionMixin, CounterMixin):
         return value
 
     def lookup(self, key: str, tags: tuple[str, ...], *, allow_stale: bool = False) -> Any:
-        hit = self._before_fetch(key)
-        if hit is not ASK_L2:
-            return hit
-        near = self._near
-        epoch = 0 if near is None else near.epoch
-        return self._settle(key, self._fetch(key, tags), allow_stale, epoch)
+        value = self._before_fetch(key)
+        stats = self.stats
+        if value is ASK_L2:
+            epoch = 0 if self._near is None else self._near.epoch
+            # a read that goes to L2 is timed (the in-process fast path and L1 hits are not)
+            entry = stats.timed("get", self._fetch, key, tags) if stats.timing else self._fetch(key, tags)
+            value = self._settle(key, entry, allow_stale, epoch)
+        if stats.trace is not None:
+            stats.trace.event(self.name, key, "get", value is not MISSING, value)
+        return value
 
     def _before_fetch(self, key: str) -> Any:
         """A disabled region's miss, an L1 hit, or ``ASK_L2`` when L2 must be asked."""
@@ -336,7 +341,12 @@ class Region(RememberMixin, AsyncRegionMixin, CounterMixin):
             return True
         if not self.policy.enabled:
             return False
-        return self._stored(key, value, ttl, tags, drive(self.l2, self._store_plan(key, value, ttl, tags)))
+        stats = self.stats
+        if stats.trace is not None:
+            stats.trace.event(self.name, key, "put", False, value)
+        plan = self._store_plan(key, value, ttl, tags)
+        ok = stats.timed("put", drive, self.l2, plan) if stats.timing else drive(self.l2, plan)
+        return self._stored(key, value, ttl, tags, ok)
 
     def _store_plan(self, key: str, value: Any, ttl: float | None, tags: tuple[str, ...],
                     kept: Any = None) -> Plan:
@@ -385,9 +395,12 @@ class Region(RememberMixin, AsyncRegionMixin, CounterMixin):
     def forget(self, key: str) -> bool:
         """Remove ``key``; ``True`` if it was there."""
         self.policy.check_key(key)
-        removed = self.l2.forget(key)
+        stats = self.stats
+        removed = stats.timed("delete", self.l2.forget, key) if stats.timing else self.l2.forget(key)
+        if stats.trace is not None:
+            stats.trace.event(self.name, key, "delete")
         self._l1_forget(key)
-        self.stats.deletes += 1
+        stats.deletes += 1
         return removed
 
     delete = forget

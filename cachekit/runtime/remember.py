@@ -34,6 +34,12 @@ __all__ = ["RememberMixin"]
 class RememberMixin(_Base):
     """The loaders of :class:`~cachekit.runtime.region.Region` (mixed into it)."""
 
+    def set_trace(self, tracer: Any) -> None:
+        """Record every access of this region into ``tracer`` (``None``: stop); see ``Runtime.trace``.
+        The fast path is off while a trace runs (it sees every access)."""
+        self.stats.trace = tracer
+        self.configure(self.policy, self.l2, self.l1)  # type: ignore[attr-defined]
+
     def remember(self, key: str, ttl: Any, callback: Callable[[], Any], *, tags: tuple[str, ...] = ()) -> Any:
         """The cached value, or ``callback()`` stored for ``ttl`` and returned.
 
@@ -65,11 +71,14 @@ class RememberMixin(_Base):
             if again is not MISSING and again[1] > self._now():
                 return again[0]
             started = time.perf_counter()
-            result = callback()
+            try:
+                result = callback()
+            except BaseException:
+                self.stats.load_failures += 1
+                raise
             if inspect.isawaitable(result):
                 return self._finish_async(key, ttl_s, result, tags)
-            self.stats.loads += 1
-            self.stats.load_time += time.perf_counter() - started
+            self.stats.loaded(key, time.perf_counter() - started)
             self.policy.check_key(key)
             self.store(key, result, ttl_s, tags)
             return result
@@ -133,6 +142,7 @@ class RememberMixin(_Base):
                     release()
             except Exception:
                 self.stats.errors += 1
+                self.stats.load_failures += 1
             finally:
                 with self._lock:
                     self._refreshing.discard(key)
@@ -157,11 +167,14 @@ class RememberMixin(_Base):
             if again is not MISSING and again[1] > self._now():
                 return again[0]
             started = time.perf_counter()
-            result = callback()
-            if inspect.isawaitable(result):
-                result = await result
-            self.stats.loads += 1
-            self.stats.load_time += time.perf_counter() - started
+            try:
+                result = callback()
+                if inspect.isawaitable(result):
+                    result = await result
+            except BaseException:
+                self.stats.load_failures += 1
+                raise
+            self.stats.loaded(key, time.perf_counter() - started)
             await self.astore(key, result, ttl_s, tags)
             return result
 
@@ -196,6 +209,7 @@ class RememberMixin(_Base):
                     await self.off_loop(release)
             except Exception:
                 self.stats.errors += 1
+                self.stats.load_failures += 1
             finally:
                 self._refreshing.discard(key)
 

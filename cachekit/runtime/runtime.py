@@ -85,6 +85,8 @@ class Runtime:
         self.events = Events(self._all_regions)
         self._parts = RegionParts(now=self.clock.now, singleflight=self.singleflight, broadcast=self.broadcast,
                                   spawn=self._spawn, update_region=self.update_region, events=self.events)
+        #: the active ``trace()`` (a :class:`cachekit.stats.Tracer`), else ``None``
+        self._tracer: Any = None
         self.stats = Stats(self._stat_sources, clock=self.clock.now, on_reset=self._reset_driver_counters)
         self.stats.breakers = self.breakers  # type: ignore[method-assign]
 
@@ -116,6 +118,8 @@ class Runtime:
         region = self.compiler.build(label, policy, self._parts, existing, rebuilt)
         if self.events.active:  # listeners already: a new region reports too
             self.events.instrument(region)
+        if region.stats.trace is not self._tracer:
+            region.set_trace(self._tracer)  # built while a trace runs: traced too
         return region
 
     # -- lookup ---------------------------------------------------------------------------
@@ -259,6 +263,22 @@ class Runtime:
         (templates filled from ``params``: ``user:{user_id}``), tags and, if set, regions."""
         return self.invalidator.emit(event, params)
 
+    @contextlib.contextmanager
+    def trace(self, sample: float = 1.0, max_events: int | None = 1_000_000) -> Iterator[Any]:
+        """Record every access into a :class:`cachekit.simulate.Trace` during the block (docs/stats.md)."""
+        from ..simulate import Trace
+        from ..stats import Tracer
+
+        self._tracer = tracer = Tracer(Trace(sample=sample, max_events=max_events), self.clock.now)
+        try:
+            for region in list(self._all_regions()):
+                region.set_trace(tracer)
+            yield tracer.trace
+        finally:
+            self._tracer = None
+            for region in [r for r in self._all_regions() if r.stats.trace is tracer]:
+                region.set_trace(None)
+
     def find_matching_rules(self, key: str, region: str | None = None) -> list[Any]:
         """Enabled rules whose pattern (or pattern template, wildcards for parameters) matches ``key``."""
         return self.invalidator.find_matching_rules(key, region)
@@ -372,7 +392,12 @@ class Runtime:
         out = []
         for region in self._all_regions():
             st = region.stats
-            st.evictions = region.l2.evictions + (region.l1.evictions if region.l1 is not None else 0)
+            l1 = region.l1
+            st.two_tier = l1 is not None
+            st.l1_evictions = l1.evictions if l1 is not None else 0
+            st.l1_expirations = getattr(l1.driver, "expirations", 0) if l1 is not None else 0
+            st.evictions = region.l2.evictions + st.l1_evictions
+            st.expirations = getattr(region.l2.driver, "expirations", 0) + st.l1_expirations
             out.append(st)
         if self._evicted_stats.active():
             out.append(self._evicted_stats)
@@ -388,6 +413,9 @@ class Runtime:
             region.l2.reset_evictions()
             if region.l1 is not None:
                 region.l1.reset_evictions()
+            for tier in (region.l2, region.l1):
+                if tier is not None and hasattr(tier.driver, "expirations"):
+                    tier.driver.expirations = 0
             region.stats.evictions = 0
 
     # -- lifecycle ------------------------------------------------------------------------

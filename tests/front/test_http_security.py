@@ -97,7 +97,7 @@ def test_every_route_but_health_denies_a_missing_or_wrong_token(app: Any, client
     Cache.put("k", "v")
     headers = {"Authorization": header} if header else {}
     routes = api_routes(app)
-    assert len(routes) == 28
+    assert len(routes) == 29  # GET /metrics (issue 13)
     for method, path in routes:
         if path == "/health":
             continue
