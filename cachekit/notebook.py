@@ -125,13 +125,18 @@ class RegionControls(_Controls):
                                                   description="stale (s)", style=_STYLE, layout=small)
         self.enabled = widgets.Checkbox(value=policy.enabled, description="enabled", indent=False,
                                         layout=widgets.Layout(width="75px"))
-        self.flush = widgets.Button(description="flush", icon="trash", layout=widgets.Layout(width="80px"),
+        self.flush = widgets.Button(description="flush", icon="trash", layout=widgets.Layout(width="90px",
+                                                                                            flex="0 0 90px"),
                                     tooltip=f"empty {name}")
-        self.stats = widgets.HTML()
-        self.label = widgets.HTML(layout=widgets.Layout(width="190px"))
+        self.stats = widgets.HTML(layout=widgets.Layout(flex="1 0 220px"))
+        self.label = widgets.HTML(layout=widgets.Layout(width="130px", flex="0 0 130px"))
         self.row = widgets.HBox([self.label, self.ttl, self.forever, self.max_size, self.l1_ttl, self.stale_ttl,
                                  self.enabled, self.flush, self.stats],
                                 layout=widgets.Layout(align_items="center", border_bottom="1px solid #eee"))
+        for field, widget in (("ttl", self.ttl), ("max-size", self.max_size), ("l1-ttl", self.l1_ttl),
+                              ("stale-ttl", self.stale_ttl), ("enabled", self.enabled), ("flush", self.flush)):
+            widget.add_class(f"cachekit-region-{field}")  # CSS hooks (the browser test finds them)
+        self.row.add_class(f"cachekit-region-{name}")
         self.ttl.observe(self._on_ttl, names="value")
         self.forever.observe(self._on_ttl, names="value")
         self.max_size.observe(self._on_max_size, names="value")
@@ -319,7 +324,8 @@ class TuningPanel(widgets.VBox):  # type: ignore[misc]
         title = widgets.HTML("<div style='font-size:1.25em;font-weight:600;margin:4px 0'>cachekit · tuning"
                              "</div>" + _CSS)
         super().__init__([title, self.tabs, self._save_box, self.status],
-                         layout=widgets.Layout(max_width="1200px"))
+                         layout=widgets.Layout(max_width="1280px"))
+        self.add_class("cachekit-panel")
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.sync()
@@ -411,8 +417,9 @@ class TuningPanel(widgets.VBox):  # type: ignore[misc]
         for name, controls in self.region_controls.items():
             row = rows.get(name)
             if row is not None:
-                controls.stats.value = (f"<small>{fmt_count(row['hits'])} hits · {fmt_count(row['misses'])} "
-                                        f"misses · <b>{fmt_ratio(row['hit_ratio'])}</b></small>")
+                controls.stats.value = (f"<b>{fmt_ratio(row['hit_ratio'])}</b> <small style='color:#666'>"
+                                        f"{fmt_count(row['hits'])} hits / {fmt_count(row['misses'])} misses"
+                                        "</small>")
         self.table.value = stats_table(rows.values())
 
     def plot_hit_ratio(self) -> None:
@@ -630,6 +637,7 @@ class TuningPanel(widgets.VBox):  # type: ignore[misc]
         self.overwrite = widgets.Button(description="overwrite", button_style="danger", icon="exclamation",
                                         layout=widgets.Layout(display="none"))
         self.diff = widgets.HTML()
+        self.save.add_class("cachekit-save")
         self.save.on_click(lambda _: self._save())
         self.overwrite.on_click(lambda _: self._save(force=True))
         self._save_box = widgets.VBox([widgets.HBox([self.save, self.save_as, self.overwrite]), self.diff])
