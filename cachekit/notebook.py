@@ -88,7 +88,7 @@ class _Controls:
     panel: TuningPanel
     name: str
 
-    def _apply(self, change: Callable[[], Any], done: str) -> bool:
+    def apply_change(self, change: Callable[[], Any], done: str) -> bool:
         try:
             change()
         except (CacheError, ValueError) as exc:
@@ -143,7 +143,7 @@ class RegionControls(_Controls):
         self.l1_ttl.observe(self._on_l1_ttl, names="value")
         self.stale_ttl.observe(self._on_stale_ttl, names="value")
         self.enabled.observe(self._on_enabled, names="value")
-        self.flush.on_click(lambda _: self._apply(lambda: rt.region(name).flush(), f"flushed {name}"))
+        self.flush.on_click(lambda _: self.apply_change(lambda: rt.region(name).flush(), f"flushed {name}"))
         self.refresh()
 
     # -- what the region's size is, whoever bounds it ------------------------------------------
@@ -164,12 +164,12 @@ class RegionControls(_Controls):
             return
         else:
             ttl = float(self.ttl.value)
-        self._apply(lambda: self.panel.runtime.update_region(self.name, ttl=ttl, forever=ttl is None),
+        self.apply_change(lambda: self.panel.runtime.update_region(self.name, ttl=ttl, forever=ttl is None),
                     f"{self.name}: ttl = {'forever' if ttl is None else ttl}")
 
     def _on_max_size(self, _: Any) -> None:
         size = int(self.max_size.value)
-        self._apply(lambda: self.panel.runtime.update_region(self.name, max_size=size),
+        self.apply_change(lambda: self.panel.runtime.update_region(self.name, max_size=size),
                     f"{self.name}: max_size = {size:,}")
 
     def _on_l1_ttl(self, _: Any) -> None:
@@ -186,15 +186,15 @@ class RegionControls(_Controls):
                     raise ValueError("this region has no L1 tier (declare [regions.<name>.l1] first)")
                 rc.l1.ttl = value
 
-        self._apply(change, f"{self.name}: l1.ttl = {value}")
+        self.apply_change(change, f"{self.name}: l1.ttl = {value}")
 
     def _on_stale_ttl(self, _: Any) -> None:
         value = float(self.stale_ttl.value) or None
-        self._apply(lambda: self.panel.runtime.update_region(self.name, stale_ttl=value),
+        self.apply_change(lambda: self.panel.runtime.update_region(self.name, stale_ttl=value),
                     f"{self.name}: stale_ttl = {value if value is not None else 'off'}")
 
     def _on_enabled(self, _: Any) -> None:
-        self._apply(lambda: self.panel.runtime.update_region(self.name, enabled=bool(self.enabled.value)),
+        self.apply_change(lambda: self.panel.runtime.update_region(self.name, enabled=bool(self.enabled.value)),
                     f"{self.name}: {'enabled' if self.enabled.value else 'disabled'}")
 
     def refresh(self) -> None:
@@ -259,7 +259,7 @@ class RuleControls(_Controls):
 
     def _on_enabled(self, _: Any) -> None:
         value = bool(self.enabled.value)
-        self._apply(self._set("enabled", value), f"rule {self.name}: {'enabled' if value else 'disabled'}")
+        self.apply_change(self._set("enabled", value), f"rule {self.name}: {'enabled' if value else 'disabled'}")
 
     def _on_ttl(self, _: Any) -> None:
         value = float(self.ttl.value)
@@ -267,7 +267,7 @@ class RuleControls(_Controls):
             self.panel.say(f"rule {self.name}: ttl must be greater than 0 seconds", error=True)
             self.refresh()
             return
-        self._apply(self._set("ttl", value), f"rule {self.name}: ttl = {value}")
+        self.apply_change(self._set("ttl", value), f"rule {self.name}: ttl = {value}")
 
     def _on_pattern(self, _: Any) -> None:
         value = self.pattern.value.strip()
@@ -275,7 +275,7 @@ class RuleControls(_Controls):
             self.panel.say(f"rule {self.name}: the pattern cannot be empty", error=True)
             self.refresh()
             return
-        self._apply(self._set("pattern", value), f"rule {self.name}: pattern = {value}")
+        self.apply_change(self._set("pattern", value), f"rule {self.name}: pattern = {value}")
 
     def refresh(self) -> None:
         try:
@@ -311,13 +311,13 @@ class TuningPanel(widgets.VBox):  # type: ignore[misc]
         self.status = widgets.HTML()
         self.region_controls: dict[str, RegionControls] = {}
         self.rule_controls: dict[str, RuleControls] = {}
-        self._regions_box = widgets.VBox()
+        self.regions_box = widgets.VBox()
         self._rules_box = widgets.VBox()
         self._build_invalidate()
         self._build_whatif(trace)
         self._build_stats()
         self._build_save()
-        self.tabs = widgets.Tab(children=[self._regions_box, self._rules_box, self._invalidate_box,
+        self.tabs = widgets.Tab(children=[self.regions_box, self._rules_box, self._invalidate_box,
                                           self._whatif_box, self._stats_box])
         for index, title in enumerate(TABS):
             self.tabs.set_title(index, title)
@@ -351,8 +351,8 @@ class TuningPanel(widgets.VBox):  # type: ignore[misc]
         for name in [n for n in self.rule_controls if n not in rules]:
             del self.rule_controls[name]
         rows = [c.row for c in self.region_controls.values()]
-        if list(self._regions_box.children) != rows:
-            self._regions_box.children = rows
+        if list(self.regions_box.children) != rows:
+            self.regions_box.children = rows
         rule_rows = [c.row for c in self.rule_controls.values()] or [widgets.HTML("<i>no rules declared</i>")]
         if [id(c) for c in self._rules_box.children] != [id(c) for c in rule_rows] and (
                 self.rule_controls or not self._rules_box.children):
@@ -623,7 +623,7 @@ class TuningPanel(widgets.VBox):  # type: ignore[misc]
             return
         controls = self.region_controls[name]
         size, ttl = int(self.whatif_max_size.value), float(self.whatif_ttl.value)
-        controls._apply(lambda: self.runtime.update_region(name, max_size=size, ttl=ttl, forever=False),
+        controls.apply_change(lambda: self.runtime.update_region(name, max_size=size, ttl=ttl, forever=False),
                         f"{name}: max_size = {size:,}, ttl = {ttl}")
         controls.refresh()
         self.predict()

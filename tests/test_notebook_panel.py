@@ -113,7 +113,7 @@ def test_widgets_follow_changes_made_in_code_and_through_the_services(config: Pa
     assert panel.region_controls["users"].ttl.value == 77
     assert panel.rule_controls["user-changed"].enabled.value is False
     assert panel.region_controls["orders"].ttl.value == 15
-    assert panel.region_controls["orders"].row in panel._regions_box.children
+    assert panel.region_controls["orders"].row in panel.regions_box.children
     assert "orders" in panel.target.options
     # the refresh did not write anything back
     assert rt.config.regions["users"].ttl == 77
