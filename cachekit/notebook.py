@@ -324,7 +324,7 @@ class TuningPanel(widgets.VBox):  # type: ignore[misc]
         title = widgets.HTML("<div style='font-size:1.25em;font-weight:600;margin:4px 0'>cachekit · tuning"
                              "</div>" + _CSS)
         super().__init__([title, self.tabs, self._save_box, self.status],
-                         layout=widgets.Layout(max_width="1280px"))
+                         layout=widgets.Layout(max_width="1400px"))
         self.add_class("cachekit-panel")
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None

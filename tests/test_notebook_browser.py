@@ -73,7 +73,7 @@ def test_change_a_ttl_in_the_browser_and_save_it(tmp_path: Path) -> None:
             browser = p.chromium.launch(executable_path=CHROMIUM, headless=True,
                                         args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"])
             try:
-                page = browser.new_page(viewport={"width": 1300, "height": 900})
+                page = browser.new_page(viewport={"width": 1440, "height": 900})
                 page.goto(f"http://127.0.0.1:{port}/", timeout=45_000)
                 ttl = page.locator(".cachekit-region-sessions .cachekit-region-ttl input")
                 ttl.wait_for(state="visible", timeout=45_000)
