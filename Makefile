@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 
-.PHONY: demo test test-min lint bench servers soak clean
+.PHONY: demo test test-min lint bench servers browser soak clean
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -26,10 +26,14 @@ demo: $(VENV)/.demo
 servers:
 	bash scripts/ensure-servers.sh
 
+# Debian's headless Chromium for the browser test (tests/test_notebook_browser.py)
+browser:
+	bash scripts/ensure-browser.sh
+
 lint: $(VENV)/.dev
 	$(VENV)/bin/ruff check cachekit tests bench
 
-test: $(VENV)/.dev servers
+test: $(VENV)/.dev servers browser
 	$(VENV)/bin/ruff check cachekit tests bench
 	$(VENV)/bin/pytest tests --nbval-lax notebooks
 

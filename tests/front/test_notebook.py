@@ -99,5 +99,5 @@ def test_stats_table_shows_regions(config: Path) -> None:
     rt.region("users").put("a", 1)
     rt.region("users").get("a")
     panel = TuningPanel(rt)
-    assert "<td>users</td>" in panel.table.value
-    assert "ratio 100%" in panel.region_controls["users"].stats.value
+    assert "<td class='txt'>users</td>" in panel.table.value
+    assert "100.0 %" in panel.region_controls["users"].stats.value
