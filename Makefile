@@ -26,7 +26,7 @@ demo: $(VENV)/.demo
 servers:
 	bash scripts/ensure-servers.sh
 
-# Debian's headless Chromium for the browser test (tests/test_notebook_browser.py)
+# Debian's headless Chromium for the browser test (tests/front/test_notebook_browser.py)
 browser:
 	bash scripts/ensure-browser.sh
 

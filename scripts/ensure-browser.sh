@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Install Debian's headless Chromium for the browser test (tests/test_notebook_browser.py), once.
+# Install Debian's headless Chromium for the browser test (tests/front/test_notebook_browser.py), once.
 # Idempotent: does nothing when /usr/bin/chromium exists. Needs root (or sudo) for apt-get.
 set -euo pipefail
 if command -v chromium >/dev/null 2>&1; then

@@ -34,7 +34,7 @@ def test_the_driver_class_agrees_with_the_table_on_key_enumeration(name: str) ->
 
 #: parsed at collection: CPython 3.11 can fail ``ast.parse`` late in a long run ("AST constructor
 #: recursion depth mismatch" after deep recursion elsewhere), as tests/test_architecture.py notes
-_TABLE_TREE = ast.parse(Path(__file__).resolve().parent.parent.joinpath("cachekit/providers/types.py").read_text())
+_TABLE_TREE = ast.parse(Path(__file__).resolve().parents[2].joinpath("cachekit/providers/types.py").read_text())
 
 
 def test_the_table_imports_no_config_model_nor_client_library() -> None:
