@@ -32,6 +32,7 @@ from .clock import Clock
 from .config.durations import DURATION_FORMS, parse_duration
 from .errors import require
 from .providers.base import MISSING
+from .providers.memory import POLICIES as MEMORY_POLICIES
 from .providers.memory import MemoryDriver
 from .simulate_bounds import INF, Result, chunks, replay_opt, stack_distances
 from .trace import DELETE, GET, OPS, PUT, RegionEvents, Trace
@@ -200,9 +201,7 @@ def lru_curve(trace: Trace, region: str | None = None, sizes: Iterable[int] | No
 # -- the public entry point ---------------------------------------------------------------------
 def policies() -> tuple[str, ...]:
     """The policies :func:`simulate` knows: those of the memory driver, then the bounds."""
-    known = getattr(MemoryDriver, "policies", None) or getattr(MemoryDriver, "POLICIES", None)
-    store = tuple(known) if known else ("lru",)
-    return (*store, *BOUNDS)
+    return (*MEMORY_POLICIES, *BOUNDS)
 
 
 def _listed(value: Any) -> list[Any]:
