@@ -9,7 +9,6 @@ import asyncio
 import logging
 import time
 import warnings
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -23,20 +22,6 @@ from cachekit.errors import ConfigError
 from cachekit.runtime.breaker import CircuitOpenError
 
 TIMEOUT = 0.2
-
-
-@pytest.fixture
-def redis_proxy(redis_server: Any) -> Iterator[FaultProxy]:
-    need_module("redis")
-    with FaultProxy(redis_server.host, redis_server.port) as proxy:
-        yield proxy
-
-
-@pytest.fixture
-def memcached_proxy(memcached_server: Any) -> Iterator[FaultProxy]:
-    need_module("pymemcache")
-    with FaultProxy(memcached_server.host, memcached_server.port) as proxy:
-        yield proxy
 
 
 def store_toml(kind: str, proxy: FaultProxy, extra: str = "") -> str:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -47,13 +46,6 @@ def wait_for(condition: Any, timeout: float) -> bool:
             return False
         time.sleep(0.005)
     return True
-
-
-@pytest.fixture
-def redis_proxy(redis_server: Any) -> Iterator[FaultProxy]:
-    need_module("redis")
-    with FaultProxy(redis_server.host, redis_server.port) as proxy:
-        yield proxy
 
 
 def test_no_process_serves_its_pre_outage_l1_value_after_a_redis_restart(redis_server: Any) -> None:

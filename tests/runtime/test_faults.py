@@ -21,13 +21,12 @@ import json
 import os
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
 from faultproxy import FaultProxy
-from servers import need_module
 
 from cachekit.config import CacheConfig
 from cachekit.errors import ProviderError
@@ -37,21 +36,7 @@ TIMEOUT = 0.2  # connect and socket timeouts of the providers under test: faults
 RECOVERY_BOUND = 5.0  # seconds from lifting a fault until a write and a read succeed again
 
 
-# -- fixtures ---------------------------------------------------------------------------------------
-@pytest.fixture
-def redis_proxy(redis_server: Any) -> Iterator[FaultProxy]:
-    need_module("redis")
-    with FaultProxy(redis_server.host, redis_server.port) as proxy:
-        yield proxy
-
-
-@pytest.fixture
-def memcached_proxy(memcached_server: Any) -> Iterator[FaultProxy]:
-    need_module("pymemcache")
-    with FaultProxy(memcached_server.host, memcached_server.port) as proxy:
-        yield proxy
-
-
+# -- helpers (the proxied servers are fixtures of tests/runtime/conftest.py) ----------------------
 def provider_config(kind: str, proxy: FaultProxy, on_error: str, retries: int = 0) -> dict[str, Any]:
     if kind == "redis":
         return {"type": "redis", "url": f"redis://{proxy.address}/0", "connect_timeout": TIMEOUT,
