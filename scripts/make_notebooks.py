@@ -121,107 +121,146 @@ ANALYSIS: list[tuple[str, str]] = [
     ("md", """\
 # Analysing a cache with pandas
 
-Statistics as DataFrames: rates over time, latency percentiles, the L1 vs L2 split, invalidations.
-The config puts an in-process L1 in front of a file store (no server needed)."""),
+A site caches rendered `pages` in a file store with an in-process L1 in front, and `users` in memory.
+We run a workload in three phases — a cold start, a warm cache, and a cache just flushed — and read what
+happened from `runtime.stats`: rates over time, latency percentiles, the L1 vs L2 split and the
+invalidations. Every table below is a DataFrame straight from the runtime, every plot is one pandas or
+matplotlib call on it. No server needed: both stores are embedded."""),
     ("code", """\
 import tempfile
 import time
-from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from cachekit import CacheConfig, Runtime
+from cachekit import CacheConfig
 
-folder = tempfile.mkdtemp()
-runtime = Runtime(CacheConfig(
-    providers={"memory": {"type": "memory"}, "disk": {"type": "file", "path": folder}},
+runtime = CacheConfig(
+    providers={"memory": {"type": "memory"}, "disk": {"type": "file", "path": tempfile.mkdtemp()}},
     regions={
         "pages": {"provider": "disk", "ttl": 600, "l1": {"ttl": 30, "max_size": 300}},
         "users": {"provider": "memory", "ttl": 60, "max_size": 500},
     },
-))
+    rules=[{"name": "user-changed", "strategy": "event_based", "events": ["user.updated"],
+            "pattern": "users:{user_id}", "regions": ["users"]}],
+).compile()
 pages, users = runtime.region("pages"), runtime.region("users")"""),
     ("md", """\
-## A workload in steps
+## A workload in three phases
 
-Twenty short steps of reads; the statistics are sampled after each step, and the time of every
-read is kept for the latency percentiles."""),
+Readers ask for pages and users with a Zipf popularity (a few are hot, most are rare); a miss loads the
+value. The runtime's background sampler (`start_sampling`) snapshots every counter ten times a second while
+the workload runs. Between the second and the third phase the `pages` region is flushed, as a deploy would."""),
     ("code", """\
 rng = np.random.default_rng(3)
-latencies = {"pages": [], "users": []}
-for step in range(20):
-    for key in rng.zipf(1.3, size=400) % 2_000:
-        for region, name in ((pages, "pages"), (users, "users")):
-            start = time.perf_counter()
-            region.remember(f"{name}:{key}", None, lambda: {"key": int(key)})
-            latencies[name].append((time.perf_counter() - start) * 1e6)
-    runtime.stats.sample()
-    time.sleep(0.02)
-series = runtime.stats.timeseries()
-series[["hits", "misses", "hit_ratio"]].tail(4)"""),
+
+
+def read(n):
+    for key in rng.zipf(1.3, size=n) % 2_000:
+        pages.remember(f"page:{key}", None, lambda: {"page": int(key), "html": "<p>...</p>" * 20})
+        users.remember(f"users:{key}", None, lambda: {"user": int(key)}, tags=("vip",) if key < 10 else ())
+
+
+runtime.stats.start_sampling(interval=0.1)
+phases = {}
+for phase in ("cold start", "warm", "after a flush"):
+    if phase == "after a flush":
+        runtime.invalidate(region="pages")
+    phases[phase] = pd.Timestamp(time.time(), unit="s")
+    for _ in range(6):
+        read(250)
+        time.sleep(0.06)
+runtime.stats.stop_sampling()
+runtime.stats.sample()
+runtime.stats.to_frame()[["provider", "hits", "misses", "hit_ratio", "loads", "evictions"]]"""),
     ("md", """\
 ## Rates over time
 
-`timeseries()` holds cumulative counters per region; a difference per region over the time between
-samples gives rates."""),
+`timeseries()` holds the sampler's snapshots, indexed by `(time, region)`; `timeseries(rates=True)` turns
+the cumulative counters into per-second rates over each interval. The hit ratio of an interval is its hits
+over its reads: the cold start climbs, the warm phase stays high, and the flush knocks `pages` back down
+while `users` does not notice."""),
     ("code", """\
-counts = series[["hits", "misses"]].unstack("region")
-seconds = counts.index.to_series().diff().dt.total_seconds()
-rates = counts.diff().div(seconds, axis=0).dropna()
-fig, ax = plt.subplots(figsize=(7, 3))
-for region in ("pages", "users"):
-    ax.plot(rates.index, rates["hits"][region], label=f"{region} hits/s")
-    ax.plot(rates.index, rates["misses"][region], linestyle="--", label=f"{region} misses/s")
-ax.set_ylabel("per second")
-ax.legend(fontsize="small")
+rates = runtime.stats.timeseries(rates=True)
+reads = rates.hits + rates.misses
+rates["hit_ratio"] = rates.hits / reads.where(reads > 0)
+
+fig, (top, bottom) = plt.subplots(2, 1, figsize=(8, 4.5), sharex=True)
+for region, frame in rates.groupby(level="region"):
+    frame = frame.droplevel("region")
+    top.plot(frame.index, frame.misses, marker=".", label=f"{region} misses/s")
+    bottom.plot(frame.index, frame.hit_ratio * 100, marker=".", label=region)
+for axis in (top, bottom):
+    for phase, start in phases.items():
+        axis.axvline(start, color="grey", linestyle=":")
+    axis.grid(alpha=0.3)
+for phase, start in phases.items():
+    top.annotate(phase, (start, 1), xycoords=("data", "axes fraction"), xytext=(3, -12),
+                 textcoords="offset points", fontsize="small", color="grey")
+top.set_ylabel("misses per second")
+bottom.set_ylabel("hit ratio (%)")
+bottom.set_ylim(0, 100)
+top.legend(fontsize="small")
 plt.show()
-rates.round(0).tail(3)"""),
+rates[["hits", "misses", "loads", "hit_ratio"]].round(2).tail(4)"""),
     ("md", """\
 ## Latency percentiles
 
-Per region, from the time of every read (a hit in L1 is far cheaper than a read from the file store)."""),
+`latency_frame()` gives count, mean and percentiles per region and operation, in microseconds, from a
+compact histogram per `(region, op)`. Reads that reached the file store (`get`), its writes (`put`) and
+the loads are timed; L1 hits and the memory store's fast path are not (they stay as cheap as with
+statistics off), which is why `users` shows only its loads."""),
     ("code", """\
-latency = pd.DataFrame({
-    name: pd.Series(values).describe(percentiles=[0.5, 0.9, 0.99])[["count", "mean", "50%", "90%", "99%", "max"]]
-    for name, values in latencies.items()
-}).T.rename(columns={"mean": "mean_us", "50%": "p50_us", "90%": "p90_us", "99%": "p99_us", "max": "max_us"})
+latency = runtime.stats.latency_frame()
+ax = latency[["p50_us", "p90_us", "p99_us"]].plot.barh(logx=True, figsize=(7, 3.2))
+ax.set_xlabel("microseconds (log scale)")
+ax.invert_yaxis()
+plt.show()
 latency.round(1)"""),
     ("md", """\
 ## L1 vs L2
 
-`pages` reads its L1 first; `l1_hits` counts the reads served there, the rest of the hits came from the
-file store."""),
+`to_frame(by="tier")` splits each region by tier: `pages` has an `l1` row (its in-process tier) and an `l2`
+row (the file store); `users` has only `l2`. A read that L1 cannot answer goes to L2, so L1's misses are
+L2's lookups."""),
     ("code", """\
-frame = runtime.stats.to_frame()
-tiers = pd.DataFrame({
-    "l1 hits": frame.l1_hits,
-    "l2 hits": frame.hits - frame.l1_hits,
-    "misses": frame.misses,
-})
-tiers.plot.barh(stacked=True, figsize=(7, 2.2))
+tiers = runtime.stats.to_frame(by="tier")
+answered = tiers.hits.unstack("tier").reindex(columns=["l1", "l2"]).fillna(0)
+answered["missed (loaded)"] = tiers.xs("l2", level="tier").misses
+ax = answered.rename(columns={"l1": "answered by L1", "l2": "answered by L2"}).plot.barh(
+    stacked=True, figsize=(7, 2.2))
+ax.set_xlabel("reads")
 plt.show()
-tiers"""),
+tiers[["hits", "misses", "hit_ratio", "evictions", "expirations", "loads"]]"""),
     ("md", """\
 ## Invalidations
 
-Each `runtime.invalidate` returns what it removed; collected, they make a table."""),
+Beside the flush of `pages` during the workload, we remove users by pattern, by tag and through the
+`user.updated` event of the `user-changed` rule. `invalidations_frame()` counts each, per region, kind and
+name: how many times, how many keys it removed, and how many generations it advanced (a tag removes nothing
+one by one: its generation moves on)."""),
     ("code", """\
-actions = [("pattern users:1*", dict(pattern="users:1*", region="users")),
-           ("flush pages", dict(region="pages")),
-           ("pattern users:2*", dict(pattern="users:2*", region="users"))]
-invalidations = pd.DataFrame(
-    [{"action": label, "removed": runtime.invalidate(**kwargs).count} for label, kwargs in actions]
-).set_index("action")
+runtime.invalidate("users:1*", region="users")
+runtime.invalidate(tags=["vip"])
+runtime.emit("user.updated", user_id=7)
+invalidations = runtime.stats.invalidations_frame()
+ax = invalidations.removed.plot.barh(figsize=(7, 2.4))
+ax.set_xlabel("keys removed")
+ax.invert_yaxis()
+plt.show()
 invalidations"""),
     ("md", """\
 ## Checks"""),
     ("code", """\
-assert len(series.index.get_level_values("time").unique()) == 20
-assert (rates.values >= 0).all()
-assert frame.loc["pages", "l1_hits"] > 0
-assert invalidations.loc["pattern users:1*", "removed"] > 0
+assert len(rates.xs("pages", level="region")) >= 5
+assert (rates[["hits", "misses", "loads"]] >= 0).all().all()
+assert (latency.p50_us <= latency.p99_us).all() and (latency.p99_us <= latency.max_us).all()
+assert {"get", "put", "load"} <= set(latency.loc["pages"].index)
+assert tiers.loc[("pages", "l1"), "hits"] > 0 and tiers.loc[("pages", "l2"), "hits"] > 0
+assert invalidations.loc[("users", "pattern", "users:1*"), "removed"] > 0
+assert invalidations.loc[("users", "event", "user.updated"), "count"] == 1
+assert invalidations.loc[("pages", "flush"), "count"].sum() == 1
 runtime.close()"""),
 ]
 

@@ -153,7 +153,6 @@ LONGER: dict[str, int] = {
     "config/models.py": 502,
     "decorators.py": 499,
     "http.py": 467,
-    "notebook.py": 714,
     "runtime/region.py": 480,
     "runtime/runtime.py": 481,
     "runtime/tier.py": 477,

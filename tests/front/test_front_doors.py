@@ -16,6 +16,7 @@ FRONT_DOORS = sorted(
     [*(PACKAGE / name for name in ("facade.py", "decorators.py", "keys.py", "offload.py", "http.py",
                                    "http_policy.py", "notebook.py", "cli.py", "demo.py", "testing.py",
                                    "pytest_plugin.py")),
+     *PACKAGE.glob("notebook_*.py"),
      *(PACKAGE / "services").glob("*.py")]
 )
 OWN = ("self", "cls")
