@@ -172,7 +172,6 @@ for phase in ("cold start", "warm", "after a flush"):
         read(250)
         time.sleep(0.06)
 runtime.stats.stop_sampling()
-runtime.stats.sample()
 runtime.stats.to_frame()[["provider", "hits", "misses", "hit_ratio", "loads", "evictions"]]"""),
     ("md", """\
 ## Rates over time
@@ -186,35 +185,41 @@ rates = runtime.stats.timeseries(rates=True)
 reads = rates.hits + rates.misses
 rates["hit_ratio"] = rates.hits / reads.where(reads > 0)
 
+t0 = phases["cold start"]
+seconds = lambda times: (times - t0).total_seconds()  # noqa: E731  (the x axis: seconds into the run)
+
 fig, (top, bottom) = plt.subplots(2, 1, figsize=(8, 4.5), sharex=True)
 for region, frame in rates.groupby(level="region"):
     frame = frame.droplevel("region")
-    top.plot(frame.index, frame.misses, marker=".", label=f"{region} misses/s")
-    bottom.plot(frame.index, frame.hit_ratio * 100, marker=".", label=region)
+    top.plot(seconds(frame.index), frame.misses, marker=".", label=f"{region} misses/s")
+    bottom.plot(seconds(frame.index), frame.hit_ratio * 100, marker=".", label=region)
 for axis in (top, bottom):
     for phase, start in phases.items():
-        axis.axvline(start, color="grey", linestyle=":")
+        axis.axvline(seconds(start), color="grey", linestyle=":")
     axis.grid(alpha=0.3)
 for phase, start in phases.items():
-    top.annotate(phase, (start, 1), xycoords=("data", "axes fraction"), xytext=(3, -12),
+    top.annotate(phase, (seconds(start), 1), xycoords=("data", "axes fraction"), xytext=(3, -12),
                  textcoords="offset points", fontsize="small", color="grey")
 top.set_ylabel("misses per second")
 bottom.set_ylabel("hit ratio (%)")
+bottom.set_xlabel("seconds into the run")
 bottom.set_ylim(0, 100)
-top.legend(fontsize="small")
+top.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1))
 plt.show()
 rates[["hits", "misses", "loads", "hit_ratio"]].round(2).tail(4)"""),
     ("md", """\
 ## Latency percentiles
 
 `latency_frame()` gives count, mean and percentiles per region and operation, in microseconds, from a
-compact histogram per `(region, op)`. Reads that reached the file store (`get`), its writes (`put`) and
-the loads are timed; L1 hits and the memory store's fast path are not (they stay as cheap as with
-statistics off), which is why `users` shows only its loads."""),
+compact histogram per `(region, op)`: `get` a read that reached the region's store, `put` a write,
+`load` a `remember` callback. L1 hits are not timed (they stay as cheap as with statistics off), so the
+`get` count of `pages` is its L1 misses. Writing a file dominates; a read from it costs tens of
+microseconds, one from memory about one."""),
     ("code", """\
 latency = runtime.stats.latency_frame()
 ax = latency[["p50_us", "p90_us", "p99_us"]].plot.barh(logx=True, figsize=(7, 3.2))
 ax.set_xlabel("microseconds (log scale)")
+ax.set_ylabel("")
 ax.invert_yaxis()
 plt.show()
 latency.round(1)"""),
@@ -229,8 +234,10 @@ tiers = runtime.stats.to_frame(by="tier")
 answered = tiers.hits.unstack("tier").reindex(columns=["l1", "l2"]).fillna(0)
 answered["missed (loaded)"] = tiers.xs("l2", level="tier").misses
 ax = answered.rename(columns={"l1": "answered by L1", "l2": "answered by L2"}).plot.barh(
-    stacked=True, figsize=(7, 2.2))
+    stacked=True, figsize=(7, 2.6))
 ax.set_xlabel("reads")
+ax.set_ylabel("")
+ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.35), ncol=3, frameon=False)
 plt.show()
 tiers[["hits", "misses", "hit_ratio", "evictions", "expirations", "loads"]]"""),
     ("md", """\
@@ -239,14 +246,16 @@ tiers[["hits", "misses", "hit_ratio", "evictions", "expirations", "loads"]]"""),
 Beside the flush of `pages` during the workload, we remove users by pattern, by tag and through the
 `user.updated` event of the `user-changed` rule. `invalidations_frame()` counts each, per region, kind and
 name: how many times, how many keys it removed, and how many generations it advanced (a tag removes nothing
-one by one: its generation moves on)."""),
+one by one: its generation moves on). What an event removed is counted under the event and under the
+pattern its rule filled in (`users:7`)."""),
     ("code", """\
 runtime.invalidate("users:1*", region="users")
-runtime.invalidate(tags=["vip"])
+runtime.invalidate(tags=["vip"], region="users")
 runtime.emit("user.updated", user_id=7)
 invalidations = runtime.stats.invalidations_frame()
 ax = invalidations.removed.plot.barh(figsize=(7, 2.4))
 ax.set_xlabel("keys removed")
+ax.set_ylabel("")
 ax.invert_yaxis()
 plt.show()
 invalidations"""),
