@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -131,6 +133,57 @@ def test_the_live_loop_samples_and_syncs(config: Path) -> None:
     assert len(rt.stats.timeseries()) >= 2
     assert panel.region_controls["products"].ttl.value == 33
     assert bytes(panel.plot.value).startswith(b"\x89PNG")   # the hit-ratio plot was drawn
+
+
+def _wait_for(condition: Callable[[], bool], seconds: float = 15.0) -> bool:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True
+
+
+def test_shown_the_panel_is_refreshed_by_the_runtimes_sampler(config: Path) -> None:
+    rt = load(config)
+    panel = TuningPanel(rt)
+    assert not rt.stats.sampling
+    panel.start(interval=0.05)                  # what displaying the panel does
+    try:
+        assert rt.stats.sampling                # the runtime's background sampler, started for the panel
+        users = rt.region("users")
+        users.put("a", 1)
+        for _ in range(3):
+            users.get("a")
+        assert _wait_for(lambda: "3 hits" in panel.region_controls["users"].stats.value)
+        assert "<td class='num'>3</td>" in panel.table.value
+        assert panel.plot.value == b""          # Statistics tab not shown: nothing drawn
+        panel.tabs.selected_index = 4
+        assert bytes(panel.plot.value).startswith(b"\x89PNG")     # drawn when the tab is shown
+        first = bytes(panel.plot.value)
+        assert _wait_for(lambda: bytes(panel.plot.value) != first)  # and again after the next snapshots
+    finally:
+        panel.stop()
+    assert not rt.stats.sampling                # the panel stops the sampler it started
+
+
+def test_with_the_sampler_running_the_panel_does_not_sample_itself(config: Path) -> None:
+    rt = load(config)
+    panel = TuningPanel(rt)
+    rt.stats.start_sampling(interval=3600)       # someone else's sampler: one snapshot now
+    try:
+        panel.tabs.selected_index = 4
+        snapshots = len(rt.stats.timeseries())
+        assert snapshots == len(panel.region_controls)
+        panel.tick()
+        panel.tick()
+        assert len(rt.stats.timeseries()) == snapshots
+        assert bytes(panel.plot.value).startswith(b"\x89PNG")
+        panel.start(interval=0.05)
+        panel.close()                            # closing the widget ends the live loop...
+        assert rt.stats.sampling                 # ...but not a sampler the panel did not start
+    finally:
+        rt.stats.stop_sampling()
 
 
 def test_event_box_dry_run_then_emit(config: Path) -> None:
