@@ -45,7 +45,8 @@ class TuningPanel(InvalidateSection, WhatIfSection, SaveSection, widgets.VBox): 
     ``panel.region_controls[name].ttl`` is that region's TTL widget: changing its value changes the live
     region; ``panel.rule_controls[name].enabled`` switches a rule. :meth:`sync` brings the widgets in line
     with the live config (a change made in code or over HTTP; regions and rules created later); the live
-    loop (:meth:`start`, started when the panel is displayed) calls it and samples the statistics.
+    loop (:meth:`start`, started when the panel is displayed) runs the runtime's background sampler, calls
+    it and redraws the statistics from the sampler's snapshots.
     """
 
     def __init__(self, runtime: Runtime | None = None, *, trace: Any = None, interval: float = 1.0) -> None:
