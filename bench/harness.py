@@ -95,6 +95,9 @@ class Scenario:
     rows: list[Row] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     paired: bool = False
+    #: :meth:`Bench.each` rows: each sequence is cut into this many slices, and a repeat times one slice
+    #: (the same slice for every row), so there are ``repeat * slices`` side-by-side pairs
+    slices: int = 1
     _cases: list[_Case] = field(default_factory=list, repr=False)
 
     def unavailable(self, label: str, library: str, reason: str) -> Row:
@@ -232,16 +235,20 @@ class Bench:
              note: str = "", seq: str = "seq") -> Row:
         """Queue ``for k in <seq>: <body>`` (a statement) over the precomputed sequence ``setup()[seq]``.
 
-        One timed run is one pass over the sequence; ns/op = the pass / its length. Before timing,
-        one untimed pass warms the store, then ``probe`` (an expression over ``k``) is evaluated for
-        the sequence's first keys and must equal ``expect``: a hit that is secretly a miss fails the row.
+        The sequence is cut into ``scenario.slices`` equal slices; timed run *i* is one pass over
+        slice *i* (cycling), and every row's run *i* covers the same keys; ns/op = the pass / its
+        length. Before timing, one untimed pass over the whole sequence warms the store, then
+        ``probe`` (an expression over ``k``) is evaluated for the sequence's first keys and must
+        equal ``expect``: a hit that is secretly a miss fails the row.
         """
         ops = [0]
 
         def prepare() -> Callable[[int], float]:
             namespace = setup()
             keys = namespace[seq]
-            ops[0] = len(keys)
+            size = max(1, len(keys) // scenario.slices)
+            parts = [keys[i * size:(i + 1) * size] for i in range(min(scenario.slices, len(keys)))]
+            ops[0] = size
             scope = dict(namespace)
             exec("def _pass(_seq):\n    for k in _seq:\n        " + body + "\n", scope)
             one_pass = scope["_pass"]
@@ -249,14 +256,16 @@ class Bench:
             if probe is not None:
                 for k in keys[:50]:
                     _check(eval(probe, {**namespace, "k": k}), expect, probe)
+            turn = itertools.cycle(parts)
 
             def run(number: int) -> float:
                 enabled = gc.isenabled()
                 gc.disable()
                 try:
+                    part = next(turn)
                     started = time.perf_counter()
                     for _ in range(number):
-                        one_pass(keys)
+                        one_pass(part)
                     return time.perf_counter() - started
                 finally:
                     if enabled:
@@ -285,7 +294,7 @@ class Bench:
                 continue
             ready.append((case.row, run, case.row.number * max(case.ops, 1)))
         scenario._cases.clear()
-        for _ in range(self.settings.repeat):
+        for _ in range(self.settings.repeat * scenario.slices):
             for row, run, ops in ready:
                 if row.status != "ok":
                     continue

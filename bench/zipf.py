@@ -48,6 +48,26 @@ class Sizes:
     def capacity(self) -> int:
         return 2 * self.keys
 
+    def slices(self, ops: int, per: int) -> int:
+        """Slices of about ``per`` operations (at least two): one timed run is one slice."""
+        return max(2, ops // per)
+
+    @property
+    def memory_slices(self) -> int:
+        return self.slices(self.memory_ops, 10_000)
+
+    @property
+    def shared_slices(self) -> int:
+        return self.slices(self.shared_ops, 500)
+
+    @property
+    def batch_slices(self) -> int:
+        return self.slices(self.batches, 10)
+
+    @property
+    def file_slices(self) -> int:
+        return self.slices(self.file_ops, 500)
+
 
 def zipf_ids(sizes: Sizes, n: int, salt: int = 0) -> list[int]:
     """``n`` ids drawn from Zipf(``skew``) over ``keys`` ids; the popular ids are scattered, not the small ones."""
@@ -77,7 +97,7 @@ def batches_of(sizes: Sizes, prefix: str = "user:", salt: int = 1) -> list[list[
 
 
 def describe(sizes: Sizes, ops: int, what: str = "") -> str:
-    return (f"Zipf({sizes.skew}) over {sizes.keys:,} keys, {ops:,} precomputed {what or 'keys'} per pass, "
+    return (f"Zipf({sizes.skew}) over {sizes.keys:,} keys, {ops:,} precomputed {what or 'keys'} (timed in slices), "
             f"small dict values, stores filled first (capacity {sizes.capacity:,}, TTL {TTL} s).")
 
 
@@ -198,7 +218,8 @@ def memory_zipf_scenarios(bench: Bench, sizes: Sizes) -> list[Scenario]:
 
 
 def _get(b: Bench, st: _Stores) -> Scenario:
-    s = Scenario("zipf_memory_get", "Zipf: memory get hit", describe(st.sizes, st.sizes.memory_ops), paired=True)
+    s = Scenario("zipf_memory_get", "Zipf: memory get hit", describe(st.sizes, st.sizes.memory_ops), paired=True,
+                 slices=st.sizes.memory_slices)
     b.each(s, "region.get(k)", "cachekit", st.cachekit, "region.get(k)", probe="region.get(k)", expect=VALUE,
            reference=True)
     b.each(s, "dict.get(k) (floor)", "python", st.plain_dict, "d.get(k)", probe="d.get(k)", expect=VALUE,
@@ -213,7 +234,7 @@ def _get(b: Bench, st: _Stores) -> Scenario:
 
 def _put(b: Bench, st: _Stores) -> Scenario:
     s = Scenario("zipf_memory_put", "Zipf: memory put (overwrite, TTL)", describe(st.sizes, st.sizes.memory_ops),
-                 paired=True)
+                 paired=True, slices=st.sizes.memory_slices)
     b.each(s, "region.put(k, v)", "cachekit", st.cachekit, "region.put(k, v)", probe="region.get(k)",
            expect=VALUE, reference=True)
     b.each(s, "d[k] = v (floor)", "python", st.plain_dict, "d[k] = v", probe="d[k]", expect=VALUE)
@@ -229,7 +250,7 @@ def _put(b: Bench, st: _Stores) -> Scenario:
 def _decorated(b: Bench, st: _Stores) -> Scenario:
     s = Scenario("zipf_cached", "Zipf: @cached hit (one int argument)",
                  describe(st.sizes, st.sizes.memory_ops, "int arguments") + " Every argument was called once before.",
-                 paired=True)
+                 paired=True, slices=st.sizes.memory_slices)
     b.each(s, "@cached f(k)", "cachekit", st.cachekit_decorated, "f(k)", probe="f(k)", expect=VALUE,
            reference=True)
     b.each(s, "@cached(TTLCache) f(k)", "cachetools", st.cachetools_decorated, "f(k)", probe="f(k)", expect=VALUE)
@@ -239,7 +260,8 @@ def _decorated(b: Bench, st: _Stores) -> Scenario:
 def _stats(b: Bench, st: _Stores) -> Scenario:
     s = Scenario("zipf_stats", "Zipf: memory get hit, stats on vs off",
                  describe(st.sizes, st.sizes.memory_ops) + " Two runtimes, `[cache] stats = false` and `true`; "
-                 "here the ratio is the time of the row / the time with stats off: the cost of stats.", paired=True)
+                 "here the ratio is the time of the row / the time with stats off: the cost of stats.", paired=True,
+                 slices=st.sizes.memory_slices)
     b.each(s, "region.get(k), stats off", "cachekit", st.cachekit_stats_off, "region.get(k)", probe="region.get(k)",
            expect=VALUE, reference=True)
     b.each(s, "region.get(k), stats on", "cachekit", st.cachekit, "region.get(k)", probe="region.get(k)",

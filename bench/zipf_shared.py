@@ -62,11 +62,13 @@ def _loads_all(getter: Any) -> Any:
 def _three(key: str, kind: str, sizes: Sizes) -> tuple[Scenario, Scenario, Scenario]:
     ops = sizes.shared_ops
     return (
-        Scenario(f"zipf_{key}_get", f"Zipf: {kind} get hit (loopback)", describe(sizes, ops), paired=True),
-        Scenario(f"zipf_{key}_put", f"Zipf: {kind} put (TTL, loopback)", describe(sizes, ops), paired=True),
+        Scenario(f"zipf_{key}_get", f"Zipf: {kind} get hit (loopback)", describe(sizes, ops), paired=True,
+                 slices=sizes.shared_slices),
+        Scenario(f"zipf_{key}_put", f"Zipf: {kind} put (TTL, loopback)", describe(sizes, ops), paired=True,
+                 slices=sizes.shared_slices),
         Scenario(f"zipf_{key}_get_many", f"Zipf: {kind} get_many({sizes.batch}) (loopback)",
                  describe(sizes, sizes.batches, f"batches of {sizes.batch} distinct keys") +
-                 " ns/op is per call.", paired=True),
+                 " ns/op is per call.", paired=True, slices=sizes.batch_slices),
     )
 
 
@@ -119,7 +121,7 @@ def redis_zipf_scenarios(bench: Bench, srv: Any, sizes: Sizes) -> list[Scenario]
 
         warm = Scenario("zipf_redis_l1", "Zipf: L1-warm region on Redis vs raw GET",
                         describe(sizes, sizes.shared_ops) + " The region has a memory L1 (TTL and capacity "
-                        "above the run's); one untimed pass warms it.", paired=True)
+                        "above the run's); one untimed pass warms it.", paired=True, slices=sizes.shared_slices)
         bench.each(warm, "region.get(k), L1 warm", "cachekit", lambda: ck(rt=l1_runtime), "region.get(k)",
                    probe="region.get(k)", expect=VALUE, reference=True)
         bench.each(warm, "GET + pickle.loads (floor)", "redis-py", raw, "loads(client.get(k))",
@@ -191,8 +193,9 @@ def file_zipf_scenarios(bench: Bench, sizes: Sizes) -> list[Scenario]:
     """File store get / put against diskcache, both in fresh temporary directories."""
     get = Scenario("zipf_file_get", "Zipf: file get hit", describe(sizes, sizes.file_ops) +
                    " Only the keys of the sequence are stored (a file store of 100 000 files takes long to fill).",
-                   paired=True)
-    put = Scenario("zipf_file_put", "Zipf: file put (overwrite, TTL)", describe(sizes, sizes.file_ops), paired=True)
+                   paired=True, slices=sizes.file_slices)
+    put = Scenario("zipf_file_put", "Zipf: file put (overwrite, TTL)", describe(sizes, sizes.file_ops), paired=True,
+                   slices=sizes.file_slices)
     seq = keys_of(zipf_ids(sizes, sizes.file_ops, salt=4))
     distinct = list(dict.fromkeys(seq))
     with tempfile.TemporaryDirectory(prefix="cachekit-bench-files-") as tmp:
