@@ -203,7 +203,10 @@ def markdown(machine: dict[str, Any], scenarios: list[Scenario], bus: dict[str, 
         "is one pass over the sequence (ns/op = the pass / its length), after one untimed warm-up pass "
         "and a check that the store returns the value. Rows run interleaved, and the ratio is the "
         "**median over repeats of (row's pass time / reference's pass time)** for passes that ran side by "
-        "side, with **min..max**.",
+        "side, with **min..max**. Each sequence is timed in slices (about 10 000 keys in memory, 500 "
+        "round trips on a server), every row on the same slice, so the repeats are many short side-by-side "
+        "pairs: a burst of load on a shared machine spoils a few pairs, not the median.",
+        "- cachekit runs with its defaults: statistics on (`[cache] stats = true`), LRU memory policy.",
         "- **Hot-key rows**: timeit-style: the statement runs in a calibrated loop (about "
         f"{machine['target_seconds_per_repeat']} s per repeat), {machine['repeat']} repeats, garbage collector "
         "off; **min** is the least "

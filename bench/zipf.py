@@ -33,13 +33,13 @@ class Sizes:
     shared_ops: int = 5_000  # one pass of a Redis / memcached / L1 row
     batches: int = 200  # get_many(batch) calls per pass
     batch: int = 100
-    file_ops: int = 5_000
+    file_ops: int = 3_000  # a cachekit file put fsyncs: about 2 ms each
     seed: int = 7
 
     @classmethod
     def of(cls, mode: str) -> Sizes:
         if mode == "quick":
-            return cls(memory_ops=50_000, shared_ops=1_500, batches=40, file_ops=1_500)
+            return cls(memory_ops=50_000, shared_ops=1_500, batches=40, file_ops=1_000)
         if mode == "smoke":
             return cls(keys=2_000, memory_ops=2_000, shared_ops=100, batches=3, file_ops=100)
         return cls()
