@@ -9,6 +9,10 @@ The rows of a scenario are measured *interleaved*: repeat 1 of every row, then r
 row, and so on. On a shared machine the load drifts during a run; interleaving spreads the drift over
 all rows instead of penalising whichever row ran during a busy moment, which keeps the ratios honest.
 A row reports the minimum (the least disturbed repeat, used for ratios) and the median.
+
+Workload rows (:meth:`Bench.each`) are not calibrated: a timed run is one pass over a slice of a
+precomputed key sequence, and in a ``paired`` scenario the ratio is the median over the side-by-side
+pairs of (row's pass / reference's pass), with min..max (:func:`format_spread`).
 """
 
 from __future__ import annotations
@@ -106,10 +110,10 @@ class Scenario:
         self.rows.append(row)
         return row
 
-    def case(self, row: Row, prepare: Callable[[], Callable[[int], float]], ops: int = 0) -> Row:
+    def case(self, row: Row, prepare: Callable[[], Callable[[int], float]]) -> Row:
         """Queue a row; :meth:`Bench.execute` prepares and times it."""
         self.rows.append(row)
-        self._cases.append(_Case(row, prepare, ops))
+        self._cases.append(_Case(row, prepare))
         return row
 
     def finish(self) -> None:
