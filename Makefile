@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 
-.PHONY: demo test test-min lint bench servers browser soak clean
+.PHONY: demo test test-min lint bench bench-quick servers browser soak clean
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -71,8 +71,13 @@ $(VENV)/.bench: $(VENV)/.dev
 	$(PIP) install -q -e '.[dev,bench]'
 	touch $@
 
+# the full run (several minutes) rewrites bench/results.json and docs/benchmarks.md
 bench: $(VENV)/.bench servers
 	$(PY) bench/run.py
+
+# smaller workloads and fewer repeats, every row and the targets table: under two minutes on 2 cores
+bench-quick: $(VENV)/.bench servers
+	$(PY) bench/run.py --quick
 
 clean:
 	rm -rf $(VENV) $(MIN_VENV) .pytest_cache .ruff_cache .cache build *.egg-info

@@ -34,8 +34,8 @@ def _unavailable(scenarios: list[Scenario], reason: str) -> list[Scenario]:
 
 
 # -- Redis ----------------------------------------------------------------------------------
-def redis_scenarios(bench: Bench) -> list[Scenario]:
-    """Redis get hit and get_many of 100 keys."""
+def redis_scenarios(bench: Bench, sizes: Any = None) -> list[Scenario]:
+    """Redis get hit and get_many of 100 keys; with ``sizes`` (a ``zipf.Sizes``), the Zipf cases too."""
     hit = Scenario("redis_get_hit", "Redis: get hit (one key, loopback)",
                    "One small dict under one key on a redis-server on 127.0.0.1; one round trip per get.")
     many = Scenario("redis_get_many", f"Redis: get_many of {MANY} keys (loopback)",
@@ -62,6 +62,10 @@ def redis_scenarios(bench: Bench) -> list[Scenario]:
             bench.execute(many)
         finally:
             setups.close()
+        if sizes is not None:
+            from zipf_shared import redis_zipf_scenarios
+
+            return [hit, many, *redis_zipf_scenarios(bench, srv, sizes)]
     return [hit, many]
 
 
@@ -173,8 +177,8 @@ def _redis_get_many(b: Bench, s: Scenario, st: _RedisSetups) -> None:
 
 
 # -- memcached ------------------------------------------------------------------------------
-def memcached_scenarios(bench: Bench) -> list[Scenario]:
-    """Memcached get hit."""
+def memcached_scenarios(bench: Bench, sizes: Any = None) -> list[Scenario]:
+    """Memcached get hit; with ``sizes`` (a ``zipf.Sizes``), the Zipf cases too."""
     s = Scenario("memcached_get_hit", "Memcached: get hit (one key, loopback)",
                  "One small dict under one key on a memcached on 127.0.0.1.")
     missing = missing_binaries("memcached")
@@ -247,6 +251,10 @@ def memcached_scenarios(bench: Bench) -> list[Scenario]:
             client.close()
             pooled.close()
             runtime.close()
-    s.notes.append("cashews and aiocache are left out: cashews has no memcached backend and aiocache's "
-                   "needs aiomcache, which the bench does not install.")
+        s.notes.append("cashews and aiocache are left out: cashews has no memcached backend and aiocache's "
+                       "needs aiomcache, which the bench does not install.")
+        if sizes is not None:
+            from zipf_shared import memcached_zipf_scenarios
+
+            return [s, *memcached_zipf_scenarios(bench, srv, sizes)]
     return [s]

@@ -55,6 +55,15 @@ class Sizes:
     def quick(cls) -> Sizes:
         return cls(keys=100_000, accesses=200_000, capacity=10_000, scan_every=10_000, scan_length=2_500)
 
+    @classmethod
+    def smoke(cls) -> Sizes:
+        return cls(keys=5_000, accesses=10_000, capacity=500, scan_every=1_000, scan_length=250)
+
+    @classmethod
+    def of(cls, mode: str) -> Sizes:
+        """``"full"`` (the issue's trace), ``"quick"`` (1/10) or ``"smoke"`` (a test's)."""
+        return {"quick": cls.quick, "smoke": cls.smoke}.get(mode, cls)()
+
 
 def zipf_trace(sizes: Sizes) -> np.ndarray:
     """``accesses`` key ids drawn from Zipf(``skew``) over ``keys`` ids (rank order shuffled)."""
@@ -172,12 +181,18 @@ def _cachekit(policy: str) -> Callable[[list[str], int], int]:
     return replay
 
 
+def _cachekit_policies() -> tuple[str, ...]:
+    """Every policy the memory driver offers (a new one joins the table by itself)."""
+    from cachekit.providers.memory import POLICIES as MEMORY_POLICIES
+
+    return tuple(MEMORY_POLICIES)
+
+
 POLICIES: list[tuple[str, str, Callable[[list[str], int], int]]] = [
     ("cachetools", "LRUCache", _cachetools("LRUCache")),
     ("cachetools", "LFUCache", _cachetools("LFUCache")),
     ("theine", "Cache (W-TinyLFU)", _theine),
-    ("cachekit", 'MemoryDriver(policy="lru")', _cachekit("lru")),
-    ("cachekit", 'MemoryDriver(policy="tinylfu")', _cachekit("tinylfu")),
+    *[("cachekit", f'MemoryDriver(policy="{p}")', _cachekit(p)) for p in _cachekit_policies()],
 ]
 
 
@@ -200,9 +215,9 @@ def _cpu() -> str:
     return platform.processor() or platform.machine()
 
 
-def hit_ratios(quick: bool = False, log: Callable[[str], Any] = print) -> dict[str, Any]:
+def hit_ratios(quick: bool = False, log: Callable[[str], Any] = print, mode: str | None = None) -> dict[str, Any]:
     """Build both traces, compute the bounds, replay every policy; the result as plain data."""
-    sizes = Sizes.quick() if quick else Sizes()
+    sizes = Sizes.of(mode or ("quick" if quick else "full"))
     started = time.monotonic()
     base = zipf_trace(sizes)
     traces = {"zipf": base, "zipf+scans": with_scans(base, sizes)}

@@ -21,8 +21,10 @@ PEERS: dict[str, str] = {
     "dogpile.cache": "dogpile.cache",
     "cashews": "cashews",
     "aiocache": "aiocache",
-    "theine": "theine",  # the hit-ratio section (bench/hit_ratio.py)
-    "numpy": "numpy",  # builds the hit-ratio traces
+    "theine": "theine",  # W-TinyLFU in Rust: the Zipf rows and the hit-ratio section (bench/hit_ratio.py)
+    "cachebox": "cachebox",  # a Rust TTLCache: the Zipf memory rows
+    "diskcache": "diskcache",  # SQLite + files: the Zipf file rows
+    "numpy": "numpy",  # builds the Zipf sequences and the hit-ratio traces
 }
 
 _failures: dict[str, str] = {}

@@ -1,13 +1,18 @@
 """cachekit benchmarks: one run comparing cachekit with its peers (``make bench``).
 
-Scenarios: memory get hit / miss / set / remember, Redis get hit and get_many, memcached get hit,
-the latency of cross-process L1 invalidation over the bus, and the hit ratio of eviction policies
-(``bench/hit_ratio.py``). Every timing is timeit-style (best of
-N repeats of a calibrated loop; ns/op min and median); ratios are peer / cachekit, so a ratio above
-1.00 means cachekit is faster. Results go to ``bench/results.json`` and ``docs/benchmarks.md``.
+Scenarios: one hot key (memory get hit / miss / set / remember, Redis get hit and get_many, memcached
+get hit); the Zipf(1.0) workload over 100 000 keys (``zipf.py``, ``zipf_shared.py``: memory get / put,
+``@cached``, stats on vs off, Redis and memcached get / put / get_many(100), files, a warm L1);
+``import`` time; the latency of cross-process L1 invalidation over the bus; the hit ratio of eviction
+policies (``hit_ratio.py``); and the targets of issues 13 and 14 checked against the run
+(``targets.py``). Hot-key timings are timeit-style (best of N repeats of a calibrated loop); Zipf rows
+time passes over precomputed sequences, ratios are medians of paired repeats with min..max. Ratios
+are peer / cachekit time: above 1.00, cachekit is faster. Results go to ``bench/results.json`` and
+``docs/benchmarks.md``.
 
-    .venv/bin/python bench/run.py                 # everything (about a minute or two)
-    .venv/bin/python bench/run.py --quick         # fewer, shorter repeats
+    .venv/bin/python bench/run.py                 # everything (``make bench``, several minutes)
+    .venv/bin/python bench/run.py --quick         # smaller, fewer repeats (``make bench-quick``, < 2 min)
+    .venv/bin/python bench/run.py --smoke --out /tmp/b  # tiny sizes: the scenarios and checks run (a test)
     .venv/bin/python bench/run.py --only memory   # some scenarios (results are not written)
 """
 
@@ -18,6 +23,7 @@ import datetime as dt
 import json
 import os
 import platform
+import re
 import sys
 import time
 import traceback
@@ -30,10 +36,16 @@ ROOT = BENCH_DIR.parent
 if str(BENCH_DIR) not in sys.path:
     sys.path.insert(0, str(BENCH_DIR))
 
-from harness import Bench, Scenario, Settings, format_ns, format_ratio, measure_sync  # noqa: E402
+from harness import Bench, Scenario, Settings, format_ns, format_ratio, format_spread, measure_sync  # noqa: E402
 from peers import ensure_peers, peer_versions  # noqa: E402
 
-GROUPS = ("memory", "redis", "memcached", "bus", "hit_ratio")
+GROUPS = ("memory", "redis", "memcached", "file", "import", "bus", "hit_ratio")
+#: per mode: timing settings, bus iterations, import repeats
+MODES: dict[str, tuple[Settings, int, int]] = {
+    "full": (Settings(repeat=9, target=0.08), 300, 15),
+    "quick": (Settings(repeat=5, target=0.02), 60, 5),
+    "smoke": (Settings(repeat=2, target=0.001), 5, 1),
+}
 RESULTS = BENCH_DIR / "results.json"
 DOC = ROOT / "docs" / "benchmarks.md"
 
@@ -91,8 +103,9 @@ def print_scenario(s: Scenario) -> None:
     print("   " + "-" * (len(header) - 3))
     for r in s.rows:
         mark = " *" if r.reference else ""
+        ratio = format_spread(r) if s.paired else format_ratio(r.ratio)
         line = (f"   {r.library:<14} {(r.label + mark):<42} {format_ns(r.ns_min):>12} "
-                f"{format_ns(r.ns_median):>12} {format_ratio(r.ratio):>11}")
+                f"{format_ns(r.ns_median):>12} {ratio:>11}")
         if r.status != "ok" or r.note:
             line += f"  {r.note}"
         print(line)
@@ -128,13 +141,15 @@ def _md_table(s: Scenario) -> list[str]:
     out = [f"### {s.title}", ""]
     if s.description:
         out += [s.description, ""]
-    out += ["| library | implementation | ns/op (min) | ns/op (median) | peer / cachekit | note |",
+    ratio_head = "peer / cachekit (median, min..max)" if s.paired else "peer / cachekit"
+    out += [f"| library | implementation | ns/op (min) | ns/op (median) | {ratio_head} | note |",
             "| --- | --- | ---: | ---: | ---: | --- |"]
     for r in s.rows:
         label = f"**`{r.label}`** (reference)" if r.reference else f"`{r.label}`"
         note = r.note.replace("|", "\\|")
+        ratio = format_spread(r) if s.paired else format_ratio(r.ratio)
         out.append(f"| {r.library} | {label} | {format_ns(r.ns_min)} | {format_ns(r.ns_median)} | "
-                   f"{format_ratio(r.ratio)} | {note} |")
+                   f"{ratio} | {note} |")
     out.append("")
     out += [f"Note: {n}" for n in s.notes]
     if s.notes:
@@ -143,24 +158,37 @@ def _md_table(s: Scenario) -> list[str]:
 
 
 def markdown(machine: dict[str, Any], scenarios: list[Scenario], bus: dict[str, Any] | None,
-             work: list[dict[str, Any]], hit_ratio: dict[str, Any] | None = None) -> str:
-    """docs/benchmarks.md: how to reproduce, machine, one table per scenario, bus latency."""
+             work: list[dict[str, Any]], hit_ratio: dict[str, Any] | None = None,
+             targets: list[dict[str, Any]] | None = None) -> str:
+    """docs/benchmarks.md: targets, how to reproduce, machine, one table per scenario, bus latency."""
+    from targets import markdown as targets_markdown
+
     versions = ", ".join(f"{k} {v}" for k, v in machine["versions"].items())
     load = machine.get("load_average_start")
+    mode = machine.get("mode", "full")
     lines = [
         "# Benchmarks",
         "",
         "<!-- generated by bench/run.py: edit the script, not this file -->",
         "",
         "cachekit compared with the libraries people reach for instead: a plain `dict` (the floor), "
-        "cachetools, dogpile.cache, cashews and aiocache in memory; redis-py, pymemcache and the same "
-        "peers on Redis and memcached servers on the loopback interface.",
+        "cachetools, cachebox, theine, dogpile.cache, cashews and aiocache in memory; redis-py, pymemcache "
+        "and the same peers on Redis and memcached servers on the loopback interface; diskcache for files.",
         "",
+        f"Run: {machine['date']}, `bench/run.py` in **{mode}** mode"
+        + ("" if mode == "full" else " (smaller workloads and fewer repeats than `make bench`)")
+        + f", {machine['python']}, {machine['cpu']} ({machine['cpu_count']} logical CPUs), "
+        f"load average {load if load is not None else 'n/a'} at start.",
+        "",
+    ]
+    if targets is not None:
+        lines += targets_markdown(targets, mode)
+    lines += [
         "## Reproduce",
         "",
         "```bash",
         "make bench                      # = .venv/bin/python bench/run.py (starts its own servers)",
-        ".venv/bin/python bench/run.py --quick             # shorter repeats",
+        "make bench-quick                # = bench/run.py --quick: smaller workloads, under two minutes",
         ".venv/bin/python bench/run.py --only memory,bus   # a subset (does not rewrite this page)",
         "```",
         "",
@@ -171,12 +199,22 @@ def markdown(machine: dict[str, Any], scenarios: list[Scenario], bus: dict[str, 
         "",
         "## How it is measured",
         "",
-        f"- timeit-style: the statement runs in a calibrated loop (about {machine['target_seconds_per_repeat']}"
-        f" s per repeat), {machine['repeat']} repeats, garbage collector off; **min** is the least "
+        "- **Zipf rows** (the workload users have): keys drawn from Zipf(1.0) over 100 000 keys (seeded) "
+        "into sequences built before timing; every store filled first; small dict values. One timed run "
+        "is one pass over the sequence (ns/op = the pass / its length), after one untimed warm-up pass "
+        "and a check that the store returns the value. Rows run interleaved, and the ratio is the "
+        "**median over repeats of (row's pass time / reference's pass time)** for passes that ran side by "
+        "side, with **min..max**. Each sequence is timed in slices (about 10 000 keys in memory, 500 "
+        "round trips on a server), every row on the same slice, so the repeats are many short side-by-side "
+        "pairs: a burst of load on a shared machine spoils a few pairs, not the median.",
+        "- cachekit runs with its defaults: statistics on (`[cache] stats = true`), LRU memory policy.",
+        "- **Hot-key rows**: timeit-style: the statement runs in a calibrated loop (about "
+        f"{machine['target_seconds_per_repeat']} s per repeat), {machine['repeat']} repeats, garbage collector "
+        "off; **min** is the least "
         "disturbed repeat, **median** shows the spread. Both include the loop itself "
         f"(about {machine['timing_loop_overhead_ns']} ns per iteration on this machine).",
-        "- **peer / cachekit** = the row's min divided by the min of the cachekit row marked *reference*: "
-        "above 1.00, cachekit is faster; below, the row is faster than cachekit.",
+        "- **peer / cachekit** (hot-key rows) = the row's min divided by the min of the cachekit row marked "
+        "*reference*: above 1.00, cachekit is faster; below, the row is faster than cachekit.",
         "- Async rows are awaited one after another inside one event loop; the time per `await` is "
         "comparable to a sync call's.",
         "- Before timing, each statement runs once and its result is checked (a hit must return the "
@@ -242,12 +280,32 @@ def markdown(machine: dict[str, Any], scenarios: list[Scenario], bus: dict[str, 
     return "\n".join(lines)
 
 
+QUOTES = ROOT / "docs" / "multi-level.md"
+
+
+def quote_bus(bus: dict[str, Any] | None, page: Path = QUOTES) -> bool:
+    """Rewrite the bus latencies docs/multi-level.md quotes from this page (a test keeps them equal)."""
+    if not bus or bus.get("status") != "ok" or not page.exists():
+        return False
+    text = page.read_text(encoding="utf-8")
+    for moment, key in (("start", "from_put_start"), ("return", "from_put_return")):
+        d = bus[key]
+        row = (f"| `put()` {moment} | {d['p50_ms']:.3f} ms | {d['p90_ms']:.3f} ms | {d['p99_ms']:.3f} ms | "
+               f"{d['max_ms']:.3f} ms |")
+        text = re.sub(rf"^\| `put\(\)` {moment} \| [^\n]* ms \|$", lambda _m, row=row: row, text, count=1,
+                      flags=re.M)
+    page.write_text(text, encoding="utf-8")
+    return True
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmarks, print the tables, write results.json and docs/benchmarks.md."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
-    parser.add_argument("--quick", action="store_true", help="3 short repeats, 100 bus iterations")
+    parser.add_argument("--quick", action="store_true", help="smaller workloads, 5 short repeats (under 2 minutes)")
+    parser.add_argument("--smoke", action="store_true", help="tiny workloads, 2 repeats: checks the scenarios run")
+    parser.add_argument("--out", type=Path, help="write results.json and benchmarks.md into this directory")
     parser.add_argument("--only", default=",".join(GROUPS), help=f"comma-separated subset of {','.join(GROUPS)}")
-    parser.add_argument("--repeat", type=int, help="repeats per row (default 9, quick 3)")
+    parser.add_argument("--repeat", type=int, help="repeats per row (default 9, quick 5, smoke 2)")
     parser.add_argument("--write", action="store_true", help="write results even for a subset")
     parser.add_argument("--no-write", action="store_true", help="print only")
     args = parser.parse_args(argv)
@@ -256,12 +314,14 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         parser.error(f"unknown scenario group(s) {unknown}; known: {', '.join(GROUPS)}")
 
-    settings = Settings(repeat=3, target=0.03) if args.quick else Settings(repeat=9, target=0.08)
+    mode = "smoke" if args.smoke else "quick" if args.quick else "full"
+    settings, bus_iterations, import_repeats = MODES[mode]
     if args.repeat:
         settings.repeat = args.repeat
     started = time.monotonic()
     ensure_peers()
     machine = machine_info(settings)
+    machine["mode"] = mode
     print(f"cachekit benchmarks: {machine['python']}, {machine['cpu_count']} CPUs ({machine['cpu']}), "
           f"{machine['date']}, load {machine['load_average_start']}")
     print(f"timeit-style: best of {settings.repeat} repeats of ~{settings.target}s; "
@@ -272,33 +332,52 @@ def main(argv: list[str] | None = None) -> int:
     bus: dict[str, Any] | None = None
     work: list[dict[str, Any]] = []
     hit_ratio: dict[str, Any] | None = None
+    from zipf import Sizes
+
+    sizes = Sizes.of(mode)
+
+    def run_group(name: str, run: Callable[[], list[Scenario]]) -> None:
+        t0 = time.monotonic()
+        group = _guarded(name, run)
+        for s in group:
+            s.finish()
+            print_scenario(s)
+        print(f"   ({name}: {time.monotonic() - t0:.1f} s)", flush=True)
+        scenarios.extend(group)
+
     try:
         if "memory" in groups:
             from bench_memory import memory_scenarios
             from hotpath import count_all
+            from zipf import memory_zipf_scenarios
 
-            scenarios += _guarded("memory", lambda: memory_scenarios(bench))
+            run_group("memory", lambda: memory_scenarios(bench) + memory_zipf_scenarios(bench, sizes))
             try:
                 work = count_all()
             except Exception as exc:
                 print(f"could not count the hot path: {type(exc).__name__}: {exc}")
+            print_work(work)
         if "redis" in groups:
             from bench_shared import redis_scenarios
 
-            scenarios += _guarded("redis", lambda: redis_scenarios(bench))
+            run_group("redis", lambda: redis_scenarios(bench, sizes))
         if "memcached" in groups:
             from bench_shared import memcached_scenarios
 
-            scenarios += _guarded("memcached", lambda: memcached_scenarios(bench))
-        for s in scenarios:
-            s.finish()
-            print_scenario(s)
-        print_work(work)
+            run_group("memcached", lambda: memcached_scenarios(bench, sizes))
+        if "file" in groups:
+            from zipf_shared import file_zipf_scenarios
+
+            run_group("file", lambda: file_zipf_scenarios(bench, sizes))
+        if "import" in groups:
+            from targets import import_scenario
+
+            run_group("import", lambda: [import_scenario(import_repeats)])
         if "bus" in groups:
             from bench_bus import bus_latency
 
             try:
-                bus = bus_latency(100 if args.quick else 300)
+                bus = bus_latency(bus_iterations)
             except Exception as exc:
                 traceback.print_exc()
                 bus = {"status": "n/a", "note": f"{type(exc).__name__}: {exc}"}
@@ -306,10 +385,14 @@ def main(argv: list[str] | None = None) -> int:
         if "hit_ratio" in groups:
             from hit_ratio import hit_ratios, print_table
 
-            hit_ratio = hit_ratios(quick=args.quick)
+            hit_ratio = hit_ratios(mode=mode)
             print_table(hit_ratio)
     finally:
         bench.close()
+    from targets import evaluate, print_targets
+
+    targets = evaluate(scenarios, hit_ratio)
+    print_targets(targets)
 
     machine["load_average_end"] = _load()
     machine["seconds"] = round(time.monotonic() - started, 1)
@@ -317,12 +400,19 @@ def main(argv: list[str] | None = None) -> int:
     if args.no_write or (set(groups) != set(GROUPS) and not args.write):
         print("results not written (subset or --no-write; use --write to force)")
         return 0
-    RESULTS.write_text(json.dumps({"machine": machine, "scenarios": [s.as_dict() for s in scenarios],
+    results, doc = (args.out / "results.json", args.out / "benchmarks.md") if args.out else (RESULTS, DOC)
+    if mode == "smoke" and not args.out:
+        print("smoke results not written (tiny sizes); pass --out DIR to keep them")
+        return 0
+    doc.parent.mkdir(parents=True, exist_ok=True)
+    results.write_text(json.dumps({"machine": machine, "targets": targets,
+                                   "scenarios": [s.as_dict() for s in scenarios],
                                    "work_per_operation": work, "bus": bus, "hit_ratio": hit_ratio},
                                   indent=2) + "\n")
-    DOC.parent.mkdir(parents=True, exist_ok=True)
-    DOC.write_text(markdown(machine, scenarios, bus, work, hit_ratio))
-    print(f"wrote {RESULTS.relative_to(ROOT)} and {DOC.relative_to(ROOT)}")
+    doc.write_text(markdown(machine, scenarios, bus, work, hit_ratio, targets))
+    print(f"wrote {results} and {doc}")
+    if doc == DOC and quote_bus(bus):
+        print(f"updated the bus latencies quoted in {QUOTES.relative_to(ROOT)}")
     return 0
 
 
