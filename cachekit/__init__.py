@@ -11,11 +11,12 @@ pandas or ipywidgets is imported until a feature needs it.
 
 from __future__ import annotations
 
+import sys
 from importlib import import_module
-from typing import Any
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
 
 from .clock import Clock, FakeClock, SystemClock
-from .config.models import CacheConfig
 from .errors import (
     CacheError,
     ConfigError,
@@ -29,20 +30,36 @@ from .errors import (
     UnsupportedOperation,
     ValueTooLargeError,
 )
-from .facade import Cache, current_runtime, load
-from .providers.base import MISSING, CacheDriver
-from .runtime.atomic_lock import Lock
-from .runtime.events import CacheEvent
-from .runtime.region import Region, TaggedCache
-from .runtime.runtime import InvalidationResult, Runtime
 
-# the function, not the module, is ``cachekit.simulate`` (imported here so it stays bound over the module)
-from .simulate import Trace, simulate
+if TYPE_CHECKING:  # what the names below are, for type checkers and editors
+    from .config.models import CacheConfig
+    from .facade import Cache, current_runtime, load
+    from .providers.base import MISSING, CacheDriver
+    from .runtime.atomic_lock import Lock
+    from .runtime.events import CacheEvent
+    from .runtime.region import Region, TaggedCache
+    from .runtime.runtime import InvalidationResult, Runtime
+    from .simulate import Trace, simulate
 
 __version__ = "0.1.0"
 
-# Names served lazily from their modules (seed 003 services and decorators, config helpers).
+# Every other public name is served lazily from its module (as pydantic does): `import cachekit` costs
+# the two small modules above, and a name's module (pydantic models, the runtime) loads on first use.
 _LAZY = {
+    "CacheConfig": "cachekit.config.models",
+    "Cache": "cachekit.facade",
+    "current_runtime": "cachekit.facade",
+    "load": "cachekit.facade",
+    "MISSING": "cachekit.providers.base",
+    "CacheDriver": "cachekit.providers.base",
+    "Lock": "cachekit.runtime.atomic_lock",
+    "CacheEvent": "cachekit.runtime.events",
+    "Region": "cachekit.runtime.region",
+    "TaggedCache": "cachekit.runtime.region",
+    "InvalidationResult": "cachekit.runtime.runtime",
+    "Runtime": "cachekit.runtime.runtime",
+    "Trace": "cachekit.simulate",
+    "simulate": "cachekit.simulate",
     "load_config": "cachekit.config.loader",
     "parse_config": "cachekit.config.loader",
     "json_schema": "cachekit.config.schema",
@@ -84,6 +101,18 @@ def __getattr__(name: str) -> Any:
 
 def __dir__() -> list[str]:
     return sorted([*globals(), *_LAZY])
+
+
+class _Package(ModuleType):
+    """``cachekit.simulate`` is the function: importing the submodule of that name must not rebind it."""
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name == "simulate" and isinstance(value, ModuleType):
+            return
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package
 
 
 __all__ = [
