@@ -21,21 +21,19 @@ from ..providers.base import MISSING
 from .atomic_lock import Lock
 from .bus import Broadcast
 from .counters import CounterMixin
-from .deadline import current_call, one_call
-from .generations import generation_life
+from .deadline import one_call
 from .l1 import L1
 from .locks import NoLocks
 from .plans import Plan, drive, many_plan, put_many_plan
 from .policy import INF, Policy, normalize_ttl
 from .region_async import ASK_L2, AsyncRegionMixin, Stale, is_async_callable
+from .region_invalidation import InvalidationMixin
 from .remember import RememberMixin
 from .singleflight import SingleFlight
 from .tags import TaggedCache
 from .tier import LocalTier, SharedTier, Tier
 
 __all__ = ["Region", "RegionParts", "TaggedCache", "is_async_callable"]
-
-_NO_KEYS: list[str] = []  # shared and never mutated: "no generations apply"
 
 
 @dataclass(frozen=True)
@@ -51,7 +49,7 @@ class RegionParts:
     events: Any = None  # the runtime's event listeners (:class:`~cachekit.runtime.events.Events`)
 
 
-class Region(RememberMixin, AsyncRegionMixin, CounterMixin):
+class Region(RememberMixin, AsyncRegionMixin, CounterMixin, InvalidationMixin):
     """The repository of one region: ``put get has forget flush remember forever get_many
     put_many increment decrement tags`` and their async twins (``aget``, ``aput``...).
 
@@ -241,25 +239,6 @@ class Region(RememberMixin, AsyncRegionMixin, CounterMixin):
         stats.hits += 1
         return entry[0]
 
-    # -- L1 maintenance -------------------------------------------------------------------
-    def drop_l1(self, keys: Iterable[str] | None) -> None:
-        """Remove ``keys`` (``None``: everything) from L1 and advance its epoch; no bus message."""
-        if self._near is not None:
-            self._near.drop(keys)
-
-    def _l1_forget(self, key: str) -> None:
-        """After a change of ``key`` in L2: drop it from this L1 and tell the other processes."""
-        if self._near is not None:
-            self._near.drop((key,))
-            self._publish("forget", key)
-
-    def _publish(self, kind: str, key: Any) -> None:
-        """Tell the other processes' L1s (a bus failure is counted); skipped (counted) in a call that
-        found its store down: it kept what their L1s hold, and the bus most likely shares its fate."""
-        within = current_call()
-        if (within is not None and within.down) or not self._broadcast.publish(self.name, kind, key):
-            self.stats.errors += 1
-
     # -- L2 reads ---------------------------------------------------------------------------
     def _fetch(self, key: str, tags: tuple[str, ...]) -> Any:
         """The entry for ``key`` from L2 with its stamps checked, or MISSING."""
@@ -270,43 +249,11 @@ class Region(RememberMixin, AsyncRegionMixin, CounterMixin):
         if not self._batched:
             return {k: self.lookup(k, tags) for k in keys}
         found = drive(self.l2, self._many_plan(keys, tags))
-        if found is None:  # one unreadable payload: do not lose the whole batch
+        # one undecodable payload fails the whole multi-get, but the store is up (not an outage):
+        # key by key, the readable entries are still served and only the bad one is a miss
+        if found is None:
             return {k: self.lookup(k, tags) for k in keys}
         return found  # type: ignore[no-any-return]
-
-    # -- generations ----------------------------------------------------------------------
-    def _gen_keys(self, key: str, tags: Iterable[str]) -> list[str]:
-        if not tags and not self._stamped:
-            return _NO_KEYS
-        gen_key = self.l2.gen_key
-        keys = [gen_key("tag", t) for t in tags]
-        for regex, rule in self.policy.pattern_rules:
-            if regex.match(key):
-                keys.append(gen_key("rule", rule))
-        if self._region_gen is not None:
-            keys.append(self._region_gen)
-        return keys
-
-    def _stamps_plan(self, key: str, tags: tuple[str, ...], keep: float | None = None) -> Plan:
-        """The stamps a new entry carries: ``None`` (none apply), a tuple, or ``False`` (store failing).
-
-        ``keep`` is how long the store keeps the entry (``None``: no expiry); the generation keys it
-        is stamped with must live at least that long."""
-        gen_keys = self._gen_keys(key, tags)
-        if not gen_keys:
-            return None
-        life = generation_life(self.policy, keep)
-        return (yield from self.l2.stamps_plan(gen_keys, life))
-
-    def bump(self, kind: str, names: Iterable[str]) -> int:
-        """Advance the generation of tags / rules: every entry stamped with them becomes a miss."""
-        tier = self.l2
-        count = 0
-        for name in names:
-            if tier.advance(tier.gen_key(kind, name)):
-                count += 1
-        self._clear_l1()
-        return count
 
     # -- writes ---------------------------------------------------------------------------
     def put(self, key: str, value: Any, ttl: Any = None) -> bool:
@@ -389,7 +336,8 @@ class Region(RememberMixin, AsyncRegionMixin, CounterMixin):
         return many_plan(self.l2, keys, gen_keys, self._now, self.stats)  # type: ignore[arg-type]
 
     def _put_one_by_one(self) -> bool:
-        # stamps (declared patterns, the region generation) are read per key: a batch cannot carry them
+        # stamps (declared patterns, the region generation) force per-key writes: each key's stamps are
+        # the generations it matches, read (and kept alive) with its own write; a batch is unstamped
         return not self._batched or bool(self.policy.pattern_rules or self._region_gen)
 
     def forget(self, key: str) -> bool:
@@ -434,11 +382,6 @@ class Region(RememberMixin, AsyncRegionMixin, CounterMixin):
 
     clear = flush
 
-    def _clear_l1(self) -> None:
-        if self._near is not None:
-            self._near.drop(None)
-            self._publish("clear", None)
-
     # -- patterns -------------------------------------------------------------------------
     def keys(self, pattern: str = "*") -> list[str]:
         """Keys of this region matching a glob; raises UnsupportedOperation where the store cannot list.
@@ -446,19 +389,6 @@ class Region(RememberMixin, AsyncRegionMixin, CounterMixin):
         A failing store gives ``[]`` (the error counted), or raises with ``on_error = "raise"``."""
         found = self.l2.scan(pattern)
         return [] if found is None else found
-
-    # -- tags -----------------------------------------------------------------------------
-    def tags(self, names: Iterable[str] | str, *more: str) -> TaggedCache:
-        """A view whose writes carry ``names``; ``.flush()`` drops entries carrying ANY of them."""
-        names = [names] if isinstance(names, str) else list(names)
-        return TaggedCache(self, tuple(names) + more)
-
-    def flush_tags(self, names: tuple[str, ...]) -> bool:
-        """Invalidate every entry carrying any of ``names`` (``False``: the store is down; the
-        invalidation is replayed when it is back)."""
-        done = self.bump("tag", names)
-        self._broadcast.notify("invalidate", "", {"pattern": None, "tags": list(names), "regions": [self.name]})
-        return done == len(names)
 
     # -- misc -----------------------------------------------------------------------------
     def lock(self, name: str, seconds: float = 10, owner: str | None = None, *, wait: float | None = None) -> Lock:

@@ -72,7 +72,7 @@ class AsyncRegionMixin(_Base):
         if not self._batched:
             return {k: await self.alookup(k, tags) for k in keys}
         found = await adrive(self.l2, self._many_plan(keys, tags))
-        if found is None:
+        if found is None:  # one undecodable payload failed the batch: key by key (see lookup_many)
             return {k: await self.alookup(k, tags) for k in keys}
         return found  # type: ignore[no-any-return]
 

@@ -10,18 +10,16 @@ namespacing, so a region never builds a stored key by hand.
 from __future__ import annotations
 
 import asyncio
-import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any, TypeVar
 
-from ..errors import CacheError, ValueTooLargeError
 from ..providers.base import MISSING, CacheDriver
 from ..providers.memory import MemoryDriver
-from ..serializers import SerializationError, TamperedPayloadError
+from ..serializers import TamperedPayloadError
 from ..stats import Recorder
-from .breaker import Breaker, CircuitOpenError
-from .deadline import call_within, current, skipped
+from .breaker import Breaker
+from .error_policy import ErrorPolicy
 from .generations import LocalGenerations
 from .locks import NoLocks, RegionLocks
 from .plans import ADD, EXTEND_TTL, GET, GET_MANY, PUT, Plan, adrive, as_entry, drive
@@ -29,14 +27,12 @@ from .policy import INF, Policy, escape_glob
 
 __all__ = ["LocalTier", "SharedTier", "Tier"]
 
-log = logging.getLogger("cachekit")
 T = TypeVar("T")
 
 
-class Tier:
-    """What both kinds share: the driver, and ``call``, which runs a driver operation under the
-    provider's error policy: a failure is counted, logged once per outage (not per call), and
-    either re-raised (``on_error = "raise"``) or turned into ``fallback``."""
+class Tier(ErrorPolicy):
+    """What both kinds share: the driver, its namespace, and the provider's error policy
+    (``error_policy.py``: ``call`` runs a driver operation under it)."""
 
     __slots__ = ("breaker", "budget", "down", "driver", "namespace", "on_error", "provider", "raw_ints", "stats")
 
@@ -74,95 +70,6 @@ class Tier:
         cut = len(ns)
         # internal keys live outside ``prefix:region:`` (``prefix:__gen__:...``): no user key is filtered
         return [k[cut:] for k in found]
-
-    def call(self, fallback: T, fn: Callable[..., T], *args: Any) -> T:
-        breaker = self.breaker
-        if breaker is not None and breaker.tripped and not breaker.allow():
-            return self.skipped(fallback)
-        within = current()
-        if within is not None:
-            return call_within(self, within, fallback, fn, *args)
-        try:
-            result = fn(*args)
-        except Exception as exc:
-            return self.failed(exc, fallback)
-        if breaker is not None and (breaker.failures or breaker.tripped):
-            breaker.success()
-        if self.down:
-            self.recovered()
-        return result
-
-    async def acall(self, fallback: T, fn: Callable[..., Awaitable[T]], *args: Any) -> T:
-        """:meth:`call` for a driver's async twin."""
-        breaker = self.breaker
-        if breaker is not None and breaker.tripped and not breaker.allow():
-            return self.skipped(fallback)
-        within = current()
-        if within is not None:
-            if (within.down and self in within.down) or within.spent >= self.budget:
-                return skipped(self, within, fallback)
-            started = time.monotonic()
-        try:
-            result = await fn(*args)
-        except Exception as exc:
-            if within is not None:
-                within.spent += time.monotonic() - started
-            return self.failed(exc, fallback, within)
-        if within is not None:
-            within.spent += time.monotonic() - started
-        if breaker is not None and (breaker.failures or breaker.tripped):
-            breaker.success()
-        if self.down:
-            self.recovered()
-        return result
-
-    def failed(self, exc: BaseException, fallback: T, within: Any = None) -> T:
-        """Count a driver failure; re-raise it (caller's mistake or ``on_error = "raise"``) or
-        return ``fallback``."""
-        if isinstance(exc, CacheError) and not getattr(exc, "is_fault", True):
-            raise exc  # a caller's mistake (bad key...), not a store fault
-        self.stats.errors += 1
-        if isinstance(exc, (SerializationError, ValueTooLargeError)):
-            # a bad payload or an oversize value: counted, a miss or a failed write; not an outage
-            log.warning("cachekit provider %r: %s", self.provider, exc)
-            if self.on_error == "raise":
-                raise exc
-            return fallback
-        if within is not None:
-            within.down.append(self)  # the rest of this call skips the store
-        if not self.down:
-            self.down = True
-            log.warning("cachekit provider %r failed (%s: %s); counting errors until it recovers",
-                        self.provider, type(exc).__name__, exc)
-        if self.breaker is not None:
-            self.breaker.failure()
-        if self.on_error == "raise":
-            raise exc
-        return fallback
-
-    def skipped(self, fallback: T) -> T:
-        """A call the open circuit skipped: counted as an error, answered at once (no store call)."""
-        self.stats.errors += 1
-        if self.on_error == "raise":
-            raise CircuitOpenError(f"provider {self.provider!r}: circuit open, call skipped")
-        return fallback
-
-    def skipping(self) -> bool:
-        """The current region call skips this store from now on (``deadline.py``)."""
-        within = current()
-        return within is not None and (self in within.down or within.spent >= self.budget)
-
-    def answered(self) -> None:
-        """A store call inside a region call succeeded: the breaker's count closes, an outage ends."""
-        breaker = self.breaker
-        if breaker is not None and (breaker.failures or breaker.tripped):
-            breaker.success()
-        if self.down:
-            self.recovered()
-
-    def recovered(self) -> None:
-        self.down = False
-        log.warning("cachekit provider %r recovered", self.provider)
 
     async def off_loop(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run a blocking call in a worker thread (an in-process tier runs it inline)."""
