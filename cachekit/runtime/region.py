@@ -93,6 +93,7 @@ class Region(RememberMixin, AsyncRegionMixin, CounterMixin):
         if isinstance(l2, LocalTier):
             self._data_get = l2.memory.peek
             self._mem = l2.memory
+            self._put_until = l2.memory.put_until
         self._locks: NoLocks = l2.locks(policy)
         near = self._near
         if l1 is None:
@@ -311,9 +312,20 @@ class Region(RememberMixin, AsyncRegionMixin, CounterMixin):
     # -- writes ---------------------------------------------------------------------------
     def put(self, key: str, value: Any, ttl: Any = None) -> bool:
         """Store ``value``; ``ttl`` in seconds (or a ``timedelta``), default: the region's policy."""
-        self.policy.check_key(key)
-        return self.store(key, value, self.policy.ttl_for(key, ttl) if self._ttl_rules or ttl is not None
-                           else self.policy.ttl, ())
+        policy = self.policy
+        if type(key) is not str or not key.isascii() or not 0 < len(key) <= policy.max_key_length:
+            policy.check_key(key)  # the common key (ASCII, not empty, short enough) passes without the call
+        ttl = policy.ttl_for(key, ttl) if self._ttl_rules or ttl is not None else policy.ttl
+        if self._fast:  # what store() does on its fast path, without its frames
+            if ttl is None:
+                self._put_until(key, (value, INF, None), None)
+            else:
+                expires = self._now() + ttl
+                stale = policy.stale_ttl
+                self._put_until(key, (value, expires, None), expires + stale if stale else expires)
+            self.stats.sets += 1
+            return True
+        return self.store(key, value, ttl, ())
 
     set = put
 
@@ -333,10 +345,11 @@ class Region(RememberMixin, AsyncRegionMixin, CounterMixin):
         if self._fast and not tags:
             # private memory, no stamps, no L1: the plan would do exactly this
             if ttl is None:
-                self._mem.put(key, (value, INF, None), None)
+                self._mem.put_until(key, (value, INF, None), None)
             else:
+                expires = self._now() + ttl
                 stale = self.policy.stale_ttl
-                self._mem.put(key, (value, self._now() + ttl, None), ttl + stale if stale else ttl)
+                self._mem.put_until(key, (value, expires, None), expires + stale if stale else expires)
             self.stats.sets += 1
             return True
         if not self.policy.enabled:
