@@ -90,22 +90,31 @@ def many_plan(tier: SharedTier, keys: list[str], gen_keys: list[str], now: Calla
               stats: Recorder) -> Plan:
     """One multi-get for every key and every generation they depend on; hits and misses counted.
     ``None`` when the store answered with an unreadable payload (the caller goes key by key)."""
-    fulls = [tier.key(k) for k in keys]
+    namespace = tier.namespace  # tier.key(k), without a call per key
+    fulls = [namespace + k for k in keys]
     pending = tier.pending_now()  # see SharedTier.fetch_plan
     got = yield (GET_MANY, (fulls + gen_keys,), None)
-    if got is None and not tier.down:
-        return None
+    if got is None:
+        if not tier.down:
+            return None
+        stats.misses += len(keys)
+        return dict.fromkeys(keys, MISSING)
     t = now()
     out: dict[str, Any] = {}
+    hits = 0
     for k, full in zip(keys, fulls, strict=True):
-        entry = MISSING if got is None else tier.entry(got.get(full, MISSING))
+        entry = got.get(full, MISSING)
+        if type(entry) is not tuple or len(entry) != 3:  # an envelope passes as is (tier.entry would)
+            entry = tier.entry(entry)
+        # generations are checked only for an entry that carries stamps (current_plan: True without)
         if entry is not MISSING and entry[1] > t and (
-                yield from tier.current_plan(entry[2], got or {}, pending)):
-            stats.hits += 1
+                not entry[2] or (yield from tier.current_plan(entry[2], got, pending))):
+            hits += 1
             out[k] = entry[0]
         else:
-            stats.misses += 1
             out[k] = MISSING
+    stats.hits += hits
+    stats.misses += len(keys) - hits
     return out
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import fnmatch
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -90,6 +91,15 @@ class Policy:
         """``key``, checked (:meth:`check_key`)."""
         self.check_key(key)
         return key  # type: ignore[no-any-return]
+
+    def check_keys(self, keys: Iterable[Any]) -> None:
+        """:meth:`check_key` of each key; the common key (ASCII, not empty, not too long) is passed
+        without the call."""
+        limit = self.max_key_length
+        check = self.check_key
+        for key in keys:
+            if type(key) is not str or not key.isascii() or not 0 < len(key) <= limit:
+                check(key)
 
     def check_key(self, key: Any) -> None:
         if type(key) is not str:
