@@ -14,6 +14,7 @@ from ..errors import InvalidKeyError, InvalidTTLError
 __all__ = ["INF", "MAX_TTL", "InvalidKeyError", "Policy", "compile_glob", "has_glob", "normalize_ttl"]
 
 INF = float("inf")
+_STR_ONLY = {str}
 #: the longest TTL accepted (ten years): every store takes it (Redis, memcached as a timestamp)
 MAX_TTL = 10 * 365 * 86400
 #: a ``ttl`` meaning "no expiry", where ``None`` means "the region's default TTL" (``remember_forever``)
@@ -96,6 +97,9 @@ class Policy:
         """:meth:`check_key` of each key; the common key (ASCII, not empty, not too long) is passed
         without the call."""
         limit = self.max_key_length
+        if type(keys) is list and keys and set(map(type, keys)) == _STR_ONLY and "".join(keys).isascii() \
+                and min(map(len, keys)) > 0 and max(map(len, keys)) <= limit:
+            return  # the usual batch, checked in C loops
         check = self.check_key
         for key in keys:
             if type(key) is not str or not key.isascii() or not 0 < len(key) <= limit:
