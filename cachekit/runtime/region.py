@@ -164,6 +164,8 @@ class Region(RememberMixin, AsyncRegionMixin, CounterMixin):
         """``{key: value or default}``; shared stores answer in one round trip."""
         keys = list(keys)
         found = self.lookup_many(keys, ())
+        if id(MISSING) not in map(id, found.values()):  # every key a hit: the (fresh) dict as is
+            return found
         return {k: (default if found[k] is MISSING else found[k]) for k in keys}
 
     many = get_many
@@ -395,10 +397,11 @@ class Region(RememberMixin, AsyncRegionMixin, CounterMixin):
         return drive(self.l2, put_many_plan(self.l2, self.policy, self.stats, self._now(), mapping, ttl))  # type: ignore[no-any-return]
 
     def _many_plan(self, keys: list[str], tags: tuple[str, ...]) -> Plan:
+        self.policy.check_keys(keys)
         gen_keys: list[str] = []
-        for k in keys:
-            self.policy.check_key(k)
-            gen_keys.extend(g for g in self._gen_keys(k, tags) if g not in gen_keys)
+        if tags or self._stamped:  # else no key depends on a generation (_gen_keys: none)
+            for k in keys:
+                gen_keys.extend(g for g in self._gen_keys(k, tags) if g not in gen_keys)
         return many_plan(self.l2, keys, gen_keys, self._now, self.stats)  # type: ignore[arg-type]
 
     def _put_one_by_one(self) -> bool:
