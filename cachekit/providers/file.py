@@ -53,6 +53,7 @@ from .file_format import (
     listdir,
     mkdir,
     pack,
+    read_file,
     read_key,
     touch,
     unpack,
@@ -183,13 +184,16 @@ class FileDriver(FileBounds, CacheDriver):
             self._unlink(slot)
             return True
         payload = self._encode(value)
-        expires_at = _INF if ttl is None else self.clock() + ttl
+        expires_at = _INF if ttl is None else self.clock.now() + ttl
         blob = pack(slot[2], expires_at, payload)
         temp = write_temp(slot[1], blob)
         try:
-            with self._locked(slot[0]):
+            fd = self._acquire(slot[0])
+            try:
                 before = self._size_before(slot[1])
                 os.replace(temp, slot[1])
+            finally:
+                self._release(slot[0], fd)
         except BaseException as exc:
             with contextlib.suppress(OSError):
                 os.unlink(temp)
@@ -344,8 +348,7 @@ class FileDriver(FileBounds, CacheDriver):
         """
         path = slot[1]
         try:
-            with open(path, "rb") as f:
-                data = f.read()
+            data = read_file(path)
         except FileNotFoundError:
             return None
         except OSError as exc:
@@ -358,7 +361,7 @@ class FileDriver(FileBounds, CacheDriver):
             else:
                 self._discard(slot, data)
             raise
-        if expires_at <= self.clock():
+        if expires_at <= self.clock.now():
             if locked:
                 self._unlink_locked(path)
             else:
@@ -414,18 +417,35 @@ class FileDriver(FileBounds, CacheDriver):
     @contextlib.contextmanager
     def _locked(self, stripe: int) -> Iterator[None]:
         """Hold the key's stripe lock: a thread lock, then ``flock`` on the stripe's lock file."""
+        fd = self._acquire(stripe)
+        try:
+            yield
+        finally:
+            self._release(stripe, fd)
+
+    def _acquire(self, stripe: int) -> int | None:
+        """Take the stripe lock (:meth:`_locked` without the context manager, for ``put``); return
+        the lock file's descriptor for :meth:`_release` (``None`` without ``fcntl``)."""
         if self._pid != os.getpid():
             self._after_fork()
-        with self._thread_locks[stripe]:
-            if fcntl is None:  # pragma: no cover - Windows
-                yield
-                return
+        lock = self._thread_locks[stripe]
+        lock.acquire()
+        if fcntl is None:  # pragma: no cover - Windows
+            return None
+        try:
             fd = self._lock_fd(stripe)
             fcntl.flock(fd, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
+        except BaseException:
+            lock.release()
+            raise
+        return fd
+
+    def _release(self, stripe: int, fd: int | None) -> None:
+        try:
+            if fd is not None:
                 fcntl.flock(fd, fcntl.LOCK_UN)
+        finally:
+            self._thread_locks[stripe].release()
 
     def _lock_fd(self, stripe: int) -> int:
         fd = self._lock_fds.get(stripe)
