@@ -72,6 +72,7 @@ _SEP = os.sep
 #: seconds after which a temporary file is a crashed writer's leftover (a live writer's is younger)
 STALE_TEMP_AFTER = 60.0
 _LOCK_STRIPES = 64
+_SLOT_CACHE = 4096  # keys whose stripe, path and UTF-8 bytes are remembered (a digest per call saved)
 _INF = float("inf")
 
 # (lock stripe index, path of the entry file, UTF-8 key)
@@ -129,6 +130,7 @@ class FileDriver(FileBounds, CacheDriver):
         except OSError as exc:
             raise ProviderError(f"file cache: cannot create directory {str(self.path)!r}: {exc}") from exc
         self._root = str(self.path)
+        self._slots: dict[str, _Slot] = {}
         self._lock_dir = os.path.join(self._root, ".locks")
         self._lock_fds: dict[int, int] = {}
         self._thread_locks = [threading.Lock() for _ in range(_LOCK_STRIPES)]
@@ -336,10 +338,18 @@ class FileDriver(FileBounds, CacheDriver):
 
     # -- paths and files ------------------------------------------------------------------
     def _slot(self, key: str) -> _Slot:
+        slot = self._slots.get(key)
+        if slot is not None:
+            return slot
         raw = key.encode("utf-8", "surrogatepass")
         digest = sha256(raw).hexdigest()
         stripe = int(digest[:2], 16) % _LOCK_STRIPES
-        return stripe, f"{self._root}{_SEP}{digest[:2]}{_SEP}{digest}{SUFFIX}", raw
+        slot = stripe, f"{self._root}{_SEP}{digest[:2]}{_SEP}{digest}{SUFFIX}", raw
+        slots = self._slots
+        if len(slots) >= _SLOT_CACHE:  # a bounded memo of the digests of recent keys
+            slots.clear()
+        slots[key] = slot
+        return slot
 
     def _read_live(self, key: str, slot: _Slot, *, locked: bool = False) -> tuple[bytes, bytes] | None:
         """Return ``(file bytes, payload)`` of the live entry for ``key``, or ``None``.
