@@ -627,3 +627,18 @@ def test_a_json_serializer_never_unpickles_in_a_batch() -> None:
     pickled = Serializer("pickle").dumps(ENTRY)
     with pytest.raises(SerializationError, match="only pickle unpickles"):
         Serializer("json").loads_many([pickled, pickled])
+
+
+@pytest.mark.parametrize("text", [b" 1", b"1 ", b"\n[1, 2]\n", b"[1,2] x", b"", b"nul", b'{"~t":[1,null]}', b'"a" "b"'])
+def test_tagged_json_loads_reads_and_refuses_what_the_json_decoder_does(text: bytes) -> None:
+    import json
+
+    decoder = json.JSONDecoder(object_hook=tagged.untag)
+    try:
+        want: Any = decoder.decode(text.decode())
+    except json.JSONDecodeError as exc:
+        with pytest.raises(json.JSONDecodeError) as got:
+            tagged.tagged_json_loads(text)
+        assert str(got.value) == str(exc)
+    else:
+        assert tagged.tagged_json_loads(text) == want
