@@ -26,7 +26,7 @@ from .generations import generation_life
 from .l1 import L1
 from .locks import NoLocks
 from .plans import Plan, drive, many_plan, put_many_plan
-from .policy import INF, Policy, normalize_ttl
+from .policy import FOREVER, INF, Policy, normalize_ttl
 from .region_async import ASK_L2, AsyncRegionMixin, Stale, is_async_callable
 from .remember import RememberMixin
 from .singleflight import SingleFlight
@@ -93,7 +93,6 @@ class Region(RememberMixin, AsyncRegionMixin, CounterMixin):
         if isinstance(l2, LocalTier):
             self._data_get = l2.memory.peek
             self._mem = l2.memory
-            self._put_until = l2.memory.put_until
         self._locks: NoLocks = l2.locks(policy)
         near = self._near
         if l1 is None:
@@ -164,8 +163,6 @@ class Region(RememberMixin, AsyncRegionMixin, CounterMixin):
         """``{key: value or default}``; shared stores answer in one round trip."""
         keys = list(keys)
         found = self.lookup_many(keys, ())
-        if id(MISSING) not in map(id, found.values()):  # every key a hit: the (fresh) dict as is
-            return found
         return {k: (default if found[k] is MISSING else found[k]) for k in keys}
 
     many = get_many
@@ -316,15 +313,11 @@ class Region(RememberMixin, AsyncRegionMixin, CounterMixin):
         """Store ``value``; ``ttl`` in seconds (or a ``timedelta``), default: the region's policy."""
         policy = self.policy
         if type(key) is not str or not key.isascii() or not 0 < len(key) <= policy.max_key_length:
-            policy.check_key(key)  # the common key (ASCII, not empty, short enough) passes without the call
+            policy.check_key(key)  # the common key (ASCII, not empty, not too long) passes without the call
         ttl = policy.ttl_for(key, ttl) if self._ttl_rules or ttl is not None else policy.ttl
-        if self._fast:  # what store() does on its fast path, without its frames
-            if ttl is None:
-                self._put_until(key, (value, INF, None), None)
-            else:
-                expires = self._now() + ttl
-                stale = policy.stale_ttl
-                self._put_until(key, (value, expires, None), expires + stale if stale else expires)
+        if self._fast:  # store()'s fast path (private memory, no stamps, no L1), one clock read
+            expires = INF if ttl is None else self._now() + ttl
+            self._mem.put_until(key, (value, expires, None), None if ttl is None else expires + (policy.stale_ttl or 0))
             self.stats.sets += 1
             return True
         return self.store(key, value, ttl, ())
@@ -344,16 +337,8 @@ class Region(RememberMixin, AsyncRegionMixin, CounterMixin):
             return self.put(key, value, ttl)
 
     def store(self, key: str, value: Any, ttl: float | None, tags: tuple[str, ...]) -> bool:
-        if self._fast and not tags:
-            # private memory, no stamps, no L1: the plan would do exactly this
-            if ttl is None:
-                self._mem.put_until(key, (value, INF, None), None)
-            else:
-                expires = self._now() + ttl
-                stale = self.policy.stale_ttl
-                self._mem.put_until(key, (value, expires, None), expires + stale if stale else expires)
-            self.stats.sets += 1
-            return True
+        if self._fast and not tags:  # private memory, no stamps, no L1: put() writes it as the plan would
+            return self.put(key, value, FOREVER if ttl is None else ttl)
         if not self.policy.enabled:
             return False
         stats = self.stats
@@ -399,9 +384,8 @@ class Region(RememberMixin, AsyncRegionMixin, CounterMixin):
     def _many_plan(self, keys: list[str], tags: tuple[str, ...]) -> Plan:
         self.policy.check_keys(keys)
         gen_keys: list[str] = []
-        if tags or self._stamped:  # else no key depends on a generation (_gen_keys: none)
-            for k in keys:
-                gen_keys.extend(g for g in self._gen_keys(k, tags) if g not in gen_keys)
+        for k in keys if tags or self._stamped else ():  # else no key depends on a generation
+            gen_keys.extend(g for g in self._gen_keys(k, tags) if g not in gen_keys)
         return many_plan(self.l2, keys, gen_keys, self._now, self.stats)  # type: ignore[arg-type]
 
     def _put_one_by_one(self) -> bool:

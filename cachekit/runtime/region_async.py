@@ -128,7 +128,5 @@ class AsyncRegionMixin(_Base):
     async def aget_many(self, keys: Iterable[str], default: Any = None) -> dict[str, Any]:
         keys = list(keys)
         found = await self.alookup_many(keys, ())
-        if id(MISSING) not in map(id, found.values()):  # every key a hit: the (fresh) dict as is
-            return found
         return {k: (default if found[k] is MISSING else found[k]) for k in keys}
 
