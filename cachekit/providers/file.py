@@ -32,7 +32,6 @@ import contextlib
 import fnmatch
 import os
 import threading
-import weakref
 from collections.abc import Iterable, Iterator
 from hashlib import sha256
 from pathlib import Path
@@ -46,12 +45,9 @@ from .file_format import (
     DIR_MODE,
     ENTRY_NAME,
     FANOUT_NAME,
-    FILE_MODE,
     HEADER,
     SUFFIX,
-    close_fds,
     listdir,
-    mkdir,
     pack,
     read_file,
     read_key,
@@ -59,19 +55,14 @@ from .file_format import (
     unpack,
     write_temp,
 )
+from .file_locks import LOCK_STRIPES, StripeLocks
 from .file_sweep import FileBounds
-
-try:
-    import fcntl
-except ImportError:  # pragma: no cover - Windows
-    fcntl = None  # type: ignore[assignment]
 
 __all__ = ["STALE_TEMP_AFTER", "FileDriver"]
 
 _SEP = os.sep
 #: seconds after which a temporary file is a crashed writer's leftover (a live writer's is younger)
 STALE_TEMP_AFTER = 60.0
-_LOCK_STRIPES = 64
 _SLOT_CACHE = 4096  # keys whose stripe, path and UTF-8 bytes are remembered (a digest per call saved)
 _INF = float("inf")
 
@@ -79,7 +70,7 @@ _INF = float("inf")
 _Slot = tuple[int, str, bytes]
 
 
-class FileDriver(FileBounds, CacheDriver):
+class FileDriver(FileBounds, StripeLocks, CacheDriver):
     """Store serialized entries as files under ``path``, safe to share between processes.
 
     >>> import tempfile
@@ -131,12 +122,7 @@ class FileDriver(FileBounds, CacheDriver):
             raise ProviderError(f"file cache: cannot create directory {str(self.path)!r}: {exc}") from exc
         self._root = str(self.path)
         self._slots: dict[str, _Slot] = {}
-        self._lock_dir = os.path.join(self._root, ".locks")
-        self._lock_fds: dict[int, int] = {}
-        self._thread_locks = [threading.Lock() for _ in range(_LOCK_STRIPES)]
-        self._fds_guard = threading.Lock()
-        self._pid = os.getpid()
-        self._finalizer = weakref.finalize(self, close_fds, self._lock_fds)
+        self._init_locks(self._root)
         #: the most entry files kept (``None``: no bound)
         self.max_size = max_size
         #: the most bytes of entry files kept (``None``: no bound)
@@ -331,11 +317,6 @@ class FileDriver(FileBounds, CacheDriver):
                 if key is not None and fnmatch.fnmatchcase(key, pattern):
                     yield key
 
-    def close(self) -> None:
-        """Close the lock files; the driver reopens them if used again. Safe to call twice."""
-        with self._fds_guard:
-            close_fds(self._lock_fds)
-
     # -- paths and files ------------------------------------------------------------------
     def _slot(self, key: str) -> _Slot:
         slot = self._slots.get(key)
@@ -343,7 +324,7 @@ class FileDriver(FileBounds, CacheDriver):
             return slot
         raw = key.encode("utf-8", "surrogatepass")
         digest = sha256(raw).hexdigest()
-        stripe = int(digest[:2], 16) % _LOCK_STRIPES
+        stripe = int(digest[:2], 16) % LOCK_STRIPES
         slot = stripe, f"{self._root}{_SEP}{digest[:2]}{_SEP}{digest}{SUFFIX}", raw
         slots = self._slots
         if len(slots) >= _SLOT_CACHE:  # a bounded memo of the digests of recent keys
@@ -422,64 +403,3 @@ class FileDriver(FileBounds, CacheDriver):
         return [
             os.path.join(self._root, name) for name in listdir(self._root) if FANOUT_NAME.fullmatch(name)
         ]
-
-    # -- locks ----------------------------------------------------------------------------
-    @contextlib.contextmanager
-    def _locked(self, stripe: int) -> Iterator[None]:
-        """Hold the key's stripe lock: a thread lock, then ``flock`` on the stripe's lock file."""
-        fd = self._acquire(stripe)
-        try:
-            yield
-        finally:
-            self._release(stripe, fd)
-
-    def _acquire(self, stripe: int) -> int | None:
-        """Take the stripe lock (:meth:`_locked` without the context manager, for ``put``); return
-        the lock file's descriptor for :meth:`_release` (``None`` without ``fcntl``)."""
-        if self._pid != os.getpid():
-            self._after_fork()
-        lock = self._thread_locks[stripe]
-        lock.acquire()
-        if fcntl is None:  # pragma: no cover - Windows
-            return None
-        try:
-            fd = self._lock_fd(stripe)
-            fcntl.flock(fd, fcntl.LOCK_EX)
-        except BaseException:
-            lock.release()
-            raise
-        return fd
-
-    def _release(self, stripe: int, fd: int | None) -> None:
-        try:
-            if fd is not None:
-                fcntl.flock(fd, fcntl.LOCK_UN)
-        finally:
-            self._thread_locks[stripe].release()
-
-    def _lock_fd(self, stripe: int) -> int:
-        fd = self._lock_fds.get(stripe)
-        if fd is not None:
-            return fd
-        with self._fds_guard:
-            fd = self._lock_fds.get(stripe)
-            if fd is None:
-                path = os.path.join(self._lock_dir, f"{stripe:02d}.lock")
-                try:
-                    try:
-                        fd = os.open(path, os.O_RDWR | os.O_CREAT, FILE_MODE)
-                    except FileNotFoundError:
-                        mkdir(self._lock_dir)
-                        fd = os.open(path, os.O_RDWR | os.O_CREAT, FILE_MODE)
-                except OSError as exc:
-                    raise ProviderError(f"file cache: cannot open lock file {path!r}: {exc}") from exc
-                self._lock_fds[stripe] = fd
-            return fd
-
-    def _after_fork(self) -> None:
-        # Inherited descriptors share the parent's open file description, hence its flock: drop them.
-        # Closing them in the child does not release the parent's locks.
-        self._fds_guard = threading.Lock()
-        self._thread_locks = [threading.Lock() for _ in range(_LOCK_STRIPES)]
-        close_fds(self._lock_fds)
-        self._pid = os.getpid()
