@@ -344,12 +344,7 @@ class Serializer:
 
     def loads_many(self, payloads: Iterable[Any], absent: Any = None) -> list[object]:
         """:meth:`loads` of each payload in order, ``None`` (a key the store did not have) answered as
-        ``absent``: a multi-get's decoding in one call.
-
-        >>> s = Serializer("pickle")
-        >>> s.loads_many([s.dumps("a"), None, b"7"], absent="-")
-        ['a', '-', 7]
-        """
+        ``absent``: a multi-get's decoding in one call."""
         plain = self._plain
         if plain and type(payloads) is list and set(map(type, payloads)) == _BYTES_ONLY:
             # every key present, bytes: one shared header (the usual batch) is decoded in C loops
@@ -360,21 +355,8 @@ class Serializer:
                     return list(map(decode, map(_BODY, payloads)))
                 except Exception:  # one bad payload: decoded one by one below, which raises its error
                     pass
-        out = []
-        append = out.append
-        for data in payloads:
-            if data is None:
-                append(absent)
-                continue
-            decode = plain.get(data[:_HEADER_SIZE]) if type(data) is bytes else None
-            if decode is not None:
-                try:
-                    append(decode(data[_HEADER_SIZE:]))
-                    continue
-                except Exception:  # loads() decodes it again and raises the error
-                    pass
-            append(self.loads(data))
-        return out
+        loads = self.loads
+        return [absent if data is None else loads(data) for data in payloads]
 
 
 def _rebuild(name: str, compress_threshold: int | None, key: bytes | None) -> Serializer:
