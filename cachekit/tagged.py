@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import json
+import json.scanner
 from collections.abc import Callable
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
@@ -156,7 +157,11 @@ def json_loads(body: bytes) -> Any:
 
 # Built once: json.dumps / json.loads with options build a new encoder / decoder on every call.
 _JSON_ENCODE = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
-_TAGGED_JSON_DECODE = json.JSONDecoder(object_hook=untag).decode
+_TAGGED_JSON_DECODER = json.JSONDecoder(object_hook=untag)
+_TAGGED_JSON_DECODE = _TAGGED_JSON_DECODER.decode
+# decode() is scan_once framed by two whitespace matches: a payload without surrounding whitespace
+# (all that dumps writes) goes to the scanner directly, anything else through decode()
+_TAGGED_JSON_SCAN = json.scanner.make_scanner(_TAGGED_JSON_DECODER)
 
 
 def tagged_json_dumps(obj: Any) -> bytes:
@@ -164,7 +169,12 @@ def tagged_json_dumps(obj: Any) -> bytes:
 
 
 def tagged_json_loads(body: bytes) -> Any:
-    return _TAGGED_JSON_DECODE(body.decode("utf-8"))
+    text = body.decode("utf-8")
+    try:
+        obj, end = _TAGGED_JSON_SCAN(text, 0)
+    except StopIteration:
+        return _TAGGED_JSON_DECODE(text)  # raises the error decode() reports (or skips whitespace)
+    return obj if end == len(text) else _TAGGED_JSON_DECODE(text)
 
 
 _msgpack: Any = None

@@ -32,7 +32,6 @@ import contextlib
 import fnmatch
 import os
 import threading
-import weakref
 from collections.abc import Iterable, Iterator
 from hashlib import sha256
 from pathlib import Path
@@ -46,38 +45,32 @@ from .file_format import (
     DIR_MODE,
     ENTRY_NAME,
     FANOUT_NAME,
-    FILE_MODE,
     HEADER,
     SUFFIX,
-    close_fds,
     listdir,
-    mkdir,
     pack,
+    read_file,
     read_key,
     touch,
     unpack,
     write_temp,
 )
+from .file_locks import LOCK_STRIPES, StripeLocks
 from .file_sweep import FileBounds
-
-try:
-    import fcntl
-except ImportError:  # pragma: no cover - Windows
-    fcntl = None  # type: ignore[assignment]
 
 __all__ = ["STALE_TEMP_AFTER", "FileDriver"]
 
 _SEP = os.sep
 #: seconds after which a temporary file is a crashed writer's leftover (a live writer's is younger)
 STALE_TEMP_AFTER = 60.0
-_LOCK_STRIPES = 64
+_SLOT_CACHE = 4096  # keys whose stripe, path and UTF-8 bytes are remembered (a digest per call saved)
 _INF = float("inf")
 
 # (lock stripe index, path of the entry file, UTF-8 key)
 _Slot = tuple[int, str, bytes]
 
 
-class FileDriver(FileBounds, CacheDriver):
+class FileDriver(FileBounds, StripeLocks, CacheDriver):
     """Store serialized entries as files under ``path``, safe to share between processes.
 
     >>> import tempfile
@@ -128,12 +121,8 @@ class FileDriver(FileBounds, CacheDriver):
         except OSError as exc:
             raise ProviderError(f"file cache: cannot create directory {str(self.path)!r}: {exc}") from exc
         self._root = str(self.path)
-        self._lock_dir = os.path.join(self._root, ".locks")
-        self._lock_fds: dict[int, int] = {}
-        self._thread_locks = [threading.Lock() for _ in range(_LOCK_STRIPES)]
-        self._fds_guard = threading.Lock()
-        self._pid = os.getpid()
-        self._finalizer = weakref.finalize(self, close_fds, self._lock_fds)
+        self._slots: dict[str, _Slot] = {}
+        self._init_locks(self._root)
         #: the most entry files kept (``None``: no bound)
         self.max_size = max_size
         #: the most bytes of entry files kept (``None``: no bound)
@@ -183,13 +172,16 @@ class FileDriver(FileBounds, CacheDriver):
             self._unlink(slot)
             return True
         payload = self._encode(value)
-        expires_at = _INF if ttl is None else self.clock() + ttl
+        expires_at = _INF if ttl is None else self.clock.now() + ttl
         blob = pack(slot[2], expires_at, payload)
         temp = write_temp(slot[1], blob)
         try:
-            with self._locked(slot[0]):
+            fd = self._acquire(slot[0])
+            try:
                 before = self._size_before(slot[1])
                 os.replace(temp, slot[1])
+            finally:
+                self._release(slot[0], fd)
         except BaseException as exc:
             with contextlib.suppress(OSError):
                 os.unlink(temp)
@@ -325,17 +317,20 @@ class FileDriver(FileBounds, CacheDriver):
                 if key is not None and fnmatch.fnmatchcase(key, pattern):
                     yield key
 
-    def close(self) -> None:
-        """Close the lock files; the driver reopens them if used again. Safe to call twice."""
-        with self._fds_guard:
-            close_fds(self._lock_fds)
-
     # -- paths and files ------------------------------------------------------------------
     def _slot(self, key: str) -> _Slot:
+        slot = self._slots.get(key)
+        if slot is not None:
+            return slot
         raw = key.encode("utf-8", "surrogatepass")
         digest = sha256(raw).hexdigest()
-        stripe = int(digest[:2], 16) % _LOCK_STRIPES
-        return stripe, f"{self._root}{_SEP}{digest[:2]}{_SEP}{digest}{SUFFIX}", raw
+        stripe = int(digest[:2], 16) % LOCK_STRIPES
+        slot = stripe, f"{self._root}{_SEP}{digest[:2]}{_SEP}{digest}{SUFFIX}", raw
+        slots = self._slots
+        if len(slots) >= _SLOT_CACHE:  # a bounded memo of the digests of recent keys
+            slots.clear()
+        slots[key] = slot
+        return slot
 
     def _read_live(self, key: str, slot: _Slot, *, locked: bool = False) -> tuple[bytes, bytes] | None:
         """Return ``(file bytes, payload)`` of the live entry for ``key``, or ``None``.
@@ -344,8 +339,7 @@ class FileDriver(FileBounds, CacheDriver):
         """
         path = slot[1]
         try:
-            with open(path, "rb") as f:
-                data = f.read()
+            data = read_file(path)
         except FileNotFoundError:
             return None
         except OSError as exc:
@@ -358,7 +352,7 @@ class FileDriver(FileBounds, CacheDriver):
             else:
                 self._discard(slot, data)
             raise
-        if expires_at <= self.clock():
+        if expires_at <= self.clock.now():
             if locked:
                 self._unlink_locked(path)
             else:
@@ -409,47 +403,3 @@ class FileDriver(FileBounds, CacheDriver):
         return [
             os.path.join(self._root, name) for name in listdir(self._root) if FANOUT_NAME.fullmatch(name)
         ]
-
-    # -- locks ----------------------------------------------------------------------------
-    @contextlib.contextmanager
-    def _locked(self, stripe: int) -> Iterator[None]:
-        """Hold the key's stripe lock: a thread lock, then ``flock`` on the stripe's lock file."""
-        if self._pid != os.getpid():
-            self._after_fork()
-        with self._thread_locks[stripe]:
-            if fcntl is None:  # pragma: no cover - Windows
-                yield
-                return
-            fd = self._lock_fd(stripe)
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(fd, fcntl.LOCK_UN)
-
-    def _lock_fd(self, stripe: int) -> int:
-        fd = self._lock_fds.get(stripe)
-        if fd is not None:
-            return fd
-        with self._fds_guard:
-            fd = self._lock_fds.get(stripe)
-            if fd is None:
-                path = os.path.join(self._lock_dir, f"{stripe:02d}.lock")
-                try:
-                    try:
-                        fd = os.open(path, os.O_RDWR | os.O_CREAT, FILE_MODE)
-                    except FileNotFoundError:
-                        mkdir(self._lock_dir)
-                        fd = os.open(path, os.O_RDWR | os.O_CREAT, FILE_MODE)
-                except OSError as exc:
-                    raise ProviderError(f"file cache: cannot open lock file {path!r}: {exc}") from exc
-                self._lock_fds[stripe] = fd
-            return fd
-
-    def _after_fork(self) -> None:
-        # Inherited descriptors share the parent's open file description, hence its flock: drop them.
-        # Closing them in the child does not release the parent's locks.
-        self._fds_guard = threading.Lock()
-        self._thread_locks = [threading.Lock() for _ in range(_LOCK_STRIPES)]
-        close_fds(self._lock_fds)
-        self._pid = os.getpid()

@@ -19,6 +19,7 @@ file is detected even when its payload would still unpickle. The payload is what
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import re
 import secrets
@@ -39,6 +40,10 @@ FANOUT_NAME = re.compile(r"[0-9a-f]{2}")
 FILE_MODE = 0o600
 DIR_MODE = 0o700
 TEMP_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0)
+READ_FLAGS = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
+READ_CHUNK = 65536
+_TEMP_TAG = secrets.token_hex(4)
+_TEMP_SEQ = itertools.count()
 TOUCH_AFTER = 1.0  # a read touches an entry's mtime when it is older than this (bounded stores only)
 
 
@@ -118,12 +123,34 @@ def close_fds(fds: dict[int, int]) -> None:
             os.close(fd)
 
 
+def read_file(path: str) -> bytes:
+    """The whole content of the file at ``path`` (``os.read`` on a descriptor: no buffered file object).
+
+    A file as long as its header says is read in one call; anything else is read to the end, so a
+    corrupt file (longer or shorter than its header says) reads as it is and :func:`unpack` rejects it."""
+    fd = os.open(path, READ_FLAGS)
+    try:
+        data = os.read(fd, READ_CHUNK)
+        if len(data) < READ_CHUNK and len(data) >= HEADER.size:
+            _magic, _crc, _expires, key_len, payload_len = HEADER.unpack_from(data)
+            if len(data) == HEADER.size + key_len + payload_len:
+                return data  # all of it (a regular file's read is short only at its end)
+        chunks = [data]
+        while data:
+            data = os.read(fd, READ_CHUNK)
+            chunks.append(data)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
+
+
 def write_temp(path: str, blob: bytes) -> str:
     """Write ``blob`` to a new temporary file next to ``path``; return its name."""
-    directory, name = os.path.split(path)
+    directory, _sep, name = path.rpartition(os.sep)
     for _attempt in range(3):
-        # Random part: pids alone can collide between containers sharing the directory.
-        temp = os.path.join(directory, f".{name}.{os.getpid()}.{secrets.token_hex(6)}.tmp")
+        # A random part drawn once per process and a counter: pids alone can collide between
+        # containers sharing the directory (and O_EXCL refuses a name in use: the next is tried).
+        temp = f"{directory}{os.sep}.{name}.{os.getpid()}.{_TEMP_TAG}{next(_TEMP_SEQ):x}.tmp"
         try:
             fd = os.open(temp, TEMP_FLAGS, FILE_MODE)
         except FileNotFoundError:
@@ -134,8 +161,12 @@ def write_temp(path: str, blob: bytes) -> str:
         except OSError as exc:
             raise ProviderError(f"file cache: cannot create {temp!r}: {exc}") from exc
         try:
-            with open(fd, "wb") as f:
-                f.write(blob)
+            try:
+                view = memoryview(blob)
+                while view:
+                    view = view[os.write(fd, view):]
+            finally:
+                os.close(fd)
         except BaseException as exc:
             with contextlib.suppress(OSError):
                 os.unlink(temp)

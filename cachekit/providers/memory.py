@@ -66,9 +66,13 @@ class MemoryDriver(CacheDriver):
         self.peek = self.data.get
 
     def resize(self, max_size: int | None) -> None:
-        """Change the bound live (a hot-applied ``max_size``); entries past it go on the next write."""
-        self.max_size = max_size
-        self._half = (max_size // 2) if max_size else None
+        """Change the bound live (a hot-applied ``max_size``); entries past it go at once."""
+        with self._lock:
+            self.max_size = max_size
+            self._half = half = (max_size // 2) if max_size else None
+            if half is not None and len(self.data) > half:
+                self.lru_active = True
+                self._evict()
 
     # -- required -------------------------------------------------------------------------
     def get(self, key: str) -> Any:
@@ -84,19 +88,35 @@ class MemoryDriver(CacheDriver):
         return value
 
     def put(self, key: str, value: Any, ttl: float | None = None) -> bool:
-        with self._lock:
-            data = self.data
+        return self.put_until(key, value, None if ttl is None else self._now() + ttl)
+
+    def put_until(self, key: str, value: Any, deadline: float | None) -> bool:
+        """:meth:`put` with an absolute ``deadline`` on this store's clock (``None``: no expiry):
+        the region's write, which has read the clock for its entry's own ``expires_at``.
+
+        Overwriting a key leaves the size unchanged: nothing to evict; its LRU position moves
+        only once LRU order is kept (the store half full, as for hits)."""
+        data = self.data
+        lock = self._lock
+        lock.acquire()
+        try:
             if key in data:
-                data.move_to_end(key)
-            data[key] = value
-            if ttl is not None:
-                self.expiry[key] = self._now() + ttl
+                data[key] = value
+                if self.lru_active:
+                    data.move_to_end(key)
+            else:
+                data[key] = value
+                half = self._half
+                if half is not None and len(data) > half:
+                    self.lru_active = True
+                    if len(data) > self.max_size:  # type: ignore[operator]
+                        self._evict()
+            if deadline is not None:
+                self.expiry[key] = deadline
             elif key in self.expiry:
                 del self.expiry[key]
-            if self._half is not None and len(data) > self._half:
-                self.lru_active = True
-                if len(data) > self.max_size:  # type: ignore[operator]
-                    self._evict()
+        finally:
+            lock.release()
         return True
 
     def forget(self, key: str) -> bool:

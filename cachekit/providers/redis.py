@@ -214,9 +214,8 @@ class RedisDriver(CacheDriver):
             raise ValueTooLargeError(f"encoded value is {len(payload)} bytes; max_value_size is {limit}")
         return payload
 
-    def _decoded(self, keys: list[str], values: Iterable[bytes | None]) -> dict[str, Any]:
-        loads = self.serializer.loads
-        return {key: MISSING if data is None else loads(data) for key, data in zip(keys, values, strict=True)}
+    def _decoded(self, keys: list[str], values: list[bytes | None]) -> dict[str, Any]:
+        return dict(zip(keys, self.serializer.loads_many(values, MISSING), strict=True))
 
     def _set_pipeline(self, client: Callable[[], Any], mapping: Mapping[str, Any], ttl: float | None) -> Any:
         """A pipeline of ``SET key payload [PX ttl]`` on ``client()``, every value encoded first (one too

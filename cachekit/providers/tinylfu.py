@@ -359,14 +359,14 @@ class TinyLFUMemoryDriver(MemoryDriver):
                 ev.hit(key)
         return value
 
-    def put(self, key: str, value: Any, ttl: float | None = None) -> bool:
+    def put_until(self, key: str, value: Any, deadline: float | None) -> bool:
         with self._lock:
             data = self.data
             ev = self.eviction
             fresh = key not in data
             data[key] = value
-            if ttl is not None:
-                self.expiry[key] = self._now() + ttl
+            if deadline is not None:
+                self.expiry[key] = deadline
             elif key in self.expiry:
                 del self.expiry[key]
             if ev is not None:

@@ -10,6 +10,7 @@ and its async twin as references, so a plan never names a method by string.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Generator, Mapping
+from itertools import repeat
 from typing import TYPE_CHECKING, Any
 
 from ..providers.base import MISSING, CacheDriver
@@ -90,22 +91,34 @@ def many_plan(tier: SharedTier, keys: list[str], gen_keys: list[str], now: Calla
               stats: Recorder) -> Plan:
     """One multi-get for every key and every generation they depend on; hits and misses counted.
     ``None`` when the store answered with an unreadable payload (the caller goes key by key)."""
-    fulls = [tier.key(k) for k in keys]
+    namespace = tier.namespace  # tier.key(k), without a call per key
+    fulls = list(map(namespace.__add__, keys))
     pending = tier.pending_now()  # see SharedTier.fetch_plan
     got = yield (GET_MANY, (fulls + gen_keys,), None)
-    if got is None and not tier.down:
-        return None
+    if got is None:
+        if not tier.down:
+            return None
+        stats.misses += len(keys)
+        return dict.fromkeys(keys, MISSING)
     t = now()
     out: dict[str, Any] = {}
-    for k, full in zip(keys, fulls, strict=True):
-        entry = MISSING if got is None else tier.entry(got.get(full, MISSING))
+    hits = 0
+    for k, entry in zip(keys, map(got.get, fulls, repeat(MISSING)), strict=True):
+        if type(entry) is tuple and len(entry) == 3 and entry[2] is None and entry[1] > t:
+            hits += 1  # the usual answer: a fresh envelope without stamps, no generation to check
+            out[k] = entry[0]
+            continue
+        if type(entry) is not tuple or len(entry) != 3:  # an envelope passes as is (tier.entry would)
+            entry = tier.entry(entry)
+        # generations are checked only for an entry that carries stamps (current_plan: True without)
         if entry is not MISSING and entry[1] > t and (
-                yield from tier.current_plan(entry[2], got or {}, pending)):
-            stats.hits += 1
+                not entry[2] or (yield from tier.current_plan(entry[2], got, pending))):
+            hits += 1
             out[k] = entry[0]
         else:
-            stats.misses += 1
             out[k] = MISSING
+    stats.hits += hits
+    stats.misses += len(keys) - hits
     return out
 
 

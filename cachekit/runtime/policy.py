@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import fnmatch
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -13,6 +14,7 @@ from ..errors import InvalidKeyError, InvalidTTLError
 __all__ = ["INF", "MAX_TTL", "InvalidKeyError", "Policy", "compile_glob", "has_glob", "normalize_ttl"]
 
 INF = float("inf")
+_STR_ONLY = {str}
 #: the longest TTL accepted (ten years): every store takes it (Redis, memcached as a timestamp)
 MAX_TTL = 10 * 365 * 86400
 #: a ``ttl`` meaning "no expiry", where ``None`` means "the region's default TTL" (``remember_forever``)
@@ -90,6 +92,18 @@ class Policy:
         """``key``, checked (:meth:`check_key`)."""
         self.check_key(key)
         return key  # type: ignore[no-any-return]
+
+    def check_keys(self, keys: Iterable[Any]) -> None:
+        """:meth:`check_key` of each key; the common key (ASCII, not empty, not too long) is passed
+        without the call."""
+        limit = self.max_key_length
+        if type(keys) is list and keys and set(map(type, keys)) == _STR_ONLY and "".join(keys).isascii() \
+                and min(map(len, keys)) > 0 and max(map(len, keys)) <= limit:
+            return  # the usual batch, checked in C loops
+        check = self.check_key
+        for key in keys:
+            if type(key) is not str or not key.isascii() or not 0 < len(key) <= limit:
+                check(key)
 
     def check_key(self, key: Any) -> None:
         if type(key) is not str:

@@ -25,7 +25,7 @@ from .deadline import one_call
 from .l1 import L1
 from .locks import NoLocks
 from .plans import Plan, drive, many_plan, put_many_plan
-from .policy import INF, Policy, normalize_ttl
+from .policy import FOREVER, INF, Policy, normalize_ttl
 from .region_async import ASK_L2, AsyncRegionMixin, Stale, is_async_callable
 from .region_invalidation import InvalidationMixin
 from .remember import RememberMixin
@@ -258,9 +258,16 @@ class Region(RememberMixin, AsyncRegionMixin, CounterMixin, InvalidationMixin):
     # -- writes ---------------------------------------------------------------------------
     def put(self, key: str, value: Any, ttl: Any = None) -> bool:
         """Store ``value``; ``ttl`` in seconds (or a ``timedelta``), default: the region's policy."""
-        self.policy.check_key(key)
-        return self.store(key, value, self.policy.ttl_for(key, ttl) if self._ttl_rules or ttl is not None
-                           else self.policy.ttl, ())
+        policy = self.policy
+        if type(key) is not str or not key.isascii() or not 0 < len(key) <= policy.max_key_length:
+            policy.check_key(key)  # the common key (ASCII, not empty, not too long) passes without the call
+        ttl = policy.ttl_for(key, ttl) if self._ttl_rules or ttl is not None else policy.ttl
+        if self._fast:  # store()'s fast path (private memory, no stamps, no L1), one clock read
+            expires = INF if ttl is None else self._now() + ttl
+            self._mem.put_until(key, (value, expires, None), None if ttl is None else expires + (policy.stale_ttl or 0))
+            self.stats.sets += 1
+            return True
+        return self.store(key, value, ttl, ())
 
     set = put
 
@@ -277,15 +284,8 @@ class Region(RememberMixin, AsyncRegionMixin, CounterMixin, InvalidationMixin):
             return self.put(key, value, ttl)
 
     def store(self, key: str, value: Any, ttl: float | None, tags: tuple[str, ...]) -> bool:
-        if self._fast and not tags:
-            # private memory, no stamps, no L1: the plan would do exactly this
-            if ttl is None:
-                self._mem.put(key, (value, INF, None), None)
-            else:
-                stale = self.policy.stale_ttl
-                self._mem.put(key, (value, self._now() + ttl, None), ttl + stale if stale else ttl)
-            self.stats.sets += 1
-            return True
+        if self._fast and not tags:  # private memory, no stamps, no L1: put() writes it as the plan would
+            return self.put(key, value, FOREVER if ttl is None else ttl)
         if not self.policy.enabled:
             return False
         stats = self.stats
@@ -329,9 +329,9 @@ class Region(RememberMixin, AsyncRegionMixin, CounterMixin, InvalidationMixin):
         return drive(self.l2, put_many_plan(self.l2, self.policy, self.stats, self._now(), mapping, ttl))  # type: ignore[no-any-return]
 
     def _many_plan(self, keys: list[str], tags: tuple[str, ...]) -> Plan:
+        self.policy.check_keys(keys)
         gen_keys: list[str] = []
-        for k in keys:
-            self.policy.check_key(k)
+        for k in keys if tags or self._stamped else ():  # else no key depends on a generation
             gen_keys.extend(g for g in self._gen_keys(k, tags) if g not in gen_keys)
         return many_plan(self.l2, keys, gen_keys, self._now, self.stats)  # type: ignore[arg-type]
 

@@ -278,8 +278,8 @@ class SharedTier(Tier):
         else:
             got = {}
             entry = self.entry((yield (GET, (full,), MISSING)))
-        if entry is MISSING:
-            return MISSING
+        if entry is MISSING or not entry[2]:
+            return entry  # no stamps: no generation to check (current_plan would answer True)
         current = yield from self.current_plan(entry[2], got, pending)
         return entry if current else MISSING
 

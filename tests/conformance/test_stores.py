@@ -159,6 +159,22 @@ class StoreConformance(LockCases):
         got = r.get_many([f"k{i}" for i in range(22)])
         assert got == {**{f"k{i}": i for i in range(20)}, "k20": None, "k21": None}
 
+    def test_get_many_all_hits_misses_and_stored_none(self, rt: Runtime) -> None:
+        r = rt.region()
+        keys = [f"m{i}" for i in range(30)]
+        assert r.put_many({k: {"i": i} for i, k in enumerate(keys)}, ttl=60)
+        r.put("m7", None)
+        r.tags("t").put("m8", "tagged")  # an entry with a generation stamp, read by a plain get_many
+        every = r.get_many([*keys, "m3"], default="absent")  # every key a hit (one repeated)
+        assert every == {**{k: {"i": i} for i, k in enumerate(keys)}, "m7": None, "m8": "tagged"}
+        assert list(every) == keys
+        r.forget("m2")
+        r.tags("t").flush()  # m8's stamp is behind now: a miss
+        some = r.get_many(keys, default="absent")
+        assert some["m2"] == "absent" and some["m8"] == "absent" and some["m7"] is None
+        assert some["m0"] == {"i": 0} and some["m29"] == {"i": 29}
+        assert r.get_many([]) == {}
+
     def test_remember_and_forever(self, rt: Runtime) -> None:
         r = rt.region()
         calls: list[int] = []

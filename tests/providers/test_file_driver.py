@@ -207,7 +207,17 @@ def damage_header_only(path: Path) -> None:
     path.write_bytes(path.read_bytes()[:20])
 
 
+def damage_trailing_bytes(path: Path) -> None:
+    path.write_bytes(path.read_bytes() + b"tail")
+
+
+def damage_trailing_past_a_read(path: Path) -> None:
+    path.write_bytes(path.read_bytes() + b"\0" * 70_000)  # longer than one read of the file
+
+
 DAMAGES = [
+    damage_trailing_bytes,
+    damage_trailing_past_a_read,
     damage_truncate,
     damage_garbage,
     damage_flip_payload_byte,
@@ -486,3 +496,22 @@ def test_oversize_value_is_refused_and_the_previous_value_is_kept(tmp_path: Path
         assert r.get("k") == "small" and r.stats.errors == 1
     finally:
         rt.close()
+
+
+def test_entries_larger_than_one_read_round_trip(driver: FileDriver) -> None:
+    big = bytes(range(256)) * 1000  # 256 kB: read in several os.read calls
+    assert driver.put("big", big)
+    assert driver.get("big") == big
+    assert driver.get("big") == big  # the remembered digest of the key finds the same file
+
+
+def test_temporary_file_names_are_unique_and_reclaimable(driver: FileDriver) -> None:
+    from cachekit.providers.file_format import TEMP_NAME, write_temp
+
+    target = path_of(driver, "k")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    temps = {write_temp(str(target), b"x") for _ in range(50)}
+    assert len(temps) == 50
+    assert all(TEMP_NAME.fullmatch(Path(t).name) for t in temps)
+    for t in temps:
+        Path(t).unlink()

@@ -592,3 +592,53 @@ def test_property_random_bytes_never_pass_a_signed_serializer_unless_a_number(da
     else:
         with pytest.raises(SerializationError):
             s.loads(data)
+
+
+@pytest.mark.parametrize("name", FORMATS)
+def test_loads_many_answers_as_loads_does_each(name: str) -> None:
+    plain = Serializer(name, compress_threshold=64)
+    signed = Serializer(name, signing_key=KEY)
+    values = [ENTRY, ENTRY_FOREVER, "x" * 500, 7, None, {"k": [1, 2]}]
+    for s in (plain, signed):
+        payloads = [s.dumps(v) for v in values]
+        assert s.loads_many(payloads) == [s.loads(p) for p in payloads]
+        same = [s.dumps(ENTRY)] * 5  # one header: the batch path
+        assert s.loads_many(same) == [s.loads(p) for p in same]
+        assert s.loads_many([payloads[0], None, payloads[3]], absent="-") == [s.loads(payloads[0]), "-", 7]
+        assert s.loads_many([bytearray(payloads[0])]) == [s.loads(payloads[0])]
+    assert plain.loads_many([]) == []
+
+
+@pytest.mark.parametrize("name", FORMATS)
+def test_loads_many_raises_for_a_bad_payload_as_loads_does(name: str) -> None:
+    s = Serializer(name)
+    good = s.dumps(ENTRY)
+    bad = good[:3] + b"\xff garbage"  # a known header over a body that does not decode
+    with pytest.raises(SerializationError) as one:
+        s.loads(bad)
+    with pytest.raises(SerializationError) as many:
+        s.loads_many([good, bad, good])
+    assert str(many.value) == str(one.value)
+    with pytest.raises(TamperedPayloadError):
+        Serializer(name, signing_key=KEY).loads_many([good])  # unsigned: refused, batch or not
+
+
+def test_a_json_serializer_never_unpickles_in_a_batch() -> None:
+    pickled = Serializer("pickle").dumps(ENTRY)
+    with pytest.raises(SerializationError, match="only pickle unpickles"):
+        Serializer("json").loads_many([pickled, pickled])
+
+
+@pytest.mark.parametrize("text", [b" 1", b"1 ", b"\n[1, 2]\n", b"[1,2] x", b"", b"nul", b'{"~t":[1,null]}', b'"a" "b"'])
+def test_tagged_json_loads_reads_and_refuses_what_the_json_decoder_does(text: bytes) -> None:
+    import json
+
+    decoder = json.JSONDecoder(object_hook=tagged.untag)
+    try:
+        want: Any = decoder.decode(text.decode())
+    except json.JSONDecodeError as exc:
+        with pytest.raises(json.JSONDecodeError) as got:
+            tagged.tagged_json_loads(text)
+        assert str(got.value) == str(exc)
+    else:
+        assert tagged.tagged_json_loads(text) == want
