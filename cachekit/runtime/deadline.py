@@ -8,6 +8,11 @@ the time spent in store calls reached the tier's budget, the remaining store cal
 skipped and answered with their fallback (counted in ``errors``; with ``on_error = "raise"`` a
 ``ProviderError`` is raised). So a store that is down or black-holed costs one operation timeout
 per call, not one per store call, and the retry budget is spent once.
+
+Waiting *for* the store counts too: a process lock held by another call's store calls (a counter's
+read-modify-write) and the pauses between polls of the store's counter lock. :func:`acquire_within`
+and :func:`pause_within` wait no longer than what is left of the budget and add the wait to it, so
+eight threads queued on one lock behind a slow store do not each wait for all the others' timeouts.
 """
 
 from __future__ import annotations
@@ -20,7 +25,8 @@ from typing import Any, TypeVar
 
 from ..errors import ProviderError
 
-__all__ = ["MARGIN", "Call", "aone_call", "call_within", "current", "current_call", "one_call", "skipped"]
+__all__ = ["MARGIN", "Call", "acquire_within", "aone_call", "call_within", "current", "current_call", "one_call",
+           "pause_within", "skipped"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 T = TypeVar("T")
@@ -102,3 +108,31 @@ def skipped(tier: Any, within: Call, fallback: T) -> T:
             f"this call spent its budget ({tier.budget:g}s, [cache] call_timeout)"
         raise ProviderError(f"cachekit provider {tier.provider!r} skipped: the store {why}")
     return fallback
+
+
+def acquire_within(tier: Any, lock: Any) -> bool:
+    """Take ``lock`` (a process lock guarding store calls) for the current region call, waiting no
+    longer than what is left of its budget on ``tier``; the wait is added to the call's spent time.
+    Outside a region call it waits as long as it takes. ``False``: the lock did not come in time."""
+    if lock.acquire(blocking=False):
+        return True
+    within = _CALL.get()
+    if within is None:
+        return bool(lock.acquire())
+    left = tier.budget - within.spent
+    if left <= 0 or (within.down and tier in within.down):
+        return False
+    started = time.monotonic()
+    try:
+        return bool(lock.acquire(timeout=left))
+    finally:
+        within.spent += time.monotonic() - started
+
+
+def pause_within(tier: Any, seconds: float) -> None:
+    """Sleep ``seconds`` between two polls of the store; inside a region call, the pause is store
+    time of that call (so a poll loop stops once the budget is spent: ``Tier.skipping``)."""
+    time.sleep(seconds)
+    within = _CALL.get()
+    if within is not None:
+        within.spent += seconds
