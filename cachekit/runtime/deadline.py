@@ -13,6 +13,9 @@ Waiting *for* the store counts too: a process lock held by another call's store 
 read-modify-write) and the pauses between polls of the store's counter lock. :func:`acquire_within`
 and :func:`pause_within` wait no longer than what is left of the budget and add the wait to it, so
 eight threads queued on one lock behind a slow store do not each wait for all the others' timeouts.
+And while a store call runs, ``Call.until`` says when the budget ends: a driver that can shorten its
+socket timeouts to it does (memcached: ``providers/memcached_client.py``), so the call ends within its
+deadline; one that cannot (redis-py) overruns it by at most one operation timeout.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from contextvars import ContextVar
 from typing import Any, TypeVar
 
 from ..errors import ProviderError
+from ..providers.base import CALL
 
 __all__ = ["MARGIN", "Call", "acquire_within", "aone_call", "call_within", "current", "current_call", "one_call",
            "pause_within", "skipped"]
@@ -33,20 +37,24 @@ T = TypeVar("T")
 
 #: added to a provider's operation timeout for the default budget of a call
 MARGIN = 0.1
+_INF = float("inf")
 
 
 class Call:
     """The store time spent by one region call, and the tiers found down during it."""
 
-    __slots__ = ("down", "spent")
+    __slots__ = ("down", "spent", "until")
 
     def __init__(self) -> None:
         self.spent = 0.0
+        #: while a store call runs: when this call's budget ends (``time.monotonic()``); a driver may
+        #: shorten its socket timeouts to it (``providers.base.time_left``)
+        self.until = _INF
         #: the tiers (by identity) a store call of this call failed on
         self.down: list[Any] = []
 
 
-_CALL: ContextVar[Call | None] = ContextVar("cachekit_call", default=None)
+_CALL: ContextVar[Call | None] = CALL  # lives with the drivers, which read it (``time_left``)
 current = current_call = _CALL.get
 
 
@@ -89,11 +97,14 @@ def call_within(tier: Any, within: Call, fallback: T, fn: Callable[..., T], *arg
     if (within.down and tier in within.down) or within.spent >= tier.budget:
         return skipped(tier, within, fallback)
     started = time.monotonic()
+    within.until = started + tier.budget - within.spent
     try:
         result = fn(*args)
     except Exception as exc:
+        within.until = _INF
         within.spent += time.monotonic() - started
         return tier.failed(exc, fallback, within)  # type: ignore[no-any-return]
+    within.until = _INF
     within.spent += time.monotonic() - started
     tier.answered()
     return result

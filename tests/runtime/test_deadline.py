@@ -179,3 +179,34 @@ def test_threads_queued_behind_slow_increments_wait_no_longer_than_their_deadlin
         proxy.restore()
     # the deadline (0.3 s) plus one store call in flight (0.2 s) plus a margin for a loaded 2-CPU machine
     assert max(worst) < TIMEOUT + 0.1 + TIMEOUT + 0.3, worst
+
+
+def test_a_memcached_call_waits_for_an_answer_no_longer_than_what_is_left_of_its_deadline(
+    memcached_server: Any,
+) -> None:
+    # timeout = 1 s, but the call's budget is 0.1 s: the store call's socket (and connect) timeouts are
+    # shortened to the budget left (memcached_client.BoundedClient), so a black-holed get ends in ~0.1 s
+    need_module("pymemcache")
+    with FaultProxy(memcached_server.host, memcached_server.port) as proxy:
+        cfg = CacheConfig(
+            cache={"prefix": "deadline", "call_timeout": 0.1},
+            providers={"store": {"type": "memcached", "servers": [proxy.address], "connect_timeout": 1.0,
+                                 "timeout": 1.0}},
+            regions={"default": {"provider": "store", "ttl": 60}},
+        )
+        with cfg.compile() as runtime:
+            region = runtime.region()
+            assert region.put("k", "v")
+            proxy.blackhole()
+            proxy.cut()
+            for name, call in {"get": lambda: region.get("k", "d") == "d",
+                               "put": lambda: region.put("k", "w") is False}.items():
+                ok, took = timed(call)
+                assert ok, name
+                assert took < 0.1 + 0.4, f"{name} took {took:.2f}s: the 1 s socket timeout was not shortened"
+            proxy.restore()
+            proxy.set_latency(0.1)  # a round trip of ~0.2 s: over the call's budget, under the socket timeout
+            driver = region.l2.driver
+            # outside a region call the driver waits its full timeout again: the shortening was undone
+            assert driver.put("deadline:direct", "x", 60) is True
+            assert driver.get("deadline:direct") == "x"
