@@ -210,3 +210,30 @@ def test_a_memcached_call_waits_for_an_answer_no_longer_than_what_is_left_of_its
             # outside a region call the driver waits its full timeout again: the shortening was undone
             assert driver.put("deadline:direct", "x", 60) is True
             assert driver.get("deadline:direct") == "x"
+
+
+def test_a_redis_call_waits_for_an_answer_no_longer_than_what_is_left_of_its_deadline(proxy: FaultProxy) -> None:
+    # the same on Redis: a standalone client's reads use redis-py's per-read timeout, set to the budget left
+    cfg = CacheConfig(
+        cache={"prefix": "deadline", "call_timeout": 0.1},
+        providers={"store": {"type": "redis", "url": f"redis://{proxy.address}/0", "connect_timeout": 1.0,
+                             "socket_timeout": 1.0, "retries": 0}},
+        regions={"default": {"provider": "store", "ttl": 60}},
+    )
+    with cfg.compile() as runtime:
+        region = runtime.region()
+        assert region.put("k", "v")
+        proxy.blackhole()
+        proxy.cut()
+        for name, call in {"get": lambda: region.get("k", "d") == "d",
+                           "put": lambda: region.put("k", "w") is False}.items():
+            ok, took = timed(call)
+            assert ok, name
+            assert took < 0.1 + 0.4, f"{name} took {took:.2f}s: the 1 s socket timeout was not shortened"
+        proxy.restore()
+        proxy.cut()
+        proxy.set_latency(0.1)  # a round trip of ~0.2 s: over the call's budget, under the socket timeout
+        driver = region.l2.driver
+        # outside a region call the driver waits its full timeout again
+        assert driver.put("deadline:direct", ("x", float("inf"), None), 60) is True
+        assert driver.get("deadline:direct") == ("x", float("inf"), None)
