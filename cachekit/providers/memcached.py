@@ -229,7 +229,7 @@ class MemcachedDriver(CacheDriver):
             data = self._again(exc, "get", key, self.client.get, skey)
         if data is None:
             return MISSING
-        return self._decode(key, skey, data)
+        return self._serializer.loads(data) if skey is key else self._decode(key, skey, data)
 
     def put(self, key: str, value: Any, ttl: float | None = None) -> bool:
         """Store ``value``; raises :class:`ValueTooLargeError` past ``max_value_size``."""
@@ -276,7 +276,8 @@ class MemcachedDriver(CacheDriver):
 
     def get_many(self, keys: Iterable[str]) -> dict[str, Any]:
         """``{key: object or MISSING}`` in one ``get_multi`` (one round trip per server involved)."""
-        by_skey = {self.storage_key(key): key for key in keys}
+        storage_key = self.storage_key
+        by_skey = {storage_key(key): key for key in keys}
         out = dict.fromkeys(by_skey.values(), MISSING)
         if not by_skey:
             return out
@@ -285,9 +286,11 @@ class MemcachedDriver(CacheDriver):
             found = self.client.get_many(skeys)
         except _ERRORS as exc:
             found = self._again(exc, "get_many", None, self.client.get_many, skeys)
+        loads = self._serializer.loads
         for skey, data in found.items():
             key = by_skey[skey]
-            out[key] = self._decode(key, skey, data)
+            # a plain key is its own storage key (the same object): no frame to check
+            out[key] = loads(data) if skey is key else self._decode(key, skey, data)
         return out
 
     def put_many(self, mapping: Mapping[str, Any], ttl: float | None = None) -> bool:
