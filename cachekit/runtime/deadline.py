@@ -30,7 +30,7 @@ from ..errors import ProviderError
 from ..providers.base import CALL
 
 __all__ = ["MARGIN", "Call", "acquire_within", "aone_call", "call_within", "current", "current_call", "one_call",
-           "pause_within", "skipped"]
+           "pause_within", "run_within", "skipped"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 T = TypeVar("T")
@@ -147,3 +147,18 @@ def pause_within(tier: Any, seconds: float) -> None:
     within = _CALL.get()
     if within is not None:
         within.spent += seconds
+
+
+def run_within(tier: Any, fn: Callable[..., T], *args: Any) -> T:
+    """Run a store call whose failure the caller handles itself (not through ``Tier.call``) inside the
+    current region call's budget: its socket timeouts shortened (``Call.until``), its time spent."""
+    within = _CALL.get()
+    if within is None:
+        return fn(*args)
+    started = time.monotonic()
+    within.until = started + tier.budget - within.spent
+    try:
+        return fn(*args)
+    finally:
+        within.until = _INF
+        within.spent += time.monotonic() - started
