@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from ..errors import CacheError, InvalidValueError
 from ..providers.base import MISSING
-from .deadline import acquire_within, aone_call, current, one_call, skipped
+from .deadline import acquire_within, aone_call, current, one_call, run_within, skipped
 from .plans import drive
 from .policy import INF
 
@@ -50,7 +50,8 @@ class CounterMixin(_Base):
         tier = self.l2
         if self._server_counts and not tags and not self._gen_keys(key, ()):
             try:
-                result = tier.driver.increment(tier.key(key), amount, None)
+                # within the call's deadline: a failure costs the rest of the budget, not another timeout
+                result = run_within(tier, tier.driver.increment, tier.key(key), amount, None)
             except Exception as exc:
                 return self._increment_refused(key, amount, exc)
             if tier.down:
