@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from .config.durations import parse_duration
 from .errors import CacheError
 from .facade import current_runtime
-from .keys import KeyBuilder, compiled_template, tag_names
+from .keys import MAX_KEY_LENGTH, KeyBuilder, compiled_template, tag_names
 from .offload import off_loop
 from .runtime.policy import normalize_ttl
 from .runtime.region import Region, TaggedCache
@@ -146,6 +146,9 @@ class CachedFunction:
         self._tag_templates = any("{" in t for t in self.tags)
         self.runtime = runtime
         self.make_key = KeyBuilder(fn, key_prefix, key, ignore)
+        # f(one argument) called with an int: its key is ``prefix:<int>``, built inline in __call__
+        self._int_head = self.make_key.head
+        self._int_arity = self.make_key.fast_arity if self._int_head is not None else -1
         self._bound: tuple[Runtime, Region] | None = None
 
     # -- plumbing -------------------------------------------------------------------------
@@ -208,10 +211,25 @@ class CachedFunction:
         return load
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        key = self._call_key(args, kwargs)
+        # The hit path is inlined (a call saved is a frame saved): the key of f(one int), and the
+        # region, as _call_key and region() give them.
+        if len(args) == self._int_arity and not kwargs and type(args[-1]) is int:
+            key = self._int_head + str(args[-1])  # type: ignore[operator]
+            if len(key) > MAX_KEY_LENGTH:
+                key = self.make_key(args, kwargs)
+        else:
+            key = self._call_key(args, kwargs)
         try:
             if not self.tags:  # the region builds the loader only on a miss
-                return self.region().remember_call(key, self.ttl, self._load, args, kwargs)
+                rt = self.runtime
+                if rt is None:
+                    rt = current_runtime()
+                if self.region_name is None:
+                    region = rt.default_repository or rt.resolve_default()
+                else:
+                    bound = self._bound
+                    region = bound[1] if bound is not None and bound[0] is rt else self.region()
+                return region.remember_call(key, self.ttl, self._load, args, kwargs)
             fn = self._load
             return self._target(args, kwargs).remember(key, self.ttl, lambda: fn(*args, **kwargs))
         except _NoStore as kept_out:
