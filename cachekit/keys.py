@@ -131,6 +131,11 @@ def _text(value: str) -> str:
 
 def key_part(value: Any) -> str:
     """One argument as it appears in a key (see the module's docstring)."""
+    kind = type(value)
+    if kind is int:  # the common cases first, exactly as the branches below write them
+        return str(value)
+    if kind is str and len(value) <= MAX_PLAIN_STRING:
+        return _text(value)
     if isinstance(value, Enum):
         return "!" + f"{type(value).__qualname__}.{value.name}".translate(_ESCAPES)
     if isinstance(value, str):
@@ -156,7 +161,7 @@ def _template_part(value: Any) -> str:
 
 
 def _join(prefix: str, positional: Iterable[Any], named: Iterable[tuple[str, Any]]) -> str:
-    parts = [key_part(v) for v in positional]
+    parts = list(map(key_part, positional))
     parts.extend(f"{k.translate(_ESCAPES)}={key_part(v)}" for k, v in sorted(named))
     if not parts:
         return prefix
@@ -257,7 +262,8 @@ class _BindPlan:
     the general way, or ``None`` for any call it would refuse (missing, unknown or repeated
     arguments, too many positionals); the general path then raises its ``TypeError``."""
 
-    __slots__ = ("defaults", "index", "keep_named", "keep_positional", "positional", "required", "usable")
+    __slots__ = ("as_bound", "defaults", "index", "keep_named", "keep_positional", "positional", "required",
+                 "usable")
 
     def __init__(self, params: list[inspect.Parameter], ignore: set[str]) -> None:
         P = inspect.Parameter
@@ -273,6 +279,8 @@ class _BindPlan:
                                      if p.kind is not P.KEYWORD_ONLY and p.name not in ignore)
         self.keep_named = tuple(sorted((p.name, i) for i, p in enumerate(params)
                                        if p.kind is P.KEYWORD_ONLY and p.name not in ignore))
+        #: every parameter is positional and keyed: the bound values are the key's parts as they are
+        self.as_bound = self.keep_positional == tuple(range(len(params)))
 
     def bind(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[list[Any], list[tuple[str, Any]]] | None:
         given = len(args)
@@ -289,6 +297,8 @@ class _BindPlan:
         for at in self.required:
             if values[at] is _NO_VALUE:
                 return None
+        if self.as_bound:
+            return values, []
         return [values[at] for at in self.keep_positional], [(name, values[at]) for name, at in self.keep_named]
 
 
