@@ -136,7 +136,8 @@ class CachedFunction:
         # attribute reads are slower on every call: the function's attributes are copied one by one
         functools.update_wrapper(self, fn, updated=())
         for name, value in getattr(fn, "__dict__", {}).items():
-            setattr(self, name, value)
+            if not isinstance(getattr(type(self), name, None), property):  # set below, as before
+                setattr(self, name, value)
         self.__wrapped__ = fn
         self.ttl = normalize_ttl(ttl_option(ttl))
         self.version = version
@@ -145,10 +146,10 @@ class CachedFunction:
         self.keep = _keep_test(unless, condition)
         #: what a miss runs: the function, or a wrapper that keeps a result out of the cache
         self._load = fn if self.keep is None else self._checked(fn)
-        self.region_name = region
-        self.tags = tag_names(tags)
-        self._tag_templates = any("{" in t for t in self.tags)
-        self.runtime = runtime
+        self._region_name = region
+        self._tags = tag_names(tags)
+        self._runtime = runtime
+        self._route()
         self.make_key = KeyBuilder(fn, key_prefix, key, ignore)
         # f(one argument) called with an int: its key is ``prefix:<int>``, built inline in __call__
         self._int_head = self.make_key.head
@@ -156,6 +157,41 @@ class CachedFunction:
         self._bound: tuple[Runtime, Region] | None = None
 
     # -- plumbing -------------------------------------------------------------------------
+    def _route(self) -> None:
+        self._tag_templates = any("{" in t for t in self._tags)
+        #: no tags, no runtime, no region named: a call goes to the facade's default region
+        self._direct = not self._tags and self._runtime is None and self._region_name is None
+
+    @property
+    def region_name(self) -> str | None:
+        """The region named at decoration (``None``: the runtime's default region)."""
+        return self._region_name
+
+    @region_name.setter
+    def region_name(self, name: str | None) -> None:
+        self._region_name, self._bound = name, None
+        self._route()
+
+    @property
+    def tags(self) -> tuple[str, ...]:
+        """The tags every entry carries (format strings over the parameters allowed)."""
+        return self._tags
+
+    @tags.setter
+    def tags(self, tags: Iterable[str] | str) -> None:
+        self._tags = tag_names(tags)
+        self._route()
+
+    @property
+    def runtime(self) -> Runtime | None:
+        """The runtime given at decoration (``None``: the ``Cache`` facade's, at call time)."""
+        return self._runtime
+
+    @runtime.setter
+    def runtime(self, runtime: Runtime | None) -> None:
+        self._runtime = runtime
+        self._route()
+
     def region(self) -> Region:
         """The region this function caches in, in the runtime in use now."""
         rt = self.runtime
@@ -223,16 +259,18 @@ class CachedFunction:
                 key = self.make_key(args, kwargs)
         else:
             key = self._call_key(args, kwargs)
-        if self.tags:
-            return self._tagged_call(key, args, kwargs)
-        rt = self.runtime
-        if rt is None:
+        if self._direct:
             rt = current_runtime()
-        if self.region_name is None:
             region = rt.default_repository or rt.resolve_default()
+        elif self._tags:
+            return self._tagged_call(key, args, kwargs)
         else:
+            rt = self._runtime
             bound = self._bound
-            region = bound[1] if bound is not None and bound[0] is rt else self.region()
+            if bound is not None and bound[0] is (current_runtime() if rt is None else rt):
+                region = bound[1]
+            else:
+                region = self.region()
         try:
             return region.remember_call(key, self.ttl, self._load, args, kwargs)  # the loader built on a miss only
         except _NoStore as kept_out:

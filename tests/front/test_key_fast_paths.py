@@ -186,3 +186,22 @@ def test_a_cached_method_keys_without_the_instance(monkeypatch: pytest.MonkeyPat
         assert repo.find(3) == (3, True) and repo.find(3, active=False) == (3, False)
     assert Cache.has("users:3:active=!True") and Cache.has("users:3:active=!False")
     assert repo.find.key(3) == reference_key(Users.find.__wrapped__, "users", (), (repo, 3), {})
+
+
+def test_a_cached_function_keeps_the_function_attributes_and_follows_a_changed_route() -> None:
+    """The attributes ``update_wrapper`` copied stay; ``region_name`` / ``tags`` / ``runtime`` set after
+    decoration take effect on the next call (the inline default-region path is left)."""
+    def load(user_id):  # type: ignore[no-untyped-def]
+        return user_id
+
+    load.owner = "team-a"  # type: ignore[attr-defined]
+    load.tags = "from-the-function"  # type: ignore[attr-defined]  # a decorator's own option wins
+    wrapped = cached(ttl=60, key_prefix="u")(load)
+    assert wrapped.owner == "team-a" and wrapped.tags == () and wrapped.__wrapped__ is load
+    assert wrapped(1) == 1 and Cache.region().has("u:1")
+    wrapped.region_name = "other"
+    assert wrapped(2) == 2 and Cache.region("other").has("u:2") and not Cache.region().has("u:2")
+    wrapped.tags = "team"
+    assert wrapped(3) == 3 and Cache.region("other").has("u:3")
+    Cache.region("other").flush_tags(("team",))
+    assert not Cache.region("other").has("u:3") and Cache.region("other").has("u:2")
