@@ -162,7 +162,8 @@ def _template_part(value: Any) -> str:
 
 def _join(prefix: str, positional: Iterable[Any], named: Iterable[tuple[str, Any]]) -> str:
     parts = list(map(key_part, positional))
-    parts.extend(f"{k.translate(_ESCAPES)}={key_part(v)}" for k, v in sorted(named))
+    if named:
+        parts.extend(f"{k.translate(_ESCAPES)}={key_part(v)}" for k, v in sorted(named))
     if not parts:
         return prefix
     key = prefix + ":" + ":".join(parts)
