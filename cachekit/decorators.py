@@ -25,16 +25,14 @@ choose the key yourself.
 
 from __future__ import annotations
 
-import asyncio
 import functools
-import inspect
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from .config.durations import parse_duration
+from .cached_function import AsyncCachedFunction, CachedFunction, format_all, ttl_option
 from .errors import CacheError
 from .facade import current_runtime
-from .keys import KeyBuilder, cache_key, compiled_template, tag_names
+from .keys import KeyBuilder, cache_key, tag_names
 from .offload import off_loop
 from .runtime.policy import normalize_ttl
 from .runtime.region import Region, TaggedCache, is_async_callable
@@ -56,299 +54,26 @@ F = TypeVar("F", bound=Callable[..., Any])
 _KeyOption = str | Callable[..., str] | None
 
 
-# -- shared plumbing ----------------------------------------------------------------------------
-
-
-class _NoStore(Exception):
-    """Raised by the loader of a function with ``unless=``/``condition=`` for a result not to cache:
-    exceptions are never cached, and the call returns ``value`` (concurrent callers share it)."""
-
-    def __init__(self, value: Any) -> None:
-        super().__init__()
-        self.value = value
-
-
-def _ttl_option(ttl: Any) -> Any:
-    """A duration string (``"5m"``, ``"1h30m"``) as seconds; anything else as given."""
-    if isinstance(ttl, str):
-        seconds = parse_duration(ttl)
-        if seconds is None:
-            raise CacheError(f"ttl {ttl!r} is not a duration (write seconds, or a string such as '90s', '5m', '1h')")
-        return seconds
-    return ttl
-
-
-def _keep_test(unless: Callable[[Any], bool] | None,
-               condition: Callable[[Any], bool] | None) -> Callable[[Any], bool] | None:
-    """``keep(result)``: ``True`` when a result may be cached; ``None`` when every result may."""
-    if unless is None and condition is None:
-        return None
-    for name, test in (("unless", unless), ("condition", condition)):
-        if test is not None and not callable(test):
-            raise CacheError(f"{name}= must be a predicate on the result, not {type(test).__name__}")
-    if condition is None:
-        return lambda result: not unless(result)  # type: ignore[misc]
-    if unless is None:
-        return lambda result: bool(condition(result))
-    return lambda result: bool(condition(result)) and not unless(result)
-
-
-def _versioned(key: _KeyOption, key_prefix: str | None, version: Any,
-               fn: Callable[..., Any]) -> tuple[_KeyOption, str | None]:
-    """``key``/``key_prefix`` with ``:v<version>`` after the prefix (or at the end of a template or a
-    ``key_func``'s key): bumping ``version`` leaves the old entries unread (they expire)."""
-    if version is None:
-        return key, key_prefix
-    tag = f":v{version}"
-    if "{" in tag or "}" in tag:
-        raise CacheError(f"version {version!r} may not contain braces")
-    if key is None:
-        base = key_prefix if key_prefix is not None else f"{fn.__module__}.{fn.__qualname__}"
-        return None, base + tag
-    if isinstance(key, str):
-        return key + tag, key_prefix
-    make = key
-
-    def versioned_key(*args: Any, **kwargs: Any) -> str:
-        return f"{make(*args, **kwargs)}{tag}"
-
-    return versioned_key, key_prefix
-
-
 def _resolve(runtime: Runtime | None) -> Runtime:
     return runtime if runtime is not None else current_runtime()
 
 
-def _mark_coroutine(obj: Any) -> None:
-    """Make ``inspect.iscoroutinefunction`` (3.12+) and ``asyncio.iscoroutinefunction`` say yes."""
-    mark = getattr(inspect, "markcoroutinefunction", None)
-    if mark is not None:
-        mark(obj)
-    marker = getattr(asyncio.coroutines, "_is_coroutine", None)
-    if marker is not None:
-        obj._is_coroutine = marker
-
-
-def _format_all(templates: tuple[str, ...], arguments: dict[str, Any], what: str,
-                fn: Callable[..., Any]) -> list[str]:
-    out = []
-    for t in templates:
-        if "{" not in t:
-            out.append(t)
-            continue
-        try:
-            out.append(compiled_template(t).format(**arguments))
-        except (KeyError, IndexError, AttributeError) as exc:
-            raise CacheError(f"{what} {t!r} of {fn.__qualname__} needs {exc.args[0]!r}; "
-                             f"parameters: {sorted(arguments)}") from None
-    return out
-
-
-class CachedFunction:
-    """A function whose results are cached (what ``@cached`` returns for a sync function).
-
-    Call it like the function. Extra methods, each taking the function's arguments:
-
-    - ``.key(*args, **kwargs)`` -> the cache key of that call;
-    - ``.invalidate(*args, **kwargs)`` -> forget that call's entry (``True`` if it was cached);
-    - ``.refresh(*args, **kwargs)`` -> run the function now, store and return the new value;
-    - ``.uncached(*args, **kwargs)`` -> call the function itself, cache neither read nor written;
-    - ``.region()`` -> the :class:`~cachekit.Region` used (resolved at call time).
-
-    On a method (first parameter ``self``), reach them through the instance:
-    ``repo.find.invalidate(1)``; the instance is not part of the key.
-    """
-
-    def __init__(self, fn: Callable[..., Any], *, ttl: Any, key_prefix: str | None, region: str | None,
-                 tags: Iterable[str] | str, key: str | Callable[..., str] | None, runtime: Runtime | None,
-                 ignore: Iterable[str] = (), unless: Callable[[Any], bool] | None = None,
-                 condition: Callable[[Any], bool] | None = None, version: Any = None) -> None:
-        functools.update_wrapper(self, fn)
-        self.__wrapped__ = fn
-        self.ttl = normalize_ttl(_ttl_option(ttl))
-        self.version = version
-        key, key_prefix = _versioned(key, key_prefix, version, fn)
-        #: ``keep(result)`` -> may it be cached (``unless=`` / ``condition=``); ``None``: always
-        self.keep = _keep_test(unless, condition)
-        #: what a miss runs: the function, or a wrapper that keeps a result out of the cache
-        self._load = fn if self.keep is None else self._checked(fn)
-        self.region_name = region
-        self.tags = tag_names(tags)
-        self._tag_templates = any("{" in t for t in self.tags)
-        self.runtime = runtime
-        self.make_key = KeyBuilder(fn, key_prefix, key, ignore)
-        self._bound: tuple[Runtime, Region] | None = None
-
-    # -- plumbing -------------------------------------------------------------------------
-    def region(self) -> Region:
-        """The region this function caches in, in the runtime in use now."""
-        rt = self.runtime
-        if rt is None:
-            rt = current_runtime()
-        if self.region_name is None:
-            return rt.default_repository or rt.resolve_default()
-        bound = self._bound
-        if bound is not None and bound[0] is rt:
-            return bound[1]
-        region = rt.region(self.region_name)
-        self._bound = (rt, region)  # regions are re-configured in place: safe to keep per runtime
-        return region
-
-    def _target(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Region | TaggedCache:
-        region = self.region()
-        if not self.tags:
-            return region
-        tags = self.tags
-        if self._tag_templates:
-            tags = tuple(_format_all(tags, self.make_key.arguments(args, kwargs), "tag", self.__wrapped__))
-        return region.tags(tags)
-
-    def __get__(self, instance: Any, owner: type | None = None) -> Any:
-        if instance is None:
-            return self
-        return _BoundCached(self, instance)
-
-    def __repr__(self) -> str:
-        name = self.__wrapped__.__qualname__
-        return f"<cached {name} region={self.region_name or 'default'} ttl={self.ttl}>"
-
-    # -- API ------------------------------------------------------------------------------
-    def key(self, *args: Any, **kwargs: Any) -> str:
-        """The cache key of a call with these arguments."""
-        return self.make_key(args, kwargs)
-
-    def _call_key(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
-        """:attr:`make_key`, with the one-plain-argument case answered inline."""
-        mk = self.make_key
-        single = mk.single
-        if single is not None and not kwargs and len(args) == mk.fast_arity:
-            key = single(args[-1])
-            if key is not None:
-                return key
-        return mk(args, kwargs)
-
-    def _checked(self, fn: Callable[..., Any]) -> Callable[..., Any]:
-        keep = self.keep
-
-        def load(*args: Any, **kwargs: Any) -> Any:
-            result = fn(*args, **kwargs)
-            if not keep(result):  # type: ignore[misc]
-                raise _NoStore(result)
-            return result
-
-        return load
-
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        key = self._call_key(args, kwargs)
-        try:
-            if not self.tags:  # the region builds the loader only on a miss
-                return self.region().remember_call(key, self.ttl, self._load, args, kwargs)
-            fn = self._load
-            return self._target(args, kwargs).remember(key, self.ttl, lambda: fn(*args, **kwargs))
-        except _NoStore as kept_out:
-            return kept_out.value
-
-    def uncached(self, *args: Any, **kwargs: Any) -> Any:
-        """Call the function itself: nothing read from the cache, nothing stored."""
-        return self.__wrapped__(*args, **kwargs)
-
-    def invalidate(self, *args: Any, **kwargs: Any) -> bool:
-        """Forget the cached result of a call with these arguments; ``True`` if one was cached."""
-        return self.region().forget(self.make_key(args, kwargs))
-
-    async def ainvalidate(self, *args: Any, **kwargs: Any) -> bool:
-        """``invalidate`` without blocking the event loop on a shared store."""
-        region = self.region()
-        return bool(await off_loop(region, region.forget, self.make_key(args, kwargs)))
-
-    def refresh(self, *args: Any, **kwargs: Any) -> Any:
-        """Run the function now, store its result (replacing any cached one) and return it."""
-        value = self.__wrapped__(*args, **kwargs)
-        if self.keep is None or self.keep(value):
-            self._target(args, kwargs).put(self.make_key(args, kwargs), value, self.ttl)
-        else:  # a result not to cache: drop the old one rather than serve it
-            self.region().forget(self.make_key(args, kwargs))
-        return value
-
-
-class AsyncCachedFunction(CachedFunction):
-    """What ``@async_cached`` (or ``@cached`` on an ``async def``) returns.
-
-    Calling it gives a coroutine. ``.refresh(...)`` and ``.ainvalidate(...)`` are coroutines too;
-    ``.key(...)`` and ``.invalidate(...)`` are plain calls.
-    """
-
-    def __init__(self, fn: Callable[..., Any], **options: Any) -> None:
-        super().__init__(fn, **options)
-        _mark_coroutine(self)
-
-    def _checked(self, fn: Callable[..., Any]) -> Callable[..., Any]:
-        keep = self.keep
-
-        async def load(*args: Any, **kwargs: Any) -> Any:
-            result = await fn(*args, **kwargs)
-            if not keep(result):  # type: ignore[misc]
-                raise _NoStore(result)
-            return result
-
-        return load
-
-    async def __call__(self, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
-        key = self._call_key(args, kwargs)
-        try:
-            if not self.tags:
-                return await self.region().aremember_call(key, self.ttl, self._load, args, kwargs)
-            fn = self._load
-            return await self._target(args, kwargs).aremember(key, self.ttl, lambda: fn(*args, **kwargs))
-        except _NoStore as kept_out:
-            return kept_out.value
-
-    async def uncached(self, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
-        """Await the function itself: nothing read from the cache, nothing stored."""
-        return await self.__wrapped__(*args, **kwargs)
-
-    async def refresh(self, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
-        """Await the function now, store its result (replacing any cached one) and return it."""
-        value = await self.__wrapped__(*args, **kwargs)
-        target = self._target(args, kwargs)
-        region = target.region if isinstance(target, TaggedCache) else target
-        if self.keep is None or self.keep(value):
-            await off_loop(region, target.put, self.make_key(args, kwargs), value, self.ttl)
-        else:
-            await off_loop(region, region.forget, self.make_key(args, kwargs))
-        return value
-
-
-class _BoundCached:
-    """A cached method bound to an instance: the instance is passed along, never keyed."""
-
-    def __init__(self, cached: CachedFunction, instance: Any) -> None:
-        self._cached = cached
-        self._instance = instance
-        functools.update_wrapper(self, cached.__wrapped__)
-        if isinstance(cached, AsyncCachedFunction):
-            _mark_coroutine(self)
-
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        return self._cached(self._instance, *args, **kwargs)
-
-    def key(self, *args: Any, **kwargs: Any) -> str:
-        return self._cached.key(self._instance, *args, **kwargs)
-
-    def invalidate(self, *args: Any, **kwargs: Any) -> bool:
-        return self._cached.invalidate(self._instance, *args, **kwargs)
-
-    def ainvalidate(self, *args: Any, **kwargs: Any) -> Awaitable[bool]:
-        return self._cached.ainvalidate(self._instance, *args, **kwargs)
-
-    def refresh(self, *args: Any, **kwargs: Any) -> Any:
-        return self._cached.refresh(self._instance, *args, **kwargs)
-
-    def uncached(self, *args: Any, **kwargs: Any) -> Any:
-        return self._cached.uncached(self._instance, *args, **kwargs)
-
-    def region(self) -> Region:
-        return self._cached.region()
+def _options(ttl: Any, key_prefix: str | None, region: str | None, tags: Iterable[str] | str, key: _KeyOption,
+             runtime: Runtime | None, ignore: Iterable[str], unless: Callable[[Any], bool] | None,
+             condition: Callable[[Any], bool] | None, version: Any,
+             key_func: Callable[..., str] | None) -> dict[str, Any]:
+    """The options of a :class:`CachedFunction`, checked at decoration (not at the first call)."""
+    if key_func is not None:
+        if key is not None:
+            raise CacheError("give key or key_func, not both")
+        if not callable(key_func):
+            raise CacheError(f"key_func must be callable, not {type(key_func).__name__}")
+        key = key_func
+    options = {"ttl": ttl, "key_prefix": key_prefix, "region": region, "tags": tags, "key": key,
+               "runtime": runtime, "ignore": ignore, "unless": unless, "condition": condition,
+               "version": version}
+    normalize_ttl(ttl_option(ttl))
+    return options
 
 
 # -- the decorators -----------------------------------------------------------------------------
@@ -380,16 +105,7 @@ def cached(ttl: Any = None, key_prefix: str | None = None, region: str | None = 
     """
     if callable(ttl) and not isinstance(ttl, (int, float)):  # bare @cached
         return cached()(ttl)
-    if key_func is not None:
-        if key is not None:
-            raise CacheError("give key or key_func, not both")
-        if not callable(key_func):
-            raise CacheError(f"key_func must be callable, not {type(key_func).__name__}")
-        key = key_func
-    options = {"ttl": ttl, "key_prefix": key_prefix, "region": region, "tags": tags, "key": key,
-               "runtime": runtime, "ignore": ignore, "unless": unless, "condition": condition,
-               "version": version}
-    normalize_ttl(_ttl_option(ttl))  # fail at decoration, not at first call
+    options = _options(ttl, key_prefix, region, tags, key, runtime, ignore, unless, condition, version, key_func)
 
     def decorate(fn: F) -> F:
         if is_async_callable(fn):
@@ -408,16 +124,7 @@ def async_cached(ttl: Any = None, key_prefix: str | None = None, region: str | N
     across concurrent tasks. Options as in :func:`cached`."""
     if callable(ttl) and not isinstance(ttl, (int, float)):  # bare @async_cached
         return async_cached()(ttl)
-    if key_func is not None:
-        if key is not None:
-            raise CacheError("give key or key_func, not both")
-        if not callable(key_func):
-            raise CacheError(f"key_func must be callable, not {type(key_func).__name__}")
-        key = key_func
-    options = {"ttl": ttl, "key_prefix": key_prefix, "region": region, "tags": tags, "key": key,
-               "runtime": runtime, "ignore": ignore, "unless": unless, "condition": condition,
-               "version": version}
-    normalize_ttl(_ttl_option(ttl))
+    options = _options(ttl, key_prefix, region, tags, key, runtime, ignore, unless, condition, version, key_func)
 
     def decorate(fn: F) -> F:
         if not is_async_callable(fn):
@@ -452,10 +159,10 @@ def invalidate_cache(patterns: Iterable[str] | str = (), tags: Iterable[str] | s
         def invalidate(args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
             rt = _resolve(runtime)
             params_ = arguments(args, kwargs)
-            for pattern in _format_all(pattern_list, params_, "pattern", fn):
+            for pattern in format_all(pattern_list, params_, "pattern", fn):
                 rt.invalidate(pattern=pattern, region=region)
             if tag_list:
-                rt.invalidate(tags=_format_all(tag_list, params_, "tag", fn), region=region)
+                rt.invalidate(tags=format_all(tag_list, params_, "tag", fn), region=region)
             for event in event_list:
                 rt.emit(event, **params_)
 

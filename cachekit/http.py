@@ -38,16 +38,15 @@ policy) or 503 (provider failed). Values are JSON both ways: a cached value JSON
 """
 
 import asyncio
-import hmac
 import json
 import time
-import warnings
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from .errors import CacheError, require
 from .facade import Cache
+from .http_access import Access, AnonymousAccessWarning, route_dependencies
 from .http_cache import cache_response
 from .http_models import ItemBody, ProviderBody, RegionBody, RuleBody
 from .http_policy import admin_guard, is_loopback
@@ -77,10 +76,6 @@ _STATUS = {"not_found": 404, "conflict": 409, "disabled": 409, "invalid": 422, "
 _HEALTH_TTL = 2.0  # seconds a /health answer is reused: an open route must not fan out on every call
 
 
-class AnonymousAccessWarning(UserWarning):
-    """The HTTP API serves loopback clients without a token (``allow_anonymous=True``)."""
-
-
 def _data(value: Any) -> Any:
     if isinstance(value, list):
         return [_data(v) for v in value]
@@ -96,77 +91,6 @@ def _item_payload(item: CacheItem) -> dict[str, Any] | None:
     except (TypeError, ValueError, RecursionError):
         return None
     return payload
-
-
-def _secret(value: Any) -> str | None:
-    text = value.get_secret_value() if value is not None else None
-    return text or None
-
-
-class _Access:
-    """Who may call what: the data and admin tokens, and whether loopback clients need none."""
-
-    def __init__(self, runtime: "Runtime | None", token: str | None, admin_token: str | None,
-                 allow_anonymous: bool) -> None:
-        http = (runtime if runtime is not None else Cache.runtime()).config.http
-        self.token = token or _secret(http.token)
-        self.admin_token = admin_token or _secret(http.admin_token)
-        if self.token and self.token == self.admin_token:
-            raise CacheError("the HTTP data token and admin token are the same; give the admin token its own "
-                             "value (the data token would otherwise grant admin rights)")
-        self.anonymous = allow_anonymous and not self.token
-        if not (self.token or self.admin_token or self.anonymous):
-            raise CacheError(
-                "the HTTP API needs a token: pass token=... (and admin_token=... for the admin routes), or set "
-                "[http] token / CACHEKIT_HTTP__TOKEN; without one it serves nobody, except loopback clients "
-                "with allow_anonymous=True (cachekit serve --no-auth)")
-        if self.anonymous:
-            warnings.warn("the cachekit HTTP API serves loopback clients WITHOUT a token (allow_anonymous); "
-                          "set [http] token to require one", AnonymousAccessWarning, stacklevel=3)
-
-    def role(self, given: str | None) -> str | None:
-        """``"admin"``, ``"data"`` or ``None`` (no or wrong token); compared in constant time."""
-        if not given:
-            return None
-        raw = given.encode()
-        if self.admin_token and hmac.compare_digest(raw, self.admin_token.encode()):
-            return "admin"
-        if self.token and hmac.compare_digest(raw, self.token.encode()):
-            return "data"
-        return None
-
-
-def _dependencies(access: _Access) -> tuple[list[Any], list[Any]]:
-    """The ``dependencies=`` of data routes and of admin routes (one ``HTTPBearer`` scheme)."""
-    fastapi = require("fastapi", "http")
-    security = require("fastapi.security", "http")
-    HTTPException, Request, Security = (  # type: ignore[attr-defined]
-        fastapi.HTTPException, fastapi.Request, fastapi.Security)  # type: ignore[attr-defined]
-    bearer = security.HTTPBearer(  # type: ignore[attr-defined]
-        auto_error=False, description="the data token (items, stats, reading) or the admin token (all)")
-
-    def refuse() -> Exception:
-        return HTTPException(status_code=401, detail="missing or wrong bearer token",  # type: ignore[no-any-return]
-                             headers={"WWW-Authenticate": "Bearer"})
-
-    async def data_access(request: Request, credentials: Any = Security(bearer)) -> None:  # type: ignore[valid-type]
-        if access.role(credentials.credentials if credentials else None) is not None:
-            return
-        client = request.client  # type: ignore[attr-defined]
-        # Anonymous mode serves the peers of this machine only; any credentials given must be right.
-        if (access.anonymous and "authorization" not in request.headers  # type: ignore[attr-defined]
-                and client is not None and is_loopback(client.host)):
-            return
-        raise refuse()
-
-    async def admin_access(credentials: Any = Security(bearer)) -> None:
-        role = access.role(credentials.credentials if credentials else None)
-        if role == "data":
-            raise HTTPException(status_code=403, detail="this route needs the admin token")
-        if role != "admin":
-            raise refuse()
-
-    return [Security(data_access)], [Security(admin_access)]
 
 
 class _Health:
@@ -219,15 +143,15 @@ def create_router(runtime: "Runtime | None" = None, token: str | None = None, ad
     says so). The two tokens must differ.
     """
     require("fastapi", "http")
-    return _router(runtime, _Access(runtime, token, admin_token, allow_anonymous))
+    return _router(runtime, Access(runtime, token, admin_token, allow_anonymous))
 
 
-def _router(runtime: "Runtime | None", access: _Access) -> "APIRouter":
+def _router(runtime: "Runtime | None", access: Access) -> "APIRouter":
     fastapi = require("fastapi", "http")
     responses = require("fastapi.responses", "http")
     APIRouter = fastapi.APIRouter  # type: ignore[attr-defined]
     JSONResponse = responses.JSONResponse  # type: ignore[attr-defined]
-    DATA, ADMIN = _dependencies(access)
+    DATA, ADMIN = route_dependencies(access)
 
     def current() -> "Runtime":
         return runtime if runtime is not None else Cache.runtime()
@@ -445,12 +369,12 @@ def create_app(runtime: "Runtime | None" = None, token: str | None = None, admin
     if allow_anonymous and host is not None and not is_loopback(host):
         raise CacheError(f"anonymous access is for loopback addresses only, not {host!r}; set [http] token "
                          "(CACHEKIT_HTTP__TOKEN) to serve other hosts")
-    access = _Access(runtime, token, admin_token, allow_anonymous)
+    access = Access(runtime, token, admin_token, allow_anonymous)
     app = fastapi.FastAPI(title="cachekit", version=__version__,  # type: ignore[attr-defined]
                           description="Manage cache providers, regions, rules and items.",
                           openapi_url=None, docs_url=None, redoc_url=None)
     app.include_router(_router(runtime, access))
-    DATA, _ = _dependencies(access)
+    DATA, _ = route_dependencies(access)
     no_store = {"Cache-Control": "no-store"}
 
     @app.get("/openapi.json", include_in_schema=False, dependencies=DATA)

@@ -131,6 +131,11 @@ def _text(value: str) -> str:
 
 def key_part(value: Any) -> str:
     """One argument as it appears in a key (see the module's docstring)."""
+    kind = type(value)
+    if kind is int:  # the common cases first, exactly as the branches below write them
+        return str(value)
+    if kind is str and len(value) <= MAX_PLAIN_STRING:
+        return _text(value)
     if isinstance(value, Enum):
         return "!" + f"{type(value).__qualname__}.{value.name}".translate(_ESCAPES)
     if isinstance(value, str):
@@ -156,8 +161,9 @@ def _template_part(value: Any) -> str:
 
 
 def _join(prefix: str, positional: Iterable[Any], named: Iterable[tuple[str, Any]]) -> str:
-    parts = [key_part(v) for v in positional]
-    parts.extend(f"{k.translate(_ESCAPES)}={key_part(v)}" for k, v in sorted(named))
+    parts = list(map(key_part, positional))
+    if named:
+        parts.extend(f"{k.translate(_ESCAPES)}={key_part(v)}" for k, v in sorted(named))
     if not parts:
         return prefix
     key = prefix + ":" + ":".join(parts)
@@ -248,6 +254,55 @@ def _single_key(prefix: str) -> Callable[[Any], str | None]:
     return single
 
 
+_NO_VALUE = object()  # a parameter without a default (no caller can pass this object)
+
+
+class _BindPlan:
+    """``Signature.bind`` + ``apply_defaults`` for a signature without ``*args`` / ``**kwargs``, done
+    with a list and a dict instead of ``inspect``: the parts of the key :class:`KeyBuilder` would build
+    the general way, or ``None`` for any call it would refuse (missing, unknown or repeated
+    arguments, too many positionals); the general path then raises its ``TypeError``."""
+
+    __slots__ = ("as_bound", "defaults", "index", "keep_named", "keep_positional", "positional", "required",
+                 "usable")
+
+    def __init__(self, params: list[inspect.Parameter], ignore: set[str]) -> None:
+        P = inspect.Parameter
+        self.usable = all(p.kind in (P.POSITIONAL_ONLY, P.POSITIONAL_OR_KEYWORD, P.KEYWORD_ONLY) for p in params)
+        #: how many parameters a call may give by position
+        self.positional = sum(p.kind is not P.KEYWORD_ONLY for p in params)
+        #: every parameter's default (``_NO_VALUE``: none), in signature order
+        self.defaults = [_NO_VALUE if p.default is P.empty else p.default for p in params]
+        #: the parameters a call may name: their place in the signature
+        self.index = {p.name: i for i, p in enumerate(params) if p.kind is not P.POSITIONAL_ONLY}
+        self.required = tuple(i for i, p in enumerate(params) if p.default is P.empty)
+        self.keep_positional = tuple(i for i, p in enumerate(params)
+                                     if p.kind is not P.KEYWORD_ONLY and p.name not in ignore)
+        self.keep_named = tuple(sorted((p.name, i) for i, p in enumerate(params)
+                                       if p.kind is P.KEYWORD_ONLY and p.name not in ignore))
+        #: every parameter is positional and keyed: the bound values are the key's parts as they are
+        self.as_bound = self.keep_positional == tuple(range(len(params)))
+
+    def bind(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[list[Any], list[tuple[str, Any]]] | None:
+        given = len(args)
+        if given > self.positional:
+            return None
+        values = [*args, *self.defaults[given:]]
+        if kwargs:
+            index = self.index
+            for name, value in kwargs.items():
+                at = index.get(name, -1)
+                if at < given:  # unknown, positional-only, or already given by position
+                    return None
+                values[at] = value
+        for at in self.required:
+            if values[at] is _NO_VALUE:
+                return None
+        if self.as_bound:
+            return values, []
+        return [values[at] for at in self.keep_positional], [(name, values[at]) for name, at in self.keep_named]
+
+
 class KeyBuilder:
     """Turns a call's arguments into a key for one decorated function."""
 
@@ -284,8 +339,14 @@ class KeyBuilder:
         self.fast_single = self.fast_arity - self.fast_skip == 1
         #: for ``f(one_plain_argument)``: the key of a plain int or short text value, else ``None``
         self.single: Callable[[Any], str | None] | None = None
+        #: ``prefix:`` when ``single`` applies (callers inline its int case), else ``None``
+        self.head: str | None = None
         if self.fast_single and key is None:
             self.single = _single_key(self.prefix)
+            self.head = self.prefix + ":"
+        plan = _BindPlan(params, self.ignore) if key is None else None
+        #: the key's parts without ``inspect`` for signatures with no ``*args`` / ``**kwargs``
+        self._plan = plan if plan is not None and plan.usable else None
 
     def _check_template(self, template: str) -> KeyTemplate:
         names = {p.name for p in self.params}
@@ -332,6 +393,11 @@ class KeyBuilder:
                 if key is not None:
                     return key
             return _join(self.prefix, args[self.fast_skip:], ())
+        plan = self._plan
+        if plan is not None:
+            parts = plan.bind(args, kwargs)
+            if parts is not None:
+                return _join(self.prefix, parts[0], parts[1])
         try:
             bound = self.signature.bind(*args, **kwargs)
         except TypeError as exc:

@@ -2,7 +2,9 @@
 
 The models validate shape and values; :mod:`cachekit.config.checks` validates cross-references
 (a region naming an unknown provider...) and :mod:`cachekit.config.loader` turns both into
-:class:`~cachekit.errors.ConfigError` items with file, dotted path and line.
+:class:`~cachekit.errors.ConfigError` items with file, dotted path and line. The provider models live
+in :mod:`cachekit.config.provider_models` and are re-exported here; this module holds the sections
+around them (``[cache]``, regions, rules, the bus, ``[http]``) and ``CacheConfig``.
 """
 
 from __future__ import annotations
@@ -10,25 +12,25 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Discriminator,
-    Field,
-    PrivateAttr,
-    SecretStr,
-    SerializationInfo,
-    SerializerFunctionWrapHandler,
-    Tag,
-    field_validator,
-    model_serializer,
-)
+from pydantic import ConfigDict, Field, PrivateAttr, SecretStr, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-from ..providers.types import BUILTIN_PROVIDER_TYPES
-from .durations import DURATION
 from .env import EnvCapture, current_capture, settings_sources
-from .secrets import SecretUrl, is_secret_name, mask_url
+from .provider_models import (
+    BUILTIN_PROVIDER_TYPES,
+    PROVIDER_MODELS,
+    BreakerConfig,
+    ConfigModel,
+    CustomProviderConfig,
+    FileProviderConfig,
+    MemcachedProviderConfig,
+    MemoryProviderConfig,
+    ProviderConfig,
+    RedisProviderConfig,
+    Seconds,
+    SerializerName,
+    imply_provider_types,
+)
 
 if TYPE_CHECKING:
     from tomlkit import TOMLDocument
@@ -58,11 +60,6 @@ __all__ = [
     "region_name_problem",
 ]
 
-# TTLs and timeouts: seconds (a number) or a duration string ("90s", "5m", "1h30m", "2d", "250ms").
-Seconds = Annotated[float, Field(gt=0, description="seconds, greater than 0"), DURATION]
-SerializerName = Literal["pickle", "json", "msgpack"]
-OnError = Literal["ignore", "raise"]
-
 
 def region_name_problem(name: Any) -> str | None:
     """Why ``name`` cannot name a region (its keys live under ``prefix:name:``), or ``None``.
@@ -82,11 +79,7 @@ def region_name_problem(name: Any) -> str | None:
     return None
 
 
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True, populate_by_name=True)
-
-
-class CacheSection(_Model):
+class CacheSection(ConfigModel):
     """``[cache]``: global switches."""
 
     enabled: bool = Field(True, description="false turns every read into a miss and every write into a no-op")
@@ -118,211 +111,7 @@ class CacheSection(_Model):
         return v
 
 
-class BreakerConfig(_Model):
-    """``breaker = { failures = 5, cool_off = "30s" }`` of a provider: its circuit breaker."""
-
-    failures: int = Field(5, gt=0, description="consecutive failed store calls that open the circuit")
-    cool_off: Seconds = Field(30, description="how long an open circuit skips every store call before one probe")
-
-
-class _ProviderBase(_Model):
-    model_config = ConfigDict(hide_input_in_errors=True)  # a wrong-typed signing_key is not echoed
-    on_error: OnError = Field(
-        "ignore",
-        description="what a failing store call does. 'ignore': it is counted in errors and logged once per "
-        "outage; reads answer a miss (the default), writes, deletes and invalidations return False. "
-        "'raise': it is counted, and its exception reaches the caller of every read, write, delete and "
-        "invalidation",
-    )
-    serializer: SerializerName | None = Field(
-        None, description="how values are encoded in shared stores; default: json on redis and memcached "
-        "(pickle when a signing_key is set), pickle on file")
-    compress_threshold: int | None = Field(None, ge=0, description="zlib-compress payloads at least this big")
-    signing_key: SecretStr | None = Field(None, description="HMAC-SHA256 key; unsigned payloads are rejected")
-    max_value_size: int | None = Field(None, gt=0, description="largest encoded value accepted, bytes")
-
-    @field_validator("signing_key")
-    @classmethod
-    def _key_not_empty(cls, v: SecretStr | None) -> SecretStr | None:
-        if v is not None and not v.get_secret_value():
-            # an empty key would silently mean "not signed": say so instead
-            raise ValueError("signing_key is empty; remove it (CACHEKIT_SIGNING_KEY is then used, if set) "
-                             "or give a key")
-        return v
-
-
-class _BreakerFields(_ProviderBase):
-    """A provider whose tiers call a driver the runtime shares: a circuit breaker can guard it."""
-
-    breaker: BreakerConfig | None = Field(
-        None, description="circuit breaker of a shared store: after `failures` consecutive failures, calls are "
-        "skipped for `cool_off`, then one probe; unset: off (every call tries the store)")
-
-
-class _SharedStoreFields(_BreakerFields):
-    """A store that holds bytes (file, Redis, Memcached): its payloads can be encrypted."""
-
-    encryption_keys: list[SecretStr] = Field(
-        default_factory=list, description="AES-256-GCM keys (32 bytes, base64 or hex) of a shared store: "
-        "values are encrypted with the first, decrypted with any; empty: CACHEKIT_ENCRYPTION_KEYS, else none")
-
-    @field_validator("encryption_keys")
-    @classmethod
-    def _keys_valid(cls, v: list[SecretStr]) -> list[SecretStr]:
-        from ..encryption import key_problem
-
-        for i, key in enumerate(v):
-            problem = key_problem(key.get_secret_value())
-            if problem:
-                raise ValueError(f"encryption_keys[{i}]: {problem}")
-        return v
-
-
-class MemoryProviderConfig(_ProviderBase):
-    """An in-process store: references kept, LRU eviction past ``max_size``."""
-
-    type: Literal["memory"] = Field("memory", description="the provider kind")
-    max_size: int | None = Field(10_000, gt=0, description="entries per region before LRU eviction")
-    policy: Literal["lru", "tinylfu"] = Field(
-        "lru", description="eviction past max_size: lru, or tinylfu (W-TinyLFU: frequency-aware, scan-resistant)")
-
-
-class FileProviderConfig(_SharedStoreFields):
-    """A directory of files, safe to share between processes on one machine."""
-
-    type: Literal["file"] = Field("file", description="the provider kind")
-    path: str = Field(".cache/cachekit", description="directory holding the files")
-    max_size: int | None = Field(
-        None, gt=0, description="entry files kept; past it, the entries accessed longest ago are removed")
-    max_bytes: int | None = Field(
-        None, gt=0, description="bytes of entry files kept; past it, the entries accessed longest ago are removed")
-
-
-class RedisProviderConfig(_SharedStoreFields):
-    """Redis standalone (``url`` or host/port), Sentinel (``sentinel``) or Cluster (``cluster = true``)."""
-
-    type: Literal["redis"] = Field("redis", description="the provider kind")
-    url: SecretUrl | None = Field(None, description="redis://, rediss:// or unix:// URL")
-    host: str = Field("localhost", description="server host, when no url is given")
-    port: int = Field(6379, gt=0, lt=65536, description="server port, when no url is given")
-    db: int = Field(0, ge=0, description="database number")
-    username: str | None = Field(None, description="ACL user name")
-    password: SecretStr | None = Field(None, description="password (a secret: never printed)")
-    cluster: bool = Field(False, description="Redis Cluster: connect through startup_nodes (or url)")
-    startup_nodes: list[SecretUrl] = Field(default_factory=list, description="host:port of cluster nodes")
-    sentinel: list[SecretUrl] = Field(default_factory=list, description="host:port of sentinels")
-    service_name: str = Field("mymaster", description="master name monitored by the sentinels")
-    connect_timeout: Seconds = Field(1.0, description="seconds to wait for a connection")
-    socket_timeout: Seconds = Field(1.0, description="seconds to wait for a reply")
-    retries: int = Field(2, ge=0, description="retries with backoff on connection errors")
-    max_connections: int = Field(50, gt=0, description="connection pool size")
-    max_size: int | None = Field(None, gt=0, description="not enforced: Redis evicts by its maxmemory policy")
-    allow_unsigned_pickle: bool = Field(
-        False, description='allow serializer = "pickle" without a signing_key (unsafe: see serialization.md)')
-
-
-class MemcachedProviderConfig(_SharedStoreFields):
-    """Memcached: one server, or several with consistent hashing (pymemcache ``HashClient``)."""
-
-    type: Literal["memcached"] = Field("memcached", description="the provider kind")
-    servers: list[str] = Field(
-        default_factory=lambda: ["127.0.0.1:11211"], min_length=1,
-        description="host:port of each server; several: consistent hashing",
-    )
-    connect_timeout: Seconds = Field(1.0, description="seconds to wait for a connection")
-    timeout: Seconds = Field(1.0, description="seconds to wait for a reply")
-    max_value_size: int | None = Field(1024 * 1024 - 1024, gt=0, description="memcached's item size limit")
-    max_size: int | None = Field(None, gt=0, description="not enforced: memcached evicts by its own LRU")
-    allow_unsigned_pickle: bool = Field(
-        False, description='allow serializer = "pickle" without a signing_key (unsafe: see serialization.md)')
-
-
-class CustomProviderConfig(_BreakerFields):
-    """A driver from an entry point (``type = "name"``) or an import path (``driver = "pkg.mod:Class"``)."""
-
-    model_config = ConfigDict(extra="allow", validate_assignment=True)
-    type: str = Field(description='"custom" (with driver) or the name of a cachekit.providers entry point')
-    driver: str | None = Field(None, description="module:Class of a CacheDriver subclass")
-    max_size: int | None = Field(None, gt=0, description="not passed on: give the driver its options as extra keys")
-
-    # Extra keys go to the driver as they are; shown, a credential among them is masked.
-    @model_serializer(mode="wrap")
-    def _mask_extra(self, handler: SerializerFunctionWrapHandler, info: SerializationInfo) -> Any:
-        data = handler(self)
-        if isinstance(data, dict):
-            for key in self.model_extra or {}:
-                if key in data:
-                    data[key] = _masked(key, data[key], json=info.mode == "json")
-        return data
-
-    def __repr_args__(self) -> Any:
-        extra = self.model_extra or {}
-        return [(k, _masked(k, v, json=False) if k in extra else v) for k, v in super().__repr_args__()]
-
-
-#: The config model of each built-in provider type (``providers.types`` says what the types are).
-PROVIDER_MODELS: dict[str, type[_ProviderBase]] = {
-    "memory": MemoryProviderConfig,
-    "file": FileProviderConfig,
-    "redis": RedisProviderConfig,
-    "memcached": MemcachedProviderConfig,
-}
-
-
-def _masked(key: str | None, value: Any, *, json: bool) -> Any:
-    """An extra option as shown: a credential-named string or a URL with a password masked."""
-    if isinstance(value, str):
-        secret: SecretStr | None = None
-        if key is not None and is_secret_name(key):
-            secret = SecretStr(value)
-        elif mask_url(value) != value:
-            secret = SecretUrl(value)
-        return value if secret is None else str(secret) if json else secret
-    if isinstance(value, dict):
-        return {k: _masked(str(k), v, json=json) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_masked(key, v, json=json) for v in value]
-    return value
-
-
-def imply_provider_types(data: Any) -> Any:
-    """A provider named ``memory``, ``file``, ``redis`` or ``memcached`` without a ``type`` gets that type.
-
-    Applied to the raw data of a whole config (TOML and environment merged; an assigned
-    ``config.providers`` too), before validation:
-    ``CACHEKIT_PROVIDERS__REDIS__URL=...`` alone declares a redis provider, as ``[providers.redis]``
-    with only ``url`` does.
-    """
-    providers = data.get("providers") if isinstance(data, dict) else None
-    if not isinstance(providers, dict) or not any(
-        name in BUILTIN_PROVIDER_TYPES and isinstance(value, dict) and "type" not in value
-        for name, value in providers.items()
-    ):
-        return data
-    implied = {
-        name: {"type": name, **value}
-        if name in BUILTIN_PROVIDER_TYPES and isinstance(value, dict) and "type" not in value else value
-        for name, value in providers.items()
-    }
-    return {**data, "providers": implied}
-
-
-def _provider_tag(value: Any) -> str:
-    kind = value.get("type", "memory") if isinstance(value, dict) else getattr(value, "type", "memory")
-    return kind if kind in BUILTIN_PROVIDER_TYPES else "custom"
-
-
-ProviderConfig = Annotated[
-    Annotated[MemoryProviderConfig, Tag("memory")]
-    | Annotated[FileProviderConfig, Tag("file")]
-    | Annotated[RedisProviderConfig, Tag("redis")]
-    | Annotated[MemcachedProviderConfig, Tag("memcached")]
-    | Annotated[CustomProviderConfig, Tag("custom")],
-    Discriminator(_provider_tag),
-]
-
-
-class L1Config(_Model):
+class L1Config(ConfigModel):
     """An in-process tier in front of a region's shared store."""
 
     provider: str = Field("memory", description="a memory provider")
@@ -332,7 +121,7 @@ class L1Config(_Model):
         None, description="L1 eviction policy (lru or tinylfu); default: the L1 provider's policy")
 
 
-class RegionConfig(_Model):
+class RegionConfig(ConfigModel):
     """``[regions.NAME]``: a caching policy with its own namespace."""
 
     provider: str | None = Field(None, description="provider name; default: [cache].default_provider")
@@ -353,7 +142,7 @@ class RegionConfig(_Model):
     forever: bool = Field(False, description="entries never expire unless a TTL is given")
 
 
-class _RuleBase(_Model):
+class _RuleBase(ConfigModel):
     name: str = Field(min_length=1, description="unique name of the rule")
     regions: list[str] = Field(default_factory=list, description="regions the rule applies to; empty = all")
     enabled: bool = Field(True, description="false: the rule is kept but ignored")
@@ -394,7 +183,7 @@ RuleConfig = Annotated[
 ]
 
 
-class BusConfig(_Model):
+class BusConfig(ConfigModel):
     """Cross-process invalidation of L1 tiers over Redis pub/sub."""
 
     enabled: bool | None = Field(
@@ -408,7 +197,7 @@ class BusConfig(_Model):
         "intervals) sends L1 reads to L2 until it is whole again")
 
 
-class HttpConfig(_Model):
+class HttpConfig(ConfigModel):
     """``[http]``: who may use the HTTP API, and how far its admin routes may reach."""
 
     model_config = ConfigDict(hide_input_in_errors=True)

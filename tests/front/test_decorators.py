@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fake_db import FakeDB
 
 from cachekit import (
     Cache,
@@ -34,28 +35,6 @@ DOC = Path(__file__).resolve().parents[2] / "docs" / "decorators.md"
 
 
 pytestmark = pytest.mark.usefixtures("fake")  # a fresh fake runtime bound to Cache (conftest)
-
-
-class FakeDB:
-    """What the seed's ``db`` stands for: counts calls."""
-
-    def __init__(self) -> None:
-        self.calls: list[tuple[str, Any]] = []
-        self.users = {123: {"id": 123, "name": "Ada"}}
-
-    def get_user(self, user_id: int) -> dict[str, Any] | None:
-        self.calls.append(("get_user", user_id))
-        return self.users.get(user_id)
-
-    async def get_user_async(self, user_id: int) -> dict[str, Any] | None:
-        self.calls.append(("get_user_async", user_id))
-        await asyncio.sleep(0)
-        return self.users.get(user_id)
-
-    def update_user(self, user_id: int, data: dict[str, Any]) -> dict[str, Any]:
-        self.calls.append(("update_user", user_id))
-        self.users[user_id] = {**self.users.get(user_id, {}), **data}
-        return self.users[user_id]
 
 
 # -- the seed, as written -----------------------------------------------------------------------

@@ -13,9 +13,9 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parents[2] / "cachekit"
 FRONT_DOORS = sorted(
-    [*(PACKAGE / name for name in ("facade.py", "decorators.py", "keys.py", "offload.py", "http.py",
-                                   "http_policy.py", "notebook.py", "cli.py", "demo.py", "testing.py",
-                                   "pytest_plugin.py")),
+    [*(PACKAGE / name for name in ("facade.py", "decorators.py", "cached_function.py", "keys.py", "offload.py",
+                                   "http.py", "http_access.py", "http_policy.py", "notebook.py", "cli.py",
+                                   "demo.py", "testing.py", "pytest_plugin.py")),
      *PACKAGE.glob("notebook_*.py"),
      *(PACKAGE / "services").glob("*.py")]
 )

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fake_db import AsyncFakeDB
 
 from cachekit import (
     Cache,
@@ -36,20 +37,11 @@ DOC = Path(__file__).resolve().parents[2] / "docs" / "services.md"
 pytestmark = pytest.mark.usefixtures("fake")  # a fresh fake runtime bound to Cache (conftest)
 
 
-class FakeDB:
-    def __init__(self) -> None:
-        self.calls = 0
-
-    async def get_user(self, user_id: int) -> dict[str, Any]:
-        self.calls += 1
-        return {"id": user_id, "name": "Ada"}
-
-
 # -- the seed, as written ------------------------------------------------------------------------
 
 
 async def test_seed_basic_caching_operations() -> None:
-    db = FakeDB()
+    db = AsyncFakeDB()
 
     async def handler() -> dict[str, Any]:
         # Get an item from the cache
@@ -65,7 +57,7 @@ async def test_seed_basic_caching_operations() -> None:
 
     assert await handler() == {"id": 123, "name": "Ada"}
     assert await handler() == {"id": 123, "name": "Ada"}
-    assert db.calls == 1
+    assert db.calls == [("get_user", 123)]
 
     # Delete an item from the cache
     await delete_cache_item("user:123")
