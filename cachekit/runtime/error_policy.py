@@ -56,6 +56,14 @@ class ErrorPolicy:
             self.recovered()
         return result
 
+    def call_in(self, within: Any, fallback: T, fn: Callable[..., T], *args: Any) -> T:
+        """:meth:`call` inside the region call ``within`` (a :class:`~cachekit.runtime.deadline.Call`
+        that is not the current context's: the rest of a direct-path call, ``plans.drive_on``)."""
+        breaker = self.breaker
+        if breaker is not None and breaker.tripped and not breaker.allow():
+            return self.skipped(fallback)
+        return call_within(self, within, fallback, fn, *args)
+
     async def acall(self, fallback: T, fn: Callable[..., Awaitable[T]], *args: Any) -> T:
         """:meth:`call` for a driver's async twin."""
         breaker = self.breaker

@@ -15,6 +15,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Coroutine, Iterable, Mapping
 from dataclasses import dataclass
+from time import perf_counter
 from typing import Any
 
 from ..providers.base import MISSING
@@ -24,7 +25,7 @@ from .counters import CounterMixin
 from .deadline import one_call
 from .l1 import L1
 from .locks import NoLocks
-from .plans import Plan, drive, many_plan, put_many_plan
+from .plans import Plan, drive, drive_on, many_plan, put_many_plan, read_many
 from .policy import FOREVER, INF, Policy, normalize_ttl
 from .region_async import ASK_L2, AsyncRegionMixin, Stale, is_async_callable
 from .region_invalidation import InvalidationMixin
@@ -105,6 +106,10 @@ class Region(RememberMixin, AsyncRegionMixin, CounterMixin, InvalidationMixin):
         self._region_gen = l2.gen_key("region", "") if by_generation else None
         #: entries may carry generation stamps even without tags (declared patterns, region generation)
         self._stamped = bool(policy.pattern_rules) or self._region_gen is not None
+        #: the direct path of a shared store (no L1, no stamps to write, no trace, no events): get, put and
+        #: get_many make their one store call without the plan machinery or a deadline of their own (one
+        #: store call needs none; a region call in progress is joined by ``Tier.call``)
+        self._direct = self._batched and not self._stamped and self.stats.trace is None and type(self) is Region
 
     @property
     def provider(self) -> str:
@@ -139,8 +144,29 @@ class Region(RememberMixin, AsyncRegionMixin, CounterMixin, InvalidationMixin):
                     self._mem.touch(key)
                 self.stats.hits += 1
                 return entry[0]
-        value = self.lookup(key, ())
+        value = self._read(key) if self._direct else self.lookup(key, ())
         return default if value is MISSING else value
+
+    def _read(self, key: str) -> Any:
+        """:meth:`lookup` on the direct path: one GET, timed by a ``perf_counter`` pair; an entry
+        written with tags has its generations read under one deadline (``plans.drive_on``)."""
+        policy = self.policy
+        if type(key) is not str or not key.isascii() or not 0 < len(key) <= policy.max_key_length:
+            policy.check_key(key)
+        l2 = self.l2
+        pending = l2.pending_now() if l2.pending else None  # see SharedTier.fetch_plan
+        started = perf_counter()
+        entry = l2.read(key)
+        if entry is not MISSING and entry[2] and not drive_on(l2, l2.current_plan(entry[2], {}, pending), started):
+            entry = MISSING
+        stats = self.stats
+        if stats.timing:
+            stats.observe("get", perf_counter() - started)
+        if entry is MISSING or entry[1] <= self._now():
+            stats.misses += 1
+            return MISSING
+        stats.hits += 1
+        return entry[0]
 
     def _fast_hit(self, key: str) -> Any:
         """On the fast path (``self._fast``): the fresh value, counted as a hit, or ``MISSING``
@@ -160,6 +186,9 @@ class Region(RememberMixin, AsyncRegionMixin, CounterMixin, InvalidationMixin):
     def get_many(self, keys: Iterable[str], default: Any = None) -> dict[str, Any]:
         """``{key: value or default}``; shared stores answer in one round trip."""
         keys = list(keys)
+        if self._direct:
+            self.policy.check_keys(keys)
+            return read_many(self.l2, keys, self._now, self.stats, default)  # type: ignore[arg-type]
         found = self.lookup_many(keys, ())
         return {k: (default if found[k] is MISSING else found[k]) for k in keys}
 
@@ -267,6 +296,16 @@ class Region(RememberMixin, AsyncRegionMixin, CounterMixin, InvalidationMixin):
             self._mem.put_until(key, (value, expires, None), None if ttl is None else expires + (policy.stale_ttl or 0))
             self.stats.sets += 1
             return True
+        if self._direct:  # one PUT (no stamps, no L1), timed by a perf_counter pair
+            stats = self.stats
+            expires = INF if ttl is None else self._now() + ttl
+            started = perf_counter()
+            ok = self.l2.write(key, value, expires, ttl, None if ttl is None else ttl + (policy.stale_ttl or 0))
+            if stats.timing:
+                stats.observe("put", perf_counter() - started)
+            if ok:
+                stats.sets += 1
+            return ok
         return self.store(key, value, ttl, ())
 
     set = put

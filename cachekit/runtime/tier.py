@@ -283,6 +283,14 @@ class SharedTier(Tier):
         current = yield from self.current_plan(entry[2], got, pending)
         return entry if current else MISSING
 
+    def read(self, key: str) -> Any:
+        """One GET of ``key`` (the direct path, ``Region._direct``): its entry, whose stamps the
+        caller checks (:meth:`current_plan`), or MISSING."""
+        obj = self.call(MISSING, self.driver.get, self.namespace + key)
+        if type(obj) is tuple and len(obj) == 3:
+            return obj  # an envelope: what entry() would answer, without its two calls
+        return self.entry(obj)
+
     def pending_now(self) -> frozenset[str] | None:
         return frozenset(self.pending) if self.pending else None
 
@@ -318,6 +326,12 @@ class SharedTier(Tier):
             # so the store keeps it for the fresh TTL only (never read back as fresh while stale)
             return bool((yield (PUT, (self.key(key), value, ttl), False)))
         return bool((yield (PUT, (self.key(key), (value, expires, stamps), keep), False)))
+
+    def write(self, key: str, value: Any, expires: float, ttl: float | None, keep: float | None) -> bool:
+        """:meth:`put_plan` of an unstamped entry as one PUT (the direct path, ``Region._direct``)."""
+        if type(value) is int and self.raw_ints:
+            return bool(self.call(False, self.driver.put, self.namespace + key, value, ttl))
+        return bool(self.call(False, self.driver.put, self.namespace + key, (value, expires, None), keep))
 
     # -- generations -------------------------------------------------------------------------
     def stamps_plan(self, gen_keys: list[str], life: float | None) -> Plan:
