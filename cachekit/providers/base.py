@@ -11,10 +11,23 @@ from __future__ import annotations
 import asyncio
 import fnmatch
 import threading
+import time
 from collections.abc import Iterable, Iterator, Mapping
+from contextvars import ContextVar
 from typing import Any, ClassVar, Final
 
-__all__ = ["MISSING", "CacheDriver"]
+__all__ = ["CALL", "MISSING", "CacheDriver", "time_left"]
+
+#: The region call running in this context (``runtime/deadline.py``'s ``Call``; ``None`` outside one).
+#: Its ``until`` is when the running store call's share of the call's budget ends (``time.monotonic()``
+#: seconds), so a driver can shorten its socket timeouts to it: see :func:`time_left`.
+CALL: ContextVar[Any] = ContextVar("cachekit_call", default=None)
+
+
+def time_left() -> float | None:
+    """Seconds left of the current region call's store budget; ``None`` (or ``inf``) when unbounded."""
+    within = CALL.get()
+    return None if within is None else within.until - time.monotonic()
 
 
 class _Missing:

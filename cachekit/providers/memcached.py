@@ -40,10 +40,10 @@ from typing import Any, Final
 from ..errors import ProviderError, UnsupportedOperation, ValueTooLargeError, require
 from ..serializers import SerializationError, Serializer
 from .base import MISSING, CacheDriver
+from .memcached_client import build_client
 
 __all__ = ["DEFAULT_MAX_VALUE_SIZE", "MAX_PLAIN_KEY", "MemcachedDriver"]
 
-_base: Any = require("pymemcache.client.base", "memcached")
 _hash: Any = require("pymemcache.client.hash", "memcached")
 _exceptions: Any = require("pymemcache.exceptions", "memcached")
 
@@ -74,22 +74,6 @@ _STALE_CONNECTION: tuple[type[BaseException], ...] = (
 )
 
 
-class _NoFailoverHashClient(_hash.HashClient):  # type: ignore[misc]
-    """``HashClient`` without its failover: every error reaches the caller and no server leaves the ring.
-
-    The stock client answers a default (a miss, a failed set) without an error while a server is in
-    its retry window, then remaps the server's keys to the others; the failure bookkeeping is also
-    not thread-safe. The driver wants errors it can report and keys that stay where they hash.
-    """
-
-    def _safely_run_func(self, client: Any, func: Callable[..., Any], default_val: Any,
-                         *args: Any, **kwargs: Any) -> Any:
-        return func(*args, **kwargs)
-
-    def _safely_run_set_many(self, client: Any, values: Any, *args: Any, **kwargs: Any) -> Any:
-        return client.set_many(values, *args, **kwargs)
-
-
 def _expire(ttl: float | None) -> int:
     """memcached's ``exptime`` for a TTL in seconds: 0 = never, -1 = already expired."""
     if ttl is None or ttl == math.inf:
@@ -111,7 +95,8 @@ class MemcachedDriver(CacheDriver):
 
     ``servers`` lists ``host:port`` addresses (or ``unix:/path``): one gives a pooled client, several a
     hashing client with a pool per server; both are thread-safe. ``connect_timeout`` and ``timeout`` are
-    in seconds. Values are encoded with ``serializer`` (default: the memcached default, see
+    in seconds, shortened per command to what is left of a region call's deadline
+    (``memcached_client.py``). Values are encoded with ``serializer`` (default: the memcached default, see
     :func:`~cachekit.serializers.provider_serializer`); encoded values over ``max_value_size`` bytes are
     refused (``None``: the server decides). ``namespace`` is the key prefix this driver owns; hashed keys
     live under it. ``owns_server=True`` says the servers hold nothing but this cache, which lets
@@ -166,10 +151,7 @@ class MemcachedDriver(CacheDriver):
         }
         #: The pymemcache client (``PooledClient`` or ``HashClient``); exposed for diagnostics and tests.
         self.client: Any
-        if len(servers) == 1:
-            self.client = _base.PooledClient(_base.normalize_server_spec(servers[0]), **options)
-        else:
-            self.client = _NoFailoverHashClient(servers, use_pooling=True, **options)
+        self.client = build_client(servers, **options)
 
     # -- keys and payloads ------------------------------------------------------------------
     def storage_key(self, key: str) -> str:
@@ -247,7 +229,7 @@ class MemcachedDriver(CacheDriver):
             data = self._again(exc, "get", key, self.client.get, skey)
         if data is None:
             return MISSING
-        return self._decode(key, skey, data)
+        return self._serializer.loads(data) if skey is key else self._decode(key, skey, data)
 
     def put(self, key: str, value: Any, ttl: float | None = None) -> bool:
         """Store ``value``; raises :class:`ValueTooLargeError` past ``max_value_size``."""
@@ -294,7 +276,8 @@ class MemcachedDriver(CacheDriver):
 
     def get_many(self, keys: Iterable[str]) -> dict[str, Any]:
         """``{key: object or MISSING}`` in one ``get_multi`` (one round trip per server involved)."""
-        by_skey = {self.storage_key(key): key for key in keys}
+        storage_key = self.storage_key
+        by_skey = {storage_key(key): key for key in keys}
         out = dict.fromkeys(by_skey.values(), MISSING)
         if not by_skey:
             return out
@@ -303,9 +286,11 @@ class MemcachedDriver(CacheDriver):
             found = self.client.get_many(skeys)
         except _ERRORS as exc:
             found = self._again(exc, "get_many", None, self.client.get_many, skeys)
+        loads = self._serializer.loads
         for skey, data in found.items():
             key = by_skey[skey]
-            out[key] = self._decode(key, skey, data)
+            # a plain key is its own storage key (the same object): no frame to check
+            out[key] = loads(data) if skey is key else self._decode(key, skey, data)
         return out
 
     def put_many(self, mapping: Mapping[str, Any], ttl: float | None = None) -> bool:

@@ -7,6 +7,12 @@ one asyncio client per event loop (``redis.asyncio`` connections are bound to th
 :func:`provider_errors` is the one place where a redis-py exception becomes a
 :class:`~cachekit.errors.ProviderError`, with every password the options know scrubbed from the message.
 
+A standalone sync client's plain TCP connections read each answer (and connect) with their timeouts
+shortened to what is left of the current region call's deadline (:func:`~cachekit.providers.base.time_left`,
+kept by ``runtime/deadline.py``), through redis-py's per-read ``timeout`` (redis-py 5.1 and later); other
+connection kinds (TLS, unix sockets, Sentinel, Cluster, asyncio) keep their configured timeouts, so a
+call on them may overrun its deadline by one operation timeout.
+
 redis-py is imported only when a client is built or an error is caught.
 """
 
@@ -21,6 +27,7 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple, TypeVar
 
 from ..errors import ProviderError, UnsupportedOperation
+from .base import time_left
 
 __all__ = ["RedisClients", "RedisOptions", "provider_errors", "redis_errors"]
 
@@ -174,8 +181,12 @@ class RedisOptions:
                                              **options)
             return sentinel.master_for(self.service_name, db=self.db, max_connections=max_connections), sentinel
         if self.url:
-            return lib.Redis.from_url(self.url, **options), None
-        return lib.Redis(host=self.host, port=self.port, db=self.db, **options), None
+            client = lib.Redis.from_url(self.url, **options)
+        else:
+            client = lib.Redis(host=self.host, port=self.port, db=self.db, **options)
+        if not asyncio:
+            _bound_timeouts(client)
+        return client, None
 
 
 class RedisClients:
@@ -304,3 +315,49 @@ def _credentials(options: dict[str, Any], nodes: list[_Node]) -> None:
         options.setdefault("password", node.password)
         if node.username:
             options.setdefault("username", node.username)
+
+
+#: the shortest read or connect timeout given to a command (a budget nearly spent still gets one answer)
+_FLOOR = 0.005
+
+
+@functools.cache
+def _bounded_connection() -> type | None:
+    """``redis.Connection`` with its reads and connects bounded by the region call's deadline (``None``:
+    this redis-py has no per-read timeout)."""
+    from redis.connection import Connection
+
+    if "timeout" not in inspect.signature(Connection.read_response).parameters:
+        return None
+
+    class BoundedConnection(Connection):  # type: ignore[misc]
+        def read_response(self, *args: Any, **kwargs: Any) -> Any:
+            left = time_left()
+            timeout = self.socket_timeout
+            if left is not None and timeout is not None and left < timeout and "timeout" not in kwargs:
+                kwargs["timeout"] = max(left, _FLOOR)
+            return super().read_response(*args, **kwargs)
+
+        def _connect(self) -> Any:
+            left = time_left()
+            timeout = self.socket_connect_timeout
+            if left is None or timeout is None or left >= timeout:
+                return super()._connect()
+            self.socket_connect_timeout = max(left, _FLOOR)
+            try:
+                return super()._connect()
+            finally:
+                self.socket_connect_timeout = timeout
+
+    return BoundedConnection
+
+
+def _bound_timeouts(client: Any) -> None:
+    """Make a standalone client's plain TCP connections :func:`_bounded_connection`'s (a no-op for any
+    other connection class)."""
+    from redis.connection import Connection
+
+    pool = getattr(client, "connection_pool", None)
+    bounded = _bounded_connection()
+    if bounded is not None and pool is not None and pool.connection_class is Connection:
+        pool.connection_class = bounded

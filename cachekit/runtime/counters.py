@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from ..errors import CacheError, InvalidValueError
 from ..providers.base import MISSING
-from .deadline import aone_call, one_call
+from .deadline import acquire_within, aone_call, current, one_call, run_within, skipped
 from .plans import drive
 from .policy import INF
 
@@ -50,7 +50,8 @@ class CounterMixin(_Base):
         tier = self.l2
         if self._server_counts and not tags and not self._gen_keys(key, ()):
             try:
-                result = tier.driver.increment(tier.key(key), amount, None)
+                # within the call's deadline: a failure costs the rest of the budget, not another timeout
+                result = run_within(tier, tier.driver.increment, tier.key(key), amount, None)
             except Exception as exc:
                 return self._increment_refused(key, amount, exc)
             if tier.down:
@@ -72,7 +73,10 @@ class CounterMixin(_Base):
         return tier.failed(exc, None)
 
     def _increment_locked(self, key: str, amount: int, tags: tuple[str, ...]) -> int | None:
-        with self._lock:
+        # waiting behind other threads' increments is bounded by this call's deadline (deadline.py)
+        if not acquire_within(self.l2, self._lock):
+            return skipped(self.l2, current(), None)  # type: ignore[arg-type]
+        try:
             # A generation-stamped counter (tags, memcached regions, declared patterns) or a signed one is
             # an envelope the server cannot increment: read-modify-write under a cross-process lock instead.
             if not self._locks.acquire_counter(key):
@@ -82,6 +86,8 @@ class CounterMixin(_Base):
                 return self._increment_entry(key, amount, tags)
             finally:
                 self._locks.release_counter(key)
+        finally:
+            self._lock.release()
 
     def _increment_entry(self, key: str, amount: int, tags: tuple[str, ...] = ()) -> int | None:
         entry = self._fetch(key, tags)

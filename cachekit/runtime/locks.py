@@ -19,14 +19,15 @@ from typing import TYPE_CHECKING, Any
 
 from ..providers.base import MISSING
 from .atomic_lock import new_owner
+from .deadline import pause_within
 
 if TYPE_CHECKING:
     from .tier import SharedTier
 
 __all__ = ["COUNTER_LOCK_SECONDS", "NoLocks", "RegionLocks"]
 
-#: how long a read-modify-write increment waits for the counter lock, and how long the lock lives
-#: if its holder dies (an increment is two round trips: far below this)
+#: how long a read-modify-write increment waits for the counter lock (less: what is left of the call's
+#: deadline), and how long the lock lives if its holder dies (an increment is two round trips)
 COUNTER_LOCK_SECONDS = 5.0
 #: first and longest pause between two polls of the loader lock (doubling in between)
 _FIRST_PAUSE, _LONGEST_PAUSE = 0.005, 0.1
@@ -133,7 +134,7 @@ class RegionLocks(NoLocks):
         while not tier.call(False, tier.driver.add, lock_key, 1, COUNTER_LOCK_SECONDS):
             if time.monotonic() > deadline or tier.down or tier.skipping():
                 return False
-            time.sleep(0.001)
+            pause_within(tier, 0.001)  # inside a region call, the wait counts against its deadline
         return True
 
     def release_counter(self, key: str) -> None:

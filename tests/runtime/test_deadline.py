@@ -7,6 +7,7 @@ the store again."""
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -126,3 +127,115 @@ def test_call_timeout_is_a_documented_duration_with_a_default() -> None:
         assert runtime.region().l2.budget == pytest.approx(0.4)
     with cfg.compile() as runtime:
         assert runtime.region().l2.budget == 0.25 or runtime.region().l2.remote is False
+
+
+def _memcached_config(server: Any, **cache: Any) -> CacheConfig:
+    return CacheConfig(
+        cache={"prefix": "deadline", **cache},
+        providers={"store": {"type": "memcached", "servers": [server.address], "connect_timeout": TIMEOUT,
+                             "timeout": TIMEOUT}},
+        regions={"default": {"provider": "store", "ttl": 60}},
+    )
+
+
+def test_an_increment_waits_for_a_held_counter_lock_no_longer_than_its_deadline(memcached_server: Any) -> None:
+    # a memcached counter is stamped with the region's generation: a read-modify-write under the store's
+    # counter lock. A holder that died (or whose release was skipped past its own deadline) leaves the lock
+    # for COUNTER_LOCK_SECONDS (5 s); the store answers every poll at once, so only the pauses add up
+    need_module("pymemcache")
+    with _memcached_config(memcached_server).compile() as runtime:
+        region = runtime.region()
+        assert region.increment("n") == 1
+        tier = region.l2
+        assert tier.driver.add(tier.counter_lock_key("n"), 1, 5.0)  # the lost holder's lock
+        value, took = timed(lambda: region.increment("n"))
+        assert value is None  # not incremented: counted as an error
+        assert took < TIMEOUT + 0.1 + 0.3, f"increment took {took:.2f}s (the deadline is {TIMEOUT + 0.1:g}s)"
+        tier.driver.forget(tier.counter_lock_key("n"))
+        assert region.increment("n") == 2
+
+
+def test_threads_queued_behind_slow_increments_wait_no_longer_than_their_deadline(memcached_server: Any) -> None:
+    # eight threads increment through one region while every store call takes ~0.1 s: the region's process
+    # lock serialises them, and before, each waited for all the increments queued before it (up to 2.4 s)
+    need_module("pymemcache")
+    with FaultProxy(memcached_server.host, memcached_server.port) as proxy, \
+            _memcached_config(proxy).compile() as runtime:
+        region = runtime.region()
+        assert region.increment("warm-up") == 1
+        proxy.set_latency(0.025)  # a round trip ~0.05 s: an increment (4 round trips) fits in 0.3 s alone
+        worst = [0.0] * 8
+
+        def count(i: int) -> None:
+            for _ in range(3):
+                _, took = timed(lambda: region.increment(f"n{i}"))
+                worst[i] = max(worst[i], took)
+
+        threads = [threading.Thread(target=count, args=(i,)) for i in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(30)
+        proxy.restore()
+    # the deadline (0.3 s) plus one store call in flight (0.2 s) plus a margin for a loaded 2-CPU machine
+    assert max(worst) < TIMEOUT + 0.1 + TIMEOUT + 0.3, worst
+
+
+def test_a_memcached_call_waits_for_an_answer_no_longer_than_what_is_left_of_its_deadline(
+    memcached_server: Any,
+) -> None:
+    # timeout = 1 s, but the call's budget is 0.1 s: the store call's socket (and connect) timeouts are
+    # shortened to the budget left (memcached_client.BoundedClient), so a black-holed get ends in ~0.1 s
+    need_module("pymemcache")
+    with FaultProxy(memcached_server.host, memcached_server.port) as proxy:
+        cfg = CacheConfig(
+            cache={"prefix": "deadline", "call_timeout": 0.1},
+            providers={"store": {"type": "memcached", "servers": [proxy.address], "connect_timeout": 1.0,
+                                 "timeout": 1.0}},
+            regions={"default": {"provider": "store", "ttl": 60}},
+        )
+        with cfg.compile() as runtime:
+            region = runtime.region()
+            assert region.put("k", "v")
+            proxy.blackhole()
+            proxy.cut()
+            for name, call in {"get": lambda: region.get("k", "d") == "d",
+                               "put": lambda: region.put("k", "w") is False}.items():
+                ok, took = timed(call)
+                assert ok, name
+                assert took < 0.1 + 0.4, f"{name} took {took:.2f}s: the 1 s socket timeout was not shortened"
+            proxy.restore()
+            proxy.set_latency(0.1)  # a round trip of ~0.2 s: over the call's budget, under the socket timeout
+            driver = region.l2.driver
+            # outside a region call the driver waits its full timeout again: the shortening was undone
+            assert driver.put("deadline:direct", "x", 60) is True
+            assert driver.get("deadline:direct") == "x"
+
+
+def test_a_redis_call_waits_for_an_answer_no_longer_than_what_is_left_of_its_deadline(proxy: FaultProxy) -> None:
+    # the same on Redis: a standalone client's reads use redis-py's per-read timeout, set to the budget left
+    cfg = CacheConfig(
+        cache={"prefix": "deadline", "call_timeout": 0.1},
+        providers={"store": {"type": "redis", "url": f"redis://{proxy.address}/0", "connect_timeout": 1.0,
+                             "socket_timeout": 1.0, "retries": 0}},
+        regions={"default": {"provider": "store", "ttl": 60}},
+    )
+    with cfg.compile() as runtime:
+        region = runtime.region()
+        assert region.put("k", "v")
+        proxy.blackhole()
+        proxy.cut()
+        for name, call in {"get": lambda: region.get("k", "d") == "d",
+                           "put": lambda: region.put("k", "w") is False,
+                           # a server-side INCRBY, whose failure the region handles itself
+                           "increment": lambda: region.increment("n") is None}.items():
+            ok, took = timed(call)
+            assert ok, name
+            assert took < 0.1 + 0.4, f"{name} took {took:.2f}s: the 1 s socket timeout was not shortened"
+        proxy.restore()
+        proxy.cut()
+        proxy.set_latency(0.1)  # a round trip of ~0.2 s: over the call's budget, under the socket timeout
+        driver = region.l2.driver
+        # outside a region call the driver waits its full timeout again
+        assert driver.put("deadline:direct", ("x", float("inf"), None), 60) is True
+        assert driver.get("deadline:direct") == ("x", float("inf"), None)

@@ -34,6 +34,12 @@ from cachekit.errors import ProviderError
 THREADS = 8
 TIMEOUT = 0.2  # connect and socket timeouts of the providers under test: faults cost little wall time
 RECOVERY_BOUND = 5.0  # seconds from lifting a fault until a write and a read succeed again
+DEADLINE = TIMEOUT + 0.1  # one region call's store budget: the operation timeout plus deadline.MARGIN
+#: the slowest single operation under a fault or after it: the deadline, plus one store call already in
+#: flight when the budget runs out (one timeout), plus 0.5 s for a loaded 2-CPU machine (threads waiting
+#: for the GIL and the proxy's loop). Before waits on the counter lock counted against the deadline, the
+#: memcached latency and cut scenarios had operations of 1.6-7.6 s.
+WORST_BOUND = DEADLINE + TIMEOUT + 0.5
 
 
 # -- helpers (the proxied servers are fixtures of tests/runtime/conftest.py) ----------------------
@@ -141,6 +147,9 @@ class MixedLoad:
                         tagged.put(key, f"{key}#{seq}", 60)
                     else:
                         tagged.flush()
+                        # two calls: each is one operation (each has its own deadline)
+                        out.worst_latency = max(out.worst_latency, time.perf_counter() - started)
+                        started = time.perf_counter()
                         region.forget(f"t{tid}:k{(seq + 1) % 5}")
             except ProviderError as exc:
                 if self.strict:
@@ -258,6 +267,9 @@ def test_mixed_load_under_a_fault_leaks_nothing_reads_no_wrong_value_and_recover
     assert faulty.operations >= THREADS  # every thread got through at least one call under the fault
     assert recovered < RECOVERY_BOUND
     assert after.operations > 0 and after.leaked == 0
+    # one deadline per call: under the fault and after it, no operation waits for more than one deadline
+    assert faulty.worst_latency <= WORST_BOUND, f"worst operation under {fault_name}: {faulty.worst_latency:.2f}s"
+    assert after.worst_latency <= WORST_BOUND, f"worst operation after {fault_name}: {after.worst_latency:.2f}s"
     if fault_name == "blackhole":
         # every call under a black-hole ends: by its timeouts, never by hanging
         assert faulty.worst_latency < 10 * TIMEOUT + 1.0

@@ -1,0 +1,162 @@
+"""The pymemcache clients of the memcached driver, and per-call socket timeouts.
+
+One server gets a pooled client, several a hashing client with a pool per server; both build their
+connections as :class:`BoundedClient`, a pymemcache ``Client`` whose commands run with the socket and
+connect timeouts shortened to what is left of the current region call's budget
+(:func:`~cachekit.providers.base.time_left`, kept by ``runtime/deadline.py``). A store call that starts
+with 0.05 s of the call's budget left waits 0.05 s for its answer, not the whole ``timeout``; so a
+region call on a slow or cut store ends within its deadline, as a Redis one does. Outside a region
+call, or with more than ``timeout`` left, a command runs as pymemcache runs it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from ..errors import require
+from .base import CALL, time_left
+
+__all__ = ["BoundedClient", "build_client"]
+
+_base: Any = require("pymemcache.client.base", "memcached")
+_hash: Any = require("pymemcache.client.hash", "memcached")
+
+#: the shortest timeout a command is given (a budget nearly spent still gets one answer's worth)
+_FLOOR = 0.005
+# the three commands every pymemcache request goes through
+_fetch = _base.Client._fetch_cmd
+_store = _base.Client._store_cmd
+_misc = _base.Client._misc_cmd
+
+
+class BoundedClient(_base.Client):  # type: ignore[misc]
+    """A pymemcache ``Client`` whose commands wait no longer than the current region call's deadline.
+
+    pymemcache sends every command through ``_fetch_cmd``, ``_store_cmd`` or ``_misc_cmd`` on
+    ``self.sock``; a pooled client serves one thread at a time, so setting its timeouts around one
+    command is safe. A connection made inside the command (the first, or after a cut) connects with
+    the shortened ``connect_timeout`` too.
+    """
+
+    def _bounded(self, command: Callable[..., Any], args: Any, kwargs: Any) -> Any:
+        left = time_left()
+        timeout = self.timeout
+        if left is None or timeout is None or left >= timeout:
+            return command(self, *args, **kwargs)
+        left = max(left, _FLOOR)
+        connect_timeout = self.connect_timeout
+        self.timeout = left
+        self.connect_timeout = left if connect_timeout is None else min(connect_timeout, left)
+        sock = self.sock
+        if sock is not None:
+            sock.settimeout(left)
+        try:
+            return command(self, *args, **kwargs)
+        finally:
+            self.timeout = timeout
+            self.connect_timeout = connect_timeout
+            sock = self.sock  # None if the command failed (pymemcache closes it), or a new one
+            if sock is not None:
+                sock.settimeout(timeout)
+
+    def _fetch_cmd(self, *args: Any, **kwargs: Any) -> Any:
+        if CALL.get() is None:  # outside a region call: as pymemcache runs it
+            return _fetch(self, *args, **kwargs)
+        return self._bounded(_fetch, args, kwargs)
+
+    def _store_cmd(self, *args: Any, **kwargs: Any) -> Any:
+        if CALL.get() is None:
+            return _store(self, *args, **kwargs)
+        return self._bounded(_store, args, kwargs)
+
+    def _misc_cmd(self, *args: Any, **kwargs: Any) -> Any:
+        if CALL.get() is None:
+            return _misc(self, *args, **kwargs)
+        return self._bounded(_misc, args, kwargs)
+
+
+def _pooled(name: str) -> Callable[..., Any]:
+    """A pool method running ``BoundedClient.<name>`` on an idle connection (a new one if none is idle);
+    a connection whose command failed is closed and dropped, as pymemcache's ``destroy_on_fail`` does."""
+    command = getattr(BoundedClient, name)
+
+    def run(self: _PooledClient, *args: Any, **kwargs: Any) -> Any:
+        idle = self.idle
+        try:
+            client = idle.pop()
+        except IndexError:
+            client = self._create_client()
+        try:
+            result = command(client, *args, **kwargs)
+        except BaseException:
+            client.close()
+            raise
+        idle.append(client)
+        return result
+
+    run.__name__ = run.__qualname__ = name
+    return run
+
+
+class _PooledClient(_base.PooledClient):  # type: ignore[misc]
+    """pymemcache's ``PooledClient`` on a plain list of idle connections: ``list.pop`` and ``append`` are
+    atomic, so taking and returning a connection costs two C calls, not the stock pool's context manager
+    and lock (a tenth of a loopback ``get``). Unbounded, as the stock pool is by default."""
+
+    client_class = BoundedClient
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        #: idle connections, the most recently used last
+        self.idle: list[Any] = []
+
+    get = _pooled("get")
+    set = _pooled("set")
+    add = _pooled("add")
+    delete = _pooled("delete")
+    get_many = _pooled("get_many")
+    set_many = _pooled("set_many")
+    gets = _pooled("gets")
+    cas = _pooled("cas")
+    incr = _pooled("incr")
+    touch = _pooled("touch")
+    flush_all = _pooled("flush_all")
+    version = _pooled("version")
+
+    def close(self) -> None:
+        """Close every idle connection (one in use is closed when it next fails, or reused)."""
+        idle = self.idle
+        while idle:
+            try:
+                client = idle.pop()
+            except IndexError:
+                break
+            client.close()
+        super().close()
+
+
+class _NoFailoverHashClient(_hash.HashClient):  # type: ignore[misc]
+    """``HashClient`` without its failover: every error reaches the caller and no server leaves the ring.
+
+    The stock client answers a default (a miss, a failed set) without an error while a server is in
+    its retry window, then remaps the server's keys to the others; the failure bookkeeping is also
+    not thread-safe. The driver wants errors it can report and keys that stay where they hash.
+    """
+
+    client_class = BoundedClient
+
+    def _safely_run_func(self, client: Any, func: Callable[..., Any], default_val: Any,
+                         *args: Any, **kwargs: Any) -> Any:
+        return func(*args, **kwargs)
+
+    def _safely_run_set_many(self, client: Any, values: Any, *args: Any, **kwargs: Any) -> Any:
+        return client.set_many(values, *args, **kwargs)
+
+
+def build_client(servers: Iterable[str], **options: Any) -> Any:
+    """A pooled client for one server, a hashing client with a pool per server for several."""
+    servers = list(servers)
+    if len(servers) == 1:
+        return _PooledClient(_base.normalize_server_spec(servers[0]), **options)
+    return _NoFailoverHashClient(servers, use_pooling=True, **options)
