@@ -14,8 +14,8 @@ from itertools import repeat
 from time import perf_counter
 from typing import TYPE_CHECKING, Any
 
-from ..providers.base import MISSING, CacheDriver
-from .deadline import Call, current
+from ..providers.base import CALL, MISSING, CacheDriver
+from .deadline import Call
 from .policy import INF
 
 if TYPE_CHECKING:
@@ -55,11 +55,12 @@ EXTEND_TTL = Op("extend_ttl", lambda d: d.extend_ttl, lambda d: d.aextend_ttl)
 Plan = Generator[tuple[Op, tuple[Any, ...], Any], Any, Any]
 
 
-def drive(tier: Tier, plan: Plan) -> Any:
-    """Run ``plan`` with the tier's sync driver."""
+def drive(tier: Tier, plan: Plan, op: Any = None) -> Any:
+    """Run ``plan`` with the tier's sync driver (``op``: the operation it yielded first, if taken)."""
     driver = tier.driver
     try:
-        op = next(plan)
+        if op is None:
+            op = next(plan)
         while True:
             op = plan.send(tier.call(op[2], op[0].synchronous(driver), *op[1]))
     except StopIteration as done:
@@ -134,13 +135,13 @@ def settle_many(tier: SharedTier, keys: list[str], fulls: list[str], got: dict[s
 
 def read_many(tier: SharedTier, keys: list[str], now: Callable[[], float], stats: Recorder, absent: Any) -> Any:
     """``get_many`` on the direct path (``Region._direct``): ``{key: value or absent}`` from one
-    multi-get made outside a deadline, settled straight into the answer; what needs the store again
-    (stamps to check, an unreadable payload) runs on under one deadline (:func:`drive_on`)."""
+    multi-get (``call_once``), settled straight into the answer; what needs the store again (stamps
+    to check, an unreadable payload) goes on under one deadline (:func:`drive_on`)."""
     namespace = tier.namespace
     fulls = [namespace + k for k in keys]
     pending = tier.pending_now() if tier.pending else None  # see SharedTier.fetch_plan
     started = perf_counter()
-    got = tier.call(None, tier.driver.get_many, fulls)
+    got = tier.call_once(None, tier.driver.get_many, fulls)
     if got is not None:
         return drive_on(tier, settle_many(tier, keys, fulls, got, now(), stats, pending, absent), started)
     if tier.down:
@@ -165,24 +166,6 @@ def each_plan(tier: SharedTier, keys: list[str], now: Callable[[], float], stats
     return out
 
 
-def drive_on(tier: SharedTier, plan: Plan, started: float) -> Any:
-    """Run ``plan``, the rest of a direct-path region call (``Region._direct``) whose first store call
-    was made outside a deadline at ``started`` (``perf_counter``): a plan that needs the store again
-    (stamps to check) runs under one deadline (``deadline.py``) charged with the time since then, or
-    under the region call in progress (which counted it already)."""
-    try:
-        op = next(plan)
-        within = current()
-        if within is None:
-            within = Call()
-            within.spent = perf_counter() - started
-        driver = tier.driver
-        while True:
-            op = plan.send(tier.call_in(within, op[2], op[0].synchronous(driver), *op[1]))
-    except StopIteration as done:
-        return done.value
-
-
 def put_many_plan(tier: Tier, policy: Policy, stats: Recorder, now: float, mapping: Mapping[str, Any],
                   ttl: Any) -> Plan:
     """Unstamped entries in one round trip per distinct TTL."""
@@ -203,3 +186,23 @@ def put_many_plan(tier: Tier, policy: Policy, stats: Recorder, now: float, mappi
             stats.sets += len(batch)
         ok = ok and done
     return ok
+
+
+def drive_on(tier: SharedTier, plan: Plan, started: float) -> Any:
+    """Run ``plan``, the rest of a direct-path region call whose first store call (``call_once``)
+    started at ``started`` (``perf_counter``): a plan that needs the store again (stamps to check)
+    runs under one deadline (``deadline.py``) charged with the time since then, or under the region
+    call in progress (which counted it already)."""
+    try:
+        op = next(plan)
+    except StopIteration as done:  # the usual case: nothing more to read
+        return done.value
+    if CALL.get() is not None:
+        return drive(tier, plan, op)
+    within = Call()
+    within.spent = perf_counter() - started
+    token = CALL.set(within)
+    try:
+        return drive(tier, plan, op)
+    finally:
+        CALL.reset(token)

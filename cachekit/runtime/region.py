@@ -107,8 +107,7 @@ class Region(RememberMixin, AsyncRegionMixin, CounterMixin, InvalidationMixin):
         #: entries may carry generation stamps even without tags (declared patterns, region generation)
         self._stamped = bool(policy.pattern_rules) or self._region_gen is not None
         #: the direct path of a shared store (no L1, no stamps to write, no trace, no events): get, put and
-        #: get_many make their one store call without the plan machinery or a deadline of their own (one
-        #: store call needs none; a region call in progress is joined by ``Tier.call``)
+        #: get_many make their store call without the plan machinery, under one deadline (``call_once``)
         self._direct = self._batched and not self._stamped and self.stats.trace is None and type(self) is Region
 
     @property
@@ -148,8 +147,8 @@ class Region(RememberMixin, AsyncRegionMixin, CounterMixin, InvalidationMixin):
         return default if value is MISSING else value
 
     def _read(self, key: str) -> Any:
-        """:meth:`lookup` on the direct path: one GET, timed by a ``perf_counter`` pair; an entry
-        written with tags has its generations read under one deadline (``plans.drive_on``)."""
+        """:meth:`lookup` on the direct path: one GET, timed by a ``perf_counter`` pair (an entry
+        written with tags has its generations read too)."""
         policy = self.policy
         if type(key) is not str or not key.isascii() or not 0 < len(key) <= policy.max_key_length:
             policy.check_key(key)
@@ -187,8 +186,7 @@ class Region(RememberMixin, AsyncRegionMixin, CounterMixin, InvalidationMixin):
         """``{key: value or default}``; shared stores answer in one round trip."""
         keys = list(keys)
         if self._direct:
-            self.policy.check_keys(keys)
-            return read_many(self.l2, keys, self._now, self.stats, default)  # type: ignore[arg-type]
+            return self._read_many(keys, default)
         found = self.lookup_many(keys, ())
         return {k: (default if found[k] is MISSING else found[k]) for k in keys}
 
@@ -296,17 +294,24 @@ class Region(RememberMixin, AsyncRegionMixin, CounterMixin, InvalidationMixin):
             self._mem.put_until(key, (value, expires, None), None if ttl is None else expires + (policy.stale_ttl or 0))
             self.stats.sets += 1
             return True
-        if self._direct:  # one PUT (no stamps, no L1), timed by a perf_counter pair
-            stats = self.stats
-            expires = INF if ttl is None else self._now() + ttl
-            started = perf_counter()
-            ok = self.l2.write(key, value, expires, ttl, None if ttl is None else ttl + (policy.stale_ttl or 0))
-            if stats.timing:
-                stats.observe("put", perf_counter() - started)
-            if ok:
-                stats.sets += 1
-            return ok
-        return self.store(key, value, ttl, ())
+        return self._write(key, value, ttl) if self._direct else self.store(key, value, ttl, ())
+
+    def _write(self, key: str, value: Any, ttl: float | None) -> bool:
+        """:meth:`store` on the direct path: one PUT, timed by a ``perf_counter`` pair."""
+        stats = self.stats
+        expires = INF if ttl is None else self._now() + ttl
+        started = perf_counter()
+        ok = self.l2.write(key, value, expires, ttl, None if ttl is None else ttl + (self.policy.stale_ttl or 0))
+        if stats.timing:
+            stats.observe("put", perf_counter() - started)
+        if ok:
+            stats.sets += 1
+        return ok
+
+    def _read_many(self, keys: list[str], default: Any) -> dict[str, Any]:
+        """:meth:`get_many` on the direct path (``plans.read_many``)."""
+        self.policy.check_keys(keys)
+        return read_many(self.l2, keys, self._now, self.stats, default)  # type: ignore[arg-type, no-any-return]
 
     set = put
 

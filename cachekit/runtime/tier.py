@@ -284,9 +284,9 @@ class SharedTier(Tier):
         return entry if current else MISSING
 
     def read(self, key: str) -> Any:
-        """One GET of ``key`` (the direct path, ``Region._direct``): its entry, whose stamps the
-        caller checks (:meth:`current_plan`), or MISSING."""
-        obj = self.call(MISSING, self.driver.get, self.namespace + key)
+        """One GET of ``key`` (the direct path, ``Region._direct``; ``call_once``): its entry, whose
+        stamps the caller checks (:meth:`current_plan`, ``plans.drive_on``), or MISSING."""
+        obj = self.call_once(MISSING, self.driver.get, self.namespace + key)
         if type(obj) is tuple and len(obj) == 3:
             return obj  # an envelope: what entry() would answer, without its two calls
         return self.entry(obj)
@@ -328,10 +328,11 @@ class SharedTier(Tier):
         return bool((yield (PUT, (self.key(key), (value, expires, stamps), keep), False)))
 
     def write(self, key: str, value: Any, expires: float, ttl: float | None, keep: float | None) -> bool:
-        """:meth:`put_plan` of an unstamped entry as one PUT (the direct path, ``Region._direct``)."""
+        """:meth:`put_plan` of an unstamped entry as one PUT (the direct path, ``Region._direct``;
+        ``call_once``)."""
         if type(value) is int and self.raw_ints:
-            return bool(self.call(False, self.driver.put, self.namespace + key, value, ttl))
-        return bool(self.call(False, self.driver.put, self.namespace + key, (value, expires, None), keep))
+            return bool(self.call_once(False, self.driver.put, self.namespace + key, value, ttl))
+        return bool(self.call_once(False, self.driver.put, self.namespace + key, (value, expires, None), keep))
 
     # -- generations -------------------------------------------------------------------------
     def stamps_plan(self, gen_keys: list[str], life: float | None) -> Plan:
