@@ -15,7 +15,6 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Coroutine, Iterable, Mapping
 from dataclasses import dataclass
-from time import perf_counter
 from typing import Any
 
 from ..providers.base import MISSING
@@ -25,7 +24,7 @@ from .counters import CounterMixin
 from .deadline import one_call
 from .l1 import L1
 from .locks import NoLocks
-from .plans import Plan, drive, drive_on, many_plan, put_many_plan, read_many
+from .plans import Plan, drive, many_plan, put_many_plan, read_many
 from .policy import FOREVER, INF, Policy, normalize_ttl
 from .region_async import ASK_L2, AsyncRegionMixin, Stale, is_async_callable
 from .region_invalidation import InvalidationMixin
@@ -143,29 +142,14 @@ class Region(RememberMixin, AsyncRegionMixin, CounterMixin, InvalidationMixin):
                     self._mem.touch(key)
                 self.stats.hits += 1
                 return entry[0]
-        value = self._read(key) if self._direct else self.lookup(key, ())
+        elif self._direct:  # a shared store, no L1, no stamps to write: one GET (SharedTier.read)
+            policy = self.policy
+            if type(key) is not str or not key.isascii() or not 0 < len(key) <= policy.max_key_length:
+                policy.check_key(key)
+            value = self.l2.read(key)  # type: ignore[attr-defined]
+            return default if value is MISSING else value
+        value = self.lookup(key, ())
         return default if value is MISSING else value
-
-    def _read(self, key: str) -> Any:
-        """:meth:`lookup` on the direct path: one GET, timed by a ``perf_counter`` pair (an entry
-        written with tags has its generations read too)."""
-        policy = self.policy
-        if type(key) is not str or not key.isascii() or not 0 < len(key) <= policy.max_key_length:
-            policy.check_key(key)
-        l2 = self.l2
-        pending = l2.pending_now() if l2.pending else None  # see SharedTier.fetch_plan
-        started = perf_counter()
-        entry = l2.read(key)
-        if entry is not MISSING and entry[2] and not drive_on(l2, l2.current_plan(entry[2], {}, pending), started):
-            entry = MISSING
-        stats = self.stats
-        if stats.timing:
-            stats.observe("get", perf_counter() - started)
-        if entry is MISSING or entry[1] <= self._now():
-            stats.misses += 1
-            return MISSING
-        stats.hits += 1
-        return entry[0]
 
     def _fast_hit(self, key: str) -> Any:
         """On the fast path (``self._fast``): the fresh value, counted as a hit, or ``MISSING``
@@ -294,19 +278,9 @@ class Region(RememberMixin, AsyncRegionMixin, CounterMixin, InvalidationMixin):
             self._mem.put_until(key, (value, expires, None), None if ttl is None else expires + (policy.stale_ttl or 0))
             self.stats.sets += 1
             return True
-        return self._write(key, value, ttl) if self._direct else self.store(key, value, ttl, ())
-
-    def _write(self, key: str, value: Any, ttl: float | None) -> bool:
-        """:meth:`store` on the direct path: one PUT, timed by a ``perf_counter`` pair."""
-        stats = self.stats
-        expires = INF if ttl is None else self._now() + ttl
-        started = perf_counter()
-        ok = self.l2.write(key, value, expires, ttl, None if ttl is None else ttl + (self.policy.stale_ttl or 0))
-        if stats.timing:
-            stats.observe("put", perf_counter() - started)
-        if ok:
-            stats.sets += 1
-        return ok
+        if self._direct:  # a shared store, no L1, no stamps: one PUT (SharedTier.write)
+            return self.l2.write(key, value, ttl, policy.stale_ttl)  # type: ignore[attr-defined, no-any-return]
+        return self.store(key, value, ttl, ())
 
     def _read_many(self, keys: list[str], default: Any) -> dict[str, Any]:
         """:meth:`get_many` on the direct path (``plans.read_many``)."""
