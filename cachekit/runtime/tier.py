@@ -289,19 +289,22 @@ class SharedTier(Tier):
         direct path (``Region._direct``) in one GET (``call_once``), timed by a ``perf_counter`` pair.
         An entry written with tags has its generations read too, under the same deadline (``drive_on``)."""
         pending = frozenset(self.pending) if self.pending else None  # see fetch_plan
-        started = perf_counter()
-        entry = self.call_once(MISSING, self.driver.get, self.namespace + key)
-        if type(entry) is not tuple or len(entry) != 3:  # an envelope passes as is (entry() would)
-            entry = self.entry(entry)
-        if entry is not MISSING and entry[2] and not drive_on(self, self.current_plan(entry[2], {}, pending), started):
-            entry = MISSING
         stats = self.stats
-        if stats.timing:
-            latency = stats.latency.get("get")
-            if latency is None:
-                stats.observe("get", perf_counter() - started)
-            else:
-                latency.add(perf_counter() - started)
+        started = perf_counter()
+        try:
+            entry = self.call_once(MISSING, self.driver.get, self.namespace + key)
+            if type(entry) is not tuple or len(entry) != 3:  # an envelope passes as is (entry() would)
+                entry = self.entry(entry)
+            if entry is not MISSING and entry[2] and \
+                    not drive_on(self, self.current_plan(entry[2], {}, pending), started):
+                entry = MISSING
+        finally:  # timed as Recorder.timed would, without its frames
+            if stats.timing:
+                latency = stats.latency.get("get")
+                if latency is None:
+                    stats.observe("get", perf_counter() - started)
+                else:
+                    latency.add(perf_counter() - started)
         if entry is MISSING or entry[1] <= self.now():
             stats.misses += 1
             return MISSING
@@ -354,16 +357,18 @@ class SharedTier(Tier):
             expires, keep = self.now() + ttl, ttl + (stale_ttl or 0)
         stats = self.stats
         started = perf_counter()
-        if type(value) is int and self.raw_ints:  # raw, so the server increments it (see put_plan)
-            ok = self.call_once(False, self.driver.put, self.namespace + key, value, ttl)
-        else:
-            ok = self.call_once(False, self.driver.put, self.namespace + key, (value, expires, None), keep)
-        if stats.timing:
-            latency = stats.latency.get("put")
-            if latency is None:
-                stats.observe("put", perf_counter() - started)
+        try:
+            if type(value) is int and self.raw_ints:  # raw, so the server increments it (see put_plan)
+                ok = self.call_once(False, self.driver.put, self.namespace + key, value, ttl)
             else:
-                latency.add(perf_counter() - started)
+                ok = self.call_once(False, self.driver.put, self.namespace + key, (value, expires, None), keep)
+        finally:
+            if stats.timing:
+                latency = stats.latency.get("put")
+                if latency is None:
+                    stats.observe("put", perf_counter() - started)
+                else:
+                    latency.add(perf_counter() - started)
         if ok:
             stats.sets += 1
             return True

@@ -13,7 +13,7 @@ import pytest
 from faultproxy import FaultProxy
 from servers import need_module
 
-from cachekit import CacheConfig, Runtime
+from cachekit import CacheConfig, ProviderError, Runtime
 
 
 def _config(url: str, **region: Any) -> CacheConfig:
@@ -101,3 +101,25 @@ def test_the_generation_read_after_a_slow_first_call_is_skipped_past_the_budget(
         assert region.stats.errors == 2  # one skipped generation read per call
         proxy.restore()
         assert region.get("k") == "v" and region.l2.down is False
+
+
+@pytest.mark.parametrize("on_error", ["ignore", "raise"])
+def test_a_refused_store_fails_open_or_raises_typed_errors_counted_and_timed(on_error: str) -> None:
+    need_module("redis")
+    config = CacheConfig(cache={"prefix": "direct"}, regions={"default": {"provider": "store", "ttl": 60}},
+                         providers={"store": {"type": "redis", "url": "redis://127.0.0.1:1/0", "retries": 0,
+                                              "on_error": on_error}})
+    with config.compile() as runtime:
+        region = runtime.region()
+        assert region._direct
+        calls = {"get": lambda: region.get("k", "d") == "d", "put": lambda: region.put("k", "v") is False,
+                 "get_many": lambda: region.get_many(["a", "b"], "d") == {"a": "d", "b": "d"}}
+        for name, call in calls.items():
+            if on_error == "raise":
+                with pytest.raises(ProviderError, match="redis"):
+                    call()
+            else:
+                assert call(), name
+        stats = region.stats
+        assert stats.errors == 3 and stats.sets == 0 and stats.hits == 0
+        assert stats.latency["get"].count == 1 and stats.latency["put"].count == 1  # timed, failed or not
