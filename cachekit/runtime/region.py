@@ -169,8 +169,9 @@ class Region(RememberMixin, AsyncRegionMixin, CounterMixin, InvalidationMixin):
     def get_many(self, keys: Iterable[str], default: Any = None) -> dict[str, Any]:
         """``{key: value or default}``; shared stores answer in one round trip."""
         keys = list(keys)
-        if self._direct:
-            return self._read_many(keys, default)
+        if self._direct:  # one MGET settled straight into the answer (plans.read_many)
+            self.policy.check_keys(keys)
+            return read_many(self.l2, keys, self._now, self.stats, default)  # type: ignore[arg-type, no-any-return]
         found = self.lookup_many(keys, ())
         return {k: (default if found[k] is MISSING else found[k]) for k in keys}
 
@@ -281,11 +282,6 @@ class Region(RememberMixin, AsyncRegionMixin, CounterMixin, InvalidationMixin):
         if self._direct:  # a shared store, no L1, no stamps: one PUT (SharedTier.write)
             return self.l2.write(key, value, ttl, policy.stale_ttl)  # type: ignore[attr-defined, no-any-return]
         return self.store(key, value, ttl, ())
-
-    def _read_many(self, keys: list[str], default: Any) -> dict[str, Any]:
-        """:meth:`get_many` on the direct path (``plans.read_many``)."""
-        self.policy.check_keys(keys)
-        return read_many(self.l2, keys, self._now, self.stats, default)  # type: ignore[arg-type, no-any-return]
 
     set = put
 
