@@ -4,7 +4,8 @@ For each implementation of a memory get hit this counts, for one call, the Pytho
 the bytecode instructions executed and the C functions called (``sys.settrace`` with opcode events
 and ``sys.setprofile``). Counts do not depend on the machine's load, so they show where time goes
 even on a busy machine; ``--dis`` also prints the bytecode of ``Region.get`` and ``--profile`` a
-cProfile of a million hits.
+cProfile of a million hits. ``--redis`` counts a Redis region's get / put / get_many(100) beside raw
+redis-py GET / SET EX with pickle / MGET, on a redis-server started on a free port (never 6379).
 """
 
 from __future__ import annotations
@@ -114,21 +115,61 @@ def _cases() -> list[tuple[str, Callable[[], Any]]]:
     return cases
 
 
-def count_all() -> list[dict[str, Any]]:
-    """One row per operation: name, frames, bytecodes, C calls and what was entered."""
+def _redis_cases(url: str, host: str, port: int) -> list[tuple[str, Callable[[], Any]]]:
+    """A Redis region (no L1, the default serializer) beside the raw redis-py floor, on ``url``."""
+    import pickle
+
+    import redis
+    from bench_memory import VALUE
+
+    from cachekit import CacheConfig
+
+    rt = CacheConfig(cache={"prefix": "hotpath"}, providers={"redis": {"type": "redis", "url": url}},
+                     regions={"default": {"provider": "redis", "ttl": 600}}).compile()
+    region = rt.region()
+    client = redis.Redis(host=host, port=port)
+    keys = [f"user:{i}" for i in range(100)]
+    raw_keys = [f"raw:{k}" for k in keys]
+    region.put_many({k: VALUE for k in keys})
+    client.mset({k: pickle.dumps(VALUE, pickle.HIGHEST_PROTOCOL) for k in raw_keys})
+    loads, dumps = pickle.loads, pickle.dumps
+    return [
+        ("redis-py GET + pickle.loads", lambda: loads(client.get(raw_keys[42]))),
+        ("cachekit redis region.get", lambda: region.get(keys[42])),
+        ("redis-py SET EX + pickle.dumps", lambda: client.set(raw_keys[42], dumps(VALUE, 5), ex=600)),
+        ("cachekit redis region.put", lambda: region.put(keys[42], VALUE)),
+        ("redis-py MGET(100) + loads each", lambda: [loads(v) for v in client.mget(raw_keys)]),
+        ("cachekit redis get_many(100)", lambda: region.get_many(keys)),
+    ]
+
+
+def count_all(redis_cases: bool = False) -> list[dict[str, Any]]:
+    """One row per operation: name, frames, bytecodes, C calls and what was entered (``redis_cases``:
+    the Redis rows instead, on a private redis-server)."""
     from cachekit import Cache
 
     rows = []
+    if redis_cases:
+        from servers import redis_server
+
+        with redis_server() as srv:
+            for name, fn in _redis_cases(srv.url, srv.host, srv.port):
+                rows.append(_row(name, fn))
+        return rows
     try:
         for name, fn in _cases():
-            got = count(fn)
-            rows.append({"operation": name, "frames": sum(got["frames"].values()),
-                         "bytecodes": got["bytecodes"], "c_calls": sum(got["c_calls"].values()),
-                         "detail": ", ".join(f"{k}" + (f" x{v}" if v > 1 else "") for k, v in
-                                             [*got["frames"].items(), *got["c_calls"].items()])})
+            rows.append(_row(name, fn))
     finally:
         Cache.reset()
     return rows
+
+
+def _row(name: str, fn: Callable[[], Any]) -> dict[str, Any]:
+    got = count(fn)
+    return {"operation": name, "frames": sum(got["frames"].values()), "bytecodes": got["bytecodes"],
+            "c_calls": sum(got["c_calls"].values()),
+            "detail": ", ".join(f"{k}" + (f" x{v}" if v > 1 else "") for k, v in
+                                [*got["frames"].items(), *got["c_calls"].items()])}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -136,9 +177,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="count the work of one memory hit")
     parser.add_argument("--dis", action="store_true", help="disassemble Region.get")
     parser.add_argument("--profile", action="store_true", help="cProfile 1e6 region.get hits")
+    parser.add_argument("--redis", action="store_true", help="Redis region get/put/get_many(100) vs raw redis-py")
     args = parser.parse_args(argv)
     print(f"{'operation':<32} {'frames':>6} {'bytecodes':>9} {'C calls':>7}  detail")
-    for row in count_all():
+    for row in count_all(redis_cases=args.redis):
         print(f"{row['operation']:<32} {row['frames']:>6} {row['bytecodes']:>9} {row['c_calls']:>7}  "
               f"{row['detail']}")
     if args.dis:

@@ -22,9 +22,9 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
-from ..errors import ValueTooLargeError, require
+from ..errors import ProviderError, ValueTooLargeError, require
 from .base import MISSING, CacheDriver
-from .redis_client import RedisClients, RedisOptions, provider_errors
+from .redis_client import RedisClients, RedisOptions, provider_errors, redis_errors
 
 if TYPE_CHECKING:
     from ..serializers import Serializer
@@ -52,7 +52,6 @@ _SCAN_COUNT = 1000
 _UNLINK_BATCH = 1000
 _GLOB_SPECIAL = "*?[]\\"
 
-
 #: delete KEYS[1] only if it holds ARGV[1] (an atomic lock's release by its owner)
 _RELEASE_IF_OWNER = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end"
 
@@ -62,6 +61,11 @@ def _px(ttl: float | None) -> int | None:
     if ttl is None or ttl == math.inf:
         return None
     return max(1, int(ttl * 1000))  # a TTL <= 0 expires at once; PX 0 would be an error
+
+
+def _failed(driver: RedisDriver, operation: str, exc: Exception) -> ProviderError:
+    """What ``provider_errors`` raises for ``exc`` (get, put, get_many catch it inline: one frame less)."""
+    return ProviderError(driver.scrub(f"redis {operation} failed: {type(exc).__name__}: {exc}"))
 
 
 def _escape_glob(text: str) -> str:
@@ -271,19 +275,22 @@ class RedisDriver(CacheDriver):
         return int(await client.eval(_INCREMENT_WITH_TTL, 1, key, amount, px))
 
     # -- required -------------------------------------------------------------------------------
-    @provider_errors("get")
     def get(self, key: str) -> Any:
         """The stored object, or :data:`MISSING`."""
-        data = self.clients.sync().get(key)
-        if data is None:
-            return MISSING
-        return self.serializer.loads(data)
+        try:
+            data = self.clients.sync().get(key)
+        except redis_errors() as exc:  # evaluated only when something was raised
+            raise _failed(self, "get", exc) from exc
+        return MISSING if data is None else self.serializer.loads(data)
 
-    @provider_errors("put")
     def put(self, key: str, value: Any, ttl: float | None = None) -> bool:
         """``SET key payload [PX ttl]``."""
         payload = self._encode(value)
-        return bool(self.clients.sync().set(key, payload, px=_px(ttl)))
+        px = None if ttl is None or ttl == math.inf else max(1, int(ttl * 1000))  # _px(ttl), inline
+        try:
+            return bool(self.clients.sync().set(key, payload, px=px))
+        except redis_errors() as exc:
+            raise _failed(self, "put", exc) from exc
 
     @provider_errors("forget")
     def forget(self, key: str) -> bool:
@@ -311,14 +318,16 @@ class RedisDriver(CacheDriver):
         """``EXISTS key``."""
         return bool(self.clients.sync().exists(key))
 
-    @provider_errors("get_many")
     def get_many(self, keys: Iterable[str]) -> dict[str, Any]:
         """One ``MGET`` (on a cluster: one ``MGET`` per slot, pipelined per node)."""
         keys = list(keys)
         if not keys:
             return {}
-        client = self.clients.sync()
-        values = client.mget_nonatomic(keys) if self.cluster else client.mget(keys)
+        try:
+            client = self.clients.sync()
+            values = client.mget_nonatomic(keys) if self.cluster else client.mget(keys)
+        except redis_errors() as exc:
+            raise _failed(self, "get_many", exc) from exc
         return self._decoded(keys, values)
 
     @provider_errors("put_many")

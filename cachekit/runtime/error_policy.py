@@ -16,14 +16,16 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 from ..errors import CacheError, ValueTooLargeError
+from ..providers.base import CALL
 from ..serializers import SerializationError
 from ..stats import Recorder
 from .breaker import Breaker, CircuitOpenError
-from .deadline import call_within, current, skipped
+from .deadline import Call, call_within, current, skipped
 
 __all__ = ["ErrorPolicy"]
 
 log = logging.getLogger("cachekit")
+_INF = float("inf")
 T = TypeVar("T")
 
 
@@ -55,6 +57,35 @@ class ErrorPolicy:
         if self.down:
             self.recovered()
         return result
+
+    def call_once(self, fallback: T, fn: Callable[..., T], *args: Any) -> T:
+        """:meth:`call` as the first store call of a region call (the direct path, ``Region._direct``):
+        under a deadline of its own, what ``one_call`` opens and ``call_within`` keeps, inline for a fresh
+        call; inside a region call in progress, under that one. Its rest, if any, goes on under one
+        deadline charged with this call's time (``plans.drive_on``)."""
+        if CALL.get() is not None:
+            return self.call(fallback, fn, *args)
+        breaker = self.breaker
+        if breaker is not None and breaker.tripped and not breaker.allow():
+            return self.skipped(fallback)
+        within = Call()
+        started = time.monotonic()
+        within.until = started + self.budget  # a driver shortens its socket timeouts to it (deadline.py)
+        token = CALL.set(within)
+        try:
+            try:
+                result = fn(*args)
+            except Exception as exc:
+                within.until = _INF
+                within.spent = time.monotonic() - started
+                return self.failed(exc, fallback, within)
+            if self.down or (breaker is not None and (breaker.failures or breaker.tripped)):
+                within.until = _INF
+                within.spent = time.monotonic() - started
+                self.answered()  # an outage ends: replaying its invalidations is part of this call
+            return result
+        finally:
+            CALL.reset(token)
 
     async def acall(self, fallback: T, fn: Callable[..., Awaitable[T]], *args: Any) -> T:
         """:meth:`call` for a driver's async twin."""

@@ -11,9 +11,11 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Generator, Mapping
 from itertools import repeat
+from time import perf_counter
 from typing import TYPE_CHECKING, Any
 
-from ..providers.base import MISSING, CacheDriver
+from ..providers.base import CALL, MISSING, CacheDriver
+from .deadline import Call
 from .policy import INF
 
 if TYPE_CHECKING:
@@ -22,7 +24,8 @@ if TYPE_CHECKING:
     from .tier import SharedTier, Tier
 
 __all__ = ["ADD", "EXTEND_TTL", "GET", "GET_MANY", "INCREMENT", "PUT", "PUT_MANY", "Op", "Plan", "adrive",
-           "as_entry", "drive", "many_plan", "put_many_plan"]
+           "as_entry", "drive", "drive_on", "each_plan", "many_plan", "put_many_plan", "read_many",
+           "settle_many"]
 
 
 class Op:
@@ -52,11 +55,12 @@ EXTEND_TTL = Op("extend_ttl", lambda d: d.extend_ttl, lambda d: d.aextend_ttl)
 Plan = Generator[tuple[Op, tuple[Any, ...], Any], Any, Any]
 
 
-def drive(tier: Tier, plan: Plan) -> Any:
-    """Run ``plan`` with the tier's sync driver."""
+def drive(tier: Tier, plan: Plan, op: Any = None) -> Any:
+    """Run ``plan`` with the tier's sync driver (``op``: the operation it yielded first, if taken)."""
     driver = tier.driver
     try:
-        op = next(plan)
+        if op is None:
+            op = next(plan)
         while True:
             op = plan.send(tier.call(op[2], op[0].synchronous(driver), *op[1]))
     except StopIteration as done:
@@ -92,7 +96,7 @@ def many_plan(tier: SharedTier, keys: list[str], gen_keys: list[str], now: Calla
     """One multi-get for every key and every generation they depend on; hits and misses counted.
     ``None`` when the store answered with an unreadable payload (the caller goes key by key)."""
     namespace = tier.namespace  # tier.key(k), without a call per key
-    fulls = list(map(namespace.__add__, keys))
+    fulls = [namespace + k for k in keys]
     pending = tier.pending_now()  # see SharedTier.fetch_plan
     got = yield (GET_MANY, (fulls + gen_keys,), None)
     if got is None:
@@ -100,7 +104,14 @@ def many_plan(tier: SharedTier, keys: list[str], gen_keys: list[str], now: Calla
             return None
         stats.misses += len(keys)
         return dict.fromkeys(keys, MISSING)
-    t = now()
+    return (yield from settle_many(tier, keys, fulls, got, now(), stats, pending))
+
+
+def settle_many(tier: SharedTier, keys: list[str], fulls: list[str], got: dict[str, Any], t: float,
+                stats: Recorder, pending: frozenset[str] | None, absent: Any = MISSING) -> Plan:
+    """``{key: value}`` from a multi-get's answer ``got`` (by stored key, ``fulls``), ``absent`` for a
+    miss, at time ``t``; hits and misses counted. A plan only for entries with stamps whose
+    generations ``got`` lacks."""
     out: dict[str, Any] = {}
     hits = 0
     for k, entry in zip(keys, map(got.get, fulls, repeat(MISSING)), strict=True):
@@ -116,9 +127,42 @@ def many_plan(tier: SharedTier, keys: list[str], gen_keys: list[str], now: Calla
             hits += 1
             out[k] = entry[0]
         else:
-            out[k] = MISSING
+            out[k] = absent
     stats.hits += hits
     stats.misses += len(keys) - hits
+    return out
+
+
+def read_many(tier: SharedTier, keys: list[str], now: Callable[[], float], stats: Recorder, absent: Any) -> Any:
+    """``get_many`` on the direct path (``Region._direct``): ``{key: value or absent}`` from one
+    multi-get (``call_once``), settled straight into the answer; what needs the store again (stamps
+    to check, an unreadable payload) goes on under one deadline (:func:`drive_on`)."""
+    namespace = tier.namespace
+    fulls = [namespace + k for k in keys]
+    pending = tier.pending_now() if tier.pending else None  # see SharedTier.fetch_plan
+    started = perf_counter()
+    got = tier.call_once(None, tier.driver.get_many, fulls)
+    if got is not None:
+        return drive_on(tier, settle_many(tier, keys, fulls, got, now(), stats, pending, absent), started)
+    if tier.down:
+        stats.misses += len(keys)
+        return dict.fromkeys(keys, absent)
+    # one undecodable payload fails the whole multi-get, but the store is up (not an outage): key by
+    # key, the readable entries are still served and only the bad one is a miss
+    return drive_on(tier, each_plan(tier, keys, now, stats, absent), started)
+
+
+def each_plan(tier: SharedTier, keys: list[str], now: Callable[[], float], stats: Recorder, absent: Any) -> Plan:
+    """A read of each key (as ``Region.lookup``), settled into ``{key: value or absent}``."""
+    out: dict[str, Any] = {}
+    for k in keys:
+        entry = yield from tier.fetch_plan(k, [])
+        if entry is not MISSING and entry[1] > now():
+            stats.hits += 1
+            out[k] = entry[0]
+        else:
+            stats.misses += 1
+            out[k] = absent
     return out
 
 
@@ -142,3 +186,23 @@ def put_many_plan(tier: Tier, policy: Policy, stats: Recorder, now: float, mappi
             stats.sets += len(batch)
         ok = ok and done
     return ok
+
+
+def drive_on(tier: SharedTier, plan: Plan, started: float) -> Any:
+    """Run ``plan``, the rest of a direct-path region call whose first store call (``call_once``)
+    started at ``started`` (``perf_counter``): a plan that needs the store again (stamps to check)
+    runs under one deadline (``deadline.py``) charged with the time since then, or under the region
+    call in progress (which counted it already)."""
+    try:
+        op = next(plan)
+    except StopIteration as done:  # the usual case: nothing more to read
+        return done.value
+    if CALL.get() is not None:
+        return drive(tier, plan, op)
+    within = Call()
+    within.spent = perf_counter() - started
+    token = CALL.set(within)
+    try:
+        return drive(tier, plan, op)
+    finally:
+        CALL.reset(token)

@@ -24,7 +24,7 @@ from .counters import CounterMixin
 from .deadline import one_call
 from .l1 import L1
 from .locks import NoLocks
-from .plans import Plan, drive, many_plan, put_many_plan
+from .plans import Plan, drive, many_plan, put_many_plan, read_many
 from .policy import FOREVER, INF, Policy, normalize_ttl
 from .region_async import ASK_L2, AsyncRegionMixin, Stale, is_async_callable
 from .region_invalidation import InvalidationMixin
@@ -105,6 +105,9 @@ class Region(RememberMixin, AsyncRegionMixin, CounterMixin, InvalidationMixin):
         self._region_gen = l2.gen_key("region", "") if by_generation else None
         #: entries may carry generation stamps even without tags (declared patterns, region generation)
         self._stamped = bool(policy.pattern_rules) or self._region_gen is not None
+        #: the direct path of a shared store (no L1, no stamps to write, no trace, no events): get, put and
+        #: get_many make their store call without the plan machinery, under one deadline (``call_once``)
+        self._direct = self._batched and not self._stamped and self.stats.trace is None and type(self) is Region
 
     @property
     def provider(self) -> str:
@@ -139,6 +142,12 @@ class Region(RememberMixin, AsyncRegionMixin, CounterMixin, InvalidationMixin):
                     self._mem.touch(key)
                 self.stats.hits += 1
                 return entry[0]
+        elif self._direct:  # a shared store, no L1, no stamps to write: one GET (SharedTier.read)
+            policy = self.policy
+            if type(key) is not str or not key.isascii() or not 0 < len(key) <= policy.max_key_length:
+                policy.check_key(key)
+            value = self.l2.read(key)  # type: ignore[attr-defined]
+            return default if value is MISSING else value
         value = self.lookup(key, ())
         return default if value is MISSING else value
 
@@ -160,6 +169,9 @@ class Region(RememberMixin, AsyncRegionMixin, CounterMixin, InvalidationMixin):
     def get_many(self, keys: Iterable[str], default: Any = None) -> dict[str, Any]:
         """``{key: value or default}``; shared stores answer in one round trip."""
         keys = list(keys)
+        if self._direct:  # one MGET settled straight into the answer (plans.read_many)
+            self.policy.check_keys(keys)
+            return read_many(self.l2, keys, self._now, self.stats, default)  # type: ignore[arg-type, no-any-return]
         found = self.lookup_many(keys, ())
         return {k: (default if found[k] is MISSING else found[k]) for k in keys}
 
@@ -267,6 +279,8 @@ class Region(RememberMixin, AsyncRegionMixin, CounterMixin, InvalidationMixin):
             self._mem.put_until(key, (value, expires, None), None if ttl is None else expires + (policy.stale_ttl or 0))
             self.stats.sets += 1
             return True
+        if self._direct:  # a shared store, no L1, no stamps: one PUT (SharedTier.write)
+            return self.l2.write(key, value, ttl, policy.stale_ttl)  # type: ignore[attr-defined, no-any-return]
         return self.store(key, value, ttl, ())
 
     set = put

@@ -1,0 +1,125 @@
+"""Issue 14 item 3: the direct path of a Redis region (no L1, no stamps to write, no trace, no event
+listeners): ``get``, ``put`` and ``get_many`` make their one store call without the plan machinery or a
+deadline context of their own. What needs the store again (an entry written with tags, an unreadable
+payload in a batch) runs on under one deadline charged with the first store call's time."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from faultproxy import FaultProxy
+from servers import need_module
+
+from cachekit import CacheConfig, ProviderError, Runtime
+
+
+def _config(url: str, **region: Any) -> CacheConfig:
+    return CacheConfig(cache={"prefix": "direct"},
+                       providers={"store": {"type": "redis", "url": url, "socket_timeout": 0.5}},
+                       regions={"default": {"provider": "store", "ttl": 60, **region}})
+
+
+@pytest.fixture
+def rt(redis_server: Any) -> Iterator[Runtime]:
+    need_module("redis")
+    with _config(redis_server.url).compile() as runtime:
+        yield runtime
+
+
+def test_a_plain_redis_region_takes_the_direct_path_and_the_others_do_not(redis_server: Any) -> None:
+    need_module("redis")
+    with _config(redis_server.url).compile() as runtime:
+        region = runtime.region()
+        assert region._direct
+        with runtime.trace():
+            assert not region._direct  # a trace sees every access
+        assert region._direct
+        runtime.on("hit", lambda event: None)
+        assert not runtime.region()._direct  # listeners see every read and write
+    with _config(redis_server.url, l1={"provider": "memory", "ttl": 5}).compile() as runtime:
+        assert not runtime.region()._direct
+    with _config(redis_server.url, flush="generation").compile() as runtime:
+        assert not runtime.region()._direct  # every entry carries the region's generation
+
+
+def test_get_put_get_many_count_and_time_as_the_full_path_does(rt: Runtime) -> None:
+    region = rt.region()
+    assert region.put("a", {"x": 1}) is True
+    assert region.put("n", 41) is True  # a raw int: the server increments it
+    assert region.increment("n") == 42
+    assert region.put("none", None) is True
+    assert region.get("a") == {"x": 1} and region.get("none", "d") is None and region.get("b", "d") == "d"
+    assert region.get_many(["a", "none", "b"], "d") == {"a": {"x": 1}, "none": None, "b": "d"}
+    stats = region.stats
+    assert (stats.hits, stats.misses, stats.sets, stats.errors) == (4, 2, 4, 0)  # the increment is a write
+    assert stats.latency["get"].count == 3 and stats.latency["put"].count == 3
+
+
+def test_a_tagged_entry_read_by_get_and_get_many_has_its_generation_checked(rt: Runtime) -> None:
+    region = rt.region()
+    region.tags("t").put("k", "v")
+    region.put("plain", "p")
+    assert region.get("k") == "v"
+    assert region.get_many(["k", "plain"]) == {"k": "v", "plain": "p"}
+    region.tags("t").flush()
+    assert region.get("k", "gone") == "gone"
+    assert region.get_many(["k", "plain"], "gone") == {"k": "gone", "plain": "p"}
+
+
+def test_an_unreadable_payload_in_a_batch_is_one_miss_and_the_others_are_served(rt: Runtime, redis_server: Any) -> None:
+    region = rt.region()
+    region.put_many({"a": 1.5, "b": "two"})
+    redis_server.client().set("direct:default:bad", b"\x00garbage")
+    assert region.get_many(["a", "bad", "b"], "d") == {"a": 1.5, "bad": "d", "b": "two"}
+    assert region.stats.errors == 2  # the batch, then the bad key read alone
+    assert (region.stats.hits, region.stats.misses) == (2, 1)
+
+
+@pytest.fixture
+def proxy(redis_server: Any) -> Iterator[FaultProxy]:
+    need_module("redis")
+    with FaultProxy(redis_server.host, redis_server.port) as p:
+        yield p
+
+
+def test_the_generation_read_after_a_slow_first_call_is_skipped_past_the_budget(proxy: FaultProxy) -> None:
+    config = _config(f"redis://{proxy.address}/0")
+    config.cache.call_timeout = 0.05
+    with config.compile() as runtime:
+        region = runtime.region()
+        assert region._direct
+        region.tags("t").put("k", "v")
+        assert region.get("k") == "v" and region.get_many(["k"]) == {"k": "v"}
+        proxy.set_latency(0.03)  # each round trip ~0.06 s: the first answers, the call's budget is spent
+        started = time.monotonic()
+        assert region.get("k", "skipped") == "skipped"
+        assert region.get_many(["k"], "skipped") == {"k": "skipped"}
+        assert time.monotonic() - started < 0.5
+        assert region.stats.errors == 2  # one skipped generation read per call
+        proxy.restore()
+        assert region.get("k") == "v" and region.l2.down is False
+
+
+@pytest.mark.parametrize("on_error", ["ignore", "raise"])
+def test_a_refused_store_fails_open_or_raises_typed_errors_counted_and_timed(on_error: str) -> None:
+    need_module("redis")
+    config = CacheConfig(cache={"prefix": "direct"}, regions={"default": {"provider": "store", "ttl": 60}},
+                         providers={"store": {"type": "redis", "url": "redis://127.0.0.1:1/0", "retries": 0,
+                                              "on_error": on_error}})
+    with config.compile() as runtime:
+        region = runtime.region()
+        assert region._direct
+        calls = {"get": lambda: region.get("k", "d") == "d", "put": lambda: region.put("k", "v") is False,
+                 "get_many": lambda: region.get_many(["a", "b"], "d") == {"a": "d", "b": "d"}}
+        for name, call in calls.items():
+            if on_error == "raise":
+                with pytest.raises(ProviderError, match="redis"):
+                    call()
+            else:
+                assert call(), name
+        stats = region.stats
+        assert stats.errors == 3 and stats.sets == 0 and stats.hits == 0
+        assert stats.latency["get"].count == 1 and stats.latency["put"].count == 1  # timed, failed or not
