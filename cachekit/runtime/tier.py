@@ -298,13 +298,9 @@ class SharedTier(Tier):
             if entry is not MISSING and entry[2] and \
                     not drive_on(self, self.current_plan(entry[2], {}, pending), started):
                 entry = MISSING
-        finally:  # timed as Recorder.timed would, without its frames
+        finally:  # timed as Recorder.timed would, without its wrapper frame
             if stats.timing:
-                latency = stats.latency.get("get")
-                if latency is None:
-                    stats.observe("get", perf_counter() - started)
-                else:
-                    latency.add(perf_counter() - started)
+                stats.observe("get", perf_counter() - started)
         if entry is MISSING or entry[1] <= self.now():
             stats.misses += 1
             return MISSING
@@ -364,11 +360,7 @@ class SharedTier(Tier):
                 ok = self.call_once(False, self.driver.put, self.namespace + key, (value, expires, None), keep)
         finally:
             if stats.timing:
-                latency = stats.latency.get("put")
-                if latency is None:
-                    stats.observe("put", perf_counter() - started)
-                else:
-                    latency.add(perf_counter() - started)
+                stats.observe("put", perf_counter() - started)
         if ok:
             stats.sets += 1
             return True
