@@ -652,3 +652,12 @@ def test_tagged_json_loads_reads_and_refuses_what_the_json_decoder_does(text: by
         assert str(got.value) == str(exc)
     else:
         assert tagged.tagged_json_loads(text) == want
+
+
+def test_without_orjson_the_json_format_uses_the_stdlib_codecs(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "orjson", None)  # import orjson raises ImportError
+    monkeypatch.setattr(fastjson, "_orjson", None)  # not imported yet
+    assert not fastjson.available()
+    assert fastjson.json_codec() == (tagged.tagged_json_dumps, tagged.tagged_json_loads)
+    s = Serializer("json")
+    assert s.loads(s.dumps(((1, 2), {b"x"}))) == ((1, 2), {b"x"})
