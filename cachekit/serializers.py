@@ -69,6 +69,7 @@ from operator import itemgetter
 from typing import Any
 
 from .errors import ProviderError
+from .fastjson import json_codec
 from .providers.types import NETWORK_STORES, PROVIDER_TYPES
 from .tagged import (
     TAGGED_NAMES,
@@ -202,14 +203,14 @@ class Serializer:
         #: Bodies at least this many bytes are zlib-compressed (kept only when smaller); ``None``: never.
         self.compress_threshold = compress_threshold
         self._code = _FORMAT_BYTES[name]
-        self._encode = _ENCODERS[name]
+        json_dumps, json_loads = json_codec()  # orjson's when installed (imported now), else the stdlib's
+        self._encode = json_dumps if name == "json" else _ENCODERS[name]
         self._key = key
         # Keyed once; each tag starts from a copy (saves the key schedule on every call).
         self._mac = hmac.new(key, digestmod=sha256) if key is not None else None
         # Only a pickle serializer unpickles; every serializer reads json and msgpack payloads.
-        self._decoders = {
-            code: decode for code, decode in _DECODERS.items() if name == "pickle" or code != ord("p")
-        }
+        self._decoders = {code: json_loads if code == _FORMAT_BYTES["json"] else decode
+                          for code, decode in _DECODERS.items() if name == "pickle" or code != ord("p")}
         # header -> decoder of what loads() reads without a check: unsigned, uncompressed, a format
         # this serializer reads (none when a key is set: then every payload needs its tag checked)
         self._plain = {} if key is not None else {

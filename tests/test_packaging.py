@@ -48,7 +48,8 @@ def test_the_distribution_has_a_name_of_its_own_and_installs_the_cachekit_packag
     assert PYPROJECT["project"]["scripts"]["cachekit"] == "cachekit.cli:main"
     assert PYPROJECT["project"]["entry-points"]["pytest11"] == {"cachekit": "cachekit.pytest_plugin"}
     extras = PYPROJECT["project"]["optional-dependencies"]
-    assert extras["all"] == [f"{NAME}[redis,memcached,msgpack,pandas,notebook,http,cli,django,crypto,prometheus,otel]"]
+    assert extras["all"] == [
+        f"{NAME}[redis,memcached,msgpack,fast,pandas,notebook,http,cli,django,crypto,prometheus,otel]"]
     assert f"{NAME}[all]" in extras["dev"]
 
 

@@ -15,7 +15,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cachekit import serializers, tagged
+from cachekit import fastjson, serializers, tagged
 from cachekit.errors import MissingExtraError, ProviderError
 from cachekit.serializers import (
     ENV_SIGNING_KEY,
@@ -31,6 +31,16 @@ KEY = b"test-signing-key"
 
 ENTRY = ("value", 1700000000.25, (("cachekit:default:__gen__:tag:users", 3),))
 ENTRY_FOREVER = ({"id": 1, "tags": ["a", "b"]}, math.inf, None)
+
+
+@pytest.fixture(autouse=True, params=["accelerated", "stdlib"])
+def json_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Every test twice: with the tagged json codecs through orjson (skipped when orjson is not
+    installed) and forced onto the stdlib ones, so CI exercises both paths in one run."""
+    if request.param == "accelerated" and not fastjson.available():
+        pytest.skip("orjson is not installed")
+    monkeypatch.setattr(fastjson, "accelerate", request.param == "accelerated")
+    return str(request.param)
 
 
 def plain(obj: Any) -> Any:
@@ -642,3 +652,12 @@ def test_tagged_json_loads_reads_and_refuses_what_the_json_decoder_does(text: by
         assert str(got.value) == str(exc)
     else:
         assert tagged.tagged_json_loads(text) == want
+
+
+def test_without_orjson_the_json_format_uses_the_stdlib_codecs(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "orjson", None)  # import orjson raises ImportError
+    monkeypatch.setattr(fastjson, "_orjson", None)  # not imported yet
+    assert not fastjson.available()
+    assert fastjson.json_codec() == (tagged.tagged_json_dumps, tagged.tagged_json_loads)
+    s = Serializer("json")
+    assert s.loads(s.dumps(((1, 2), {b"x"}))) == ((1, 2), {b"x"})

@@ -1,0 +1,131 @@
+"""orjson as an optional accelerator of the tagged ``json`` format (``pip install 'cachekit-config[fast]'``).
+
+The bytes are the same format either way (a reader with or without orjson, older versions included,
+reads what the other wrote), and so are the results: orjson is used only where its answer is provably
+the one the stdlib codecs of :mod:`cachekit.tagged` give, and anything else goes through them, whose
+value or exception is then exactly today's.
+
+Encoding: the value is tagged as :func:`~cachekit.tagged.tag` does (the same tree), except that a
+non-finite float (which orjson would write as ``null``, the stdlib as ``Infinity``/``NaN``) stops it;
+orjson then refuses what it writes differently (an int beyond 64 bits, a lone surrogate, deep nesting)
+by raising. Any of these, or any other error, sends the value through the stdlib encoder.
+
+Decoding: orjson has no ``object_hook``, so it reads only bodies whose tagged objects are known without
+one. A tag key starts with ``~``; with no ``\\u007`` escape in the body (``~`` is ``\\u007e``) a body
+without ``~`` holds no tagged object (orjson's value is the stdlib's), and a body with one ``~`` that
+decodes to ``{"~t": [...]}`` is the tuple at its root and nothing below is tagged: the usual entry
+``(value, expires, stamps)`` of a value made of json types. Every other body (a value holding tagged
+types, strings with ``~``) is read by the stdlib. orjson reads an integer beyond 64 bits as a float: a
+body with a run of 19 digits goes to the stdlib too; orjson refuses what only the stdlib accepts
+(``NaN``/``Infinity``, a number that overflows a double, an escaped lone surrogate, nesting deeper than
+1024) by raising, and the stdlib then reads the body (or raises today's error). Duplicate keys: both keep
+the first position and the last value.
+
+No header flag or format byte marks orjson's payloads: a reader without orjson (or an older version)
+rejects unknown flags and format bytes, and none is needed since the bytes are the same format.
+
+``orjson`` is imported on the first call of :func:`json_codec` (when a serializer is built), never by
+``import cachekit``. Setting :data:`accelerate` to ``False`` makes serializers built afterwards use the
+stdlib codecs only (tests force both paths with it).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from .tagged import _UNTAG, tag, tagged_json_dumps, tagged_json_loads
+
+__all__ = ["accelerate", "available", "json_codec", "orjson_tagged_json_dumps", "orjson_tagged_json_loads"]
+
+#: ``False``: serializers built from now on use the stdlib json codecs even when orjson is installed.
+accelerate = True
+
+_orjson: Any = None  # the module once imported; False when it is not installed
+_orjson_dumps: Any = None
+_orjson_loads: Any = None
+# every digit as 0, anything else as a space: a run of 19 zeros is an int orjson may read as a float
+_DIGITS = bytes(48 if 48 <= i < 58 else 32 for i in range(256))
+_RUN = b"0" * 19
+_PLAIN = frozenset((str, int, bool, type(None)))  # leaves orjson writes as the stdlib does (float: checked)
+
+
+def available() -> bool:
+    """``True`` when orjson is importable (imported on the first call)."""
+    global _orjson, _orjson_dumps, _orjson_loads
+    if _orjson is None:
+        try:
+            import orjson
+        except ImportError:
+            _orjson = False
+        else:
+            _orjson, _orjson_dumps, _orjson_loads = orjson, orjson.dumps, orjson.loads
+    return _orjson is not False
+
+
+def json_codec() -> tuple[Callable[[Any], bytes], Callable[[bytes], Any]]:
+    """``(dumps, loads)`` of the tagged json format: orjson's when :func:`available` and
+    :data:`accelerate`, else the stdlib's (:func:`~cachekit.tagged.tagged_json_dumps` / ``_loads``)."""
+    if accelerate and available():
+        return orjson_tagged_json_dumps, orjson_tagged_json_loads
+    return tagged_json_dumps, tagged_json_loads
+
+
+class _NotFinite(Exception):
+    """A float orjson would write as ``null``."""
+
+
+def _tag(obj: Any) -> Any:
+    """:func:`~cachekit.tagged.tag` ``(obj, False)``, raising :class:`_NotFinite` on inf and nan."""
+    t = type(obj)
+    if t in _PLAIN:
+        return obj
+    if t is float:
+        if obj - obj == 0.0:  # inf - inf and nan - nan are nan
+            return obj
+        raise _NotFinite
+    plain = _PLAIN
+    if t is list:
+        return [v if type(v) in plain else _tag(v) for v in obj]
+    if t is dict:
+        out = {}
+        for k, v in obj.items():
+            if type(k) is not str:
+                break
+            out[k] = v if type(v) in plain else _tag(v)
+        else:
+            if len(out) != 1 or next(iter(out)) not in _UNTAG:
+                return out
+        return {"~m": [[_tag(k), _tag(v)] for k, v in obj.items()]}
+    if t is tuple:
+        return {"~t": [v if type(v) in plain else _tag(v) for v in obj]}
+    if t is set or t is frozenset:
+        return {"~s" if t is set else "~f": [_tag(v) for v in obj]}
+    return tag(obj, False)  # bytes, dates, Decimal, UUID: no float inside; or UnsupportedType
+
+
+def orjson_tagged_json_dumps(obj: Any) -> bytes:
+    """:func:`~cachekit.tagged.tagged_json_dumps` through orjson: other bytes, the same decoded value."""
+    try:
+        return _orjson_dumps(_tag(obj))  # type: ignore[no-any-return]
+    except Exception:  # inf/nan, an int beyond 64 bits, a lone surrogate, an unsupported type...
+        return tagged_json_dumps(obj)  # today's bytes, or today's error
+
+
+def orjson_tagged_json_loads(body: bytes) -> Any:
+    """:func:`~cachekit.tagged.tagged_json_loads` through orjson: the same value, or the same error."""
+    # bytes.find and count, not ``in``: the method calls are the cheaper on short bodies
+    tildes = body.count(b"~")
+    if tildes < 2 and body.find(b"\\u007") < 0 and body.translate(_DIGITS).find(_RUN) < 0:
+        try:
+            obj = _orjson_loads(body)
+        except Exception:  # orjson refused the body: the stdlib reads it, or raises today's error
+            return tagged_json_loads(body)
+        if not tildes:  # no tagged object anywhere: the hook would have returned every dict as is
+            return obj
+        # the one ~ is the key of the root {"~t": [...]} (the usual entry): nothing below is tagged
+        if type(obj) is dict and len(obj) == 1:
+            items = obj.get("~t")
+            if type(items) is list:
+                return tuple(items)
+    return tagged_json_loads(body)
