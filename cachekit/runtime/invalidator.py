@@ -68,11 +68,7 @@ class Invalidator:
         tags = [tags] if isinstance(tags, str) else list(tags or [])
         for r in targets:
             if tags:
-                result.generations.setdefault(r.name, []).extend(f"tag:{t}" for t in tags)
-                if not dry_run:
-                    r.bump("tag", tags)
-                    for t in tags:
-                        r.stats.invalidated("tag", t, 0, 1)
+                _bump(r, "tag", tags, result, dry_run)
             if pattern is not None:
                 self._invalidate_pattern(r, pattern, result, dry_run, literal)
             if pattern is None and not tags:
@@ -122,11 +118,7 @@ class Invalidator:
                             literal: bool = False) -> None:
         declared = self._declared(r, pattern)
         if declared:
-            result.generations.setdefault(r.name, []).extend(f"rule:{n}" for n in declared)
-            if not dry_run:
-                r.bump("rule", declared)
-                for name in declared:
-                    r.stats.invalidated("rule", name, 0, 1)
+            _bump(r, "rule", declared, result, dry_run)
             return
         if literal or not has_glob(pattern):
             if dry_run:
@@ -204,3 +196,13 @@ def _fill(event: str, rule: str, what: str, template: str, params: dict[str, Any
     except (KeyError, IndexError) as exc:
         raise CacheError(f"event {event!r}: rule {rule!r} {what} {template!r} needs parameter "
                          f"{exc.args[0]!r}; got {sorted(params) or 'none'}") from None
+
+
+def _bump(r: Region, kind: str, names: list[str], result: InvalidationResult, dry_run: bool) -> None:
+    """Advance the generations ``kind:name`` of ``r`` (tags or declared rules), or only list them
+    when ``dry_run``; each counts as one invalidation."""
+    result.generations.setdefault(r.name, []).extend(f"{kind}:{n}" for n in names)
+    if not dry_run:
+        r.bump(kind, names)
+        for name in names:
+            r.stats.invalidated(kind, name, 0, 1)
