@@ -229,11 +229,14 @@ def test_hit_ratio_bench_bounds_hold_on_a_small_trace() -> None:
     finally:
         sys.path.pop(0)
     sizes = hr.Sizes(keys=2000, accesses=6000, capacity=200, scan_every=1000, scan_length=250)
-    base = hr.zipf_trace(sizes)
+    base, by_rank = hr.zipf_trace_and_ranking(sizes)
+    assert (hr.zipf_trace(sizes) == base).all()
+    assert sorted(by_rank.tolist()) == list(range(sizes.keys))
     for trace in (base, hr.with_scans(base, sizes)):
         keys = [f"k{i}" for i in trace.tolist()]
         opt = hr.belady_hits(trace, sizes.capacity)
         assert opt <= hr.infinite_hits(trace)
+        assert 0 < hr.irm_optimum_hits(trace, by_rank, sizes.capacity) <= opt
         for _, _, replay in hr.POLICIES:
             try:
                 assert replay(keys, sizes.capacity) <= opt
@@ -241,3 +244,5 @@ def test_hit_ratio_bench_bounds_hold_on_a_small_trace() -> None:
                 pass
     assert len(hr.with_scans(base, sizes)) == 6000 + 6 * 250
     assert hr.belady_hits(hr.np.array([1, 2, 1, 3, 1, 2]), 1) == 2  # keeps 1, skips 2 and 3
+    # keeps the two most probable keys (5 and 9), each stored on its first access: 5 hits twice
+    assert hr.irm_optimum_hits(hr.np.array([5, 7, 5, 9, 5, 7]), hr.np.array([5, 9, 7]), 2) == 2
