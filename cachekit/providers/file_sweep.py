@@ -67,6 +67,10 @@ class FileBounds:
         except OSError:
             return -1
 
+    def _bounded(self, before: int) -> int | None:
+        """``before`` (a size :meth:`_wrote` accounts) when the store is bounded, else ``None``."""
+        return None if self.max_size is None and self.max_bytes is None else before
+
     def _wrote(self, before: int | None, size: int) -> None:
         """Account a write of ``size`` bytes that replaced a file of ``before`` bytes; sweep when over."""
         if before is None:
