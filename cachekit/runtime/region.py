@@ -89,7 +89,7 @@ class Region(RememberMixin, AsyncRegionMixin, CounterMixin, InvalidationMixin):
         #: unstamped counters live raw in the store: the server increments them atomically
         self._server_counts = isinstance(l2, SharedTier) and l2.raw_ints
         if isinstance(l2, LocalTier):
-            self._data_get = l2.memory.peek
+            self._data_get = l2.memory.peek  # the cell: the entry (value, expires_at, stamps, deadline)
             self._mem = l2.memory
         self._locks: NoLocks = l2.locks(policy)
         near = self._near
@@ -276,7 +276,8 @@ class Region(RememberMixin, AsyncRegionMixin, CounterMixin, InvalidationMixin):
         ttl = policy.ttl_for(key, ttl) if self._ttl_rules or ttl is not None else policy.ttl
         if self._fast:  # store()'s fast path (private memory, no stamps, no L1), one clock read
             expires = INF if ttl is None else self._now() + ttl
-            self._mem.put_until(key, (value, expires, None), None if ttl is None else expires + (policy.stale_ttl or 0))
+            # one cell, one dict assignment: the entry and the store's deadline (kept through stale_ttl)
+            self._mem.put_cell(key, (value, expires, None, INF if ttl is None else expires + (policy.stale_ttl or 0)))
             self.stats.sets += 1
             return True
         if self._direct:  # a shared store, no L1, no stamps: one PUT (SharedTier.write)
