@@ -68,9 +68,10 @@ class MemoryDriver(CacheDriver):
         #: True once LRU order must be kept on reads (store more than half full).
         self.lru_active = False
         self._lock = threading.RLock()
-        #: read-modify-write operations in progress (under the lock): a lock-free overwrite that
-        #: sees one is written again under the lock, after it
-        self._busy = 0
+        #: read-modify-writes (under the lock) change this sequence twice: odd while one runs
+        #: (a seqlock); a lock-free overwrite that sees it odd, or moved, writes under the lock
+        self._rmw_seq = 0
+        self._rmw_depth = 0
         #: atomic locks: key -> (owner, deadline), apart from the entries
         self._held: dict[str, tuple[str, float]] = {}
         self._set_bound(max_size)
@@ -132,10 +133,14 @@ class MemoryDriver(CacheDriver):
 
         An overwrite of a key that is there takes no lock: the cell is one object, stored by one
         dict assignment (atomic under the GIL), so the value and its deadline always travel
-        together. Two checks after it keep the store's promises:
+        together. Two checks keep the store's other promises:
 
-        - a read-modify-write under the lock (``_busy``) may have read the old cell and be about to
-          write over ours: we write again under the lock, after it, so the last write still wins;
+        - a read-modify-write (``increment``, ``add``, ``extend_ttl``, dropping an expired entry)
+          reads a cell and writes one under the lock, and must not write over ours with what it read
+          before it. It makes ``_rmw_seq`` odd while it runs (a seqlock): read even before our write
+          and unchanged after it, no read-modify-write overlapped ours; odd before, we take the lock
+          (and wait for it); moved after, one began meanwhile and may have read the old cell, so we
+          write again under the lock, after it: the last write still wins;
         - the key may have left meanwhile (evicted, expired, forgotten), making our write an insert:
           past the watched size the locked path does the insert's bookkeeping (LRU on, eviction), so
           the bound is overshot by at most the writers in flight, each of which evicts before it returns.
@@ -143,14 +148,15 @@ class MemoryDriver(CacheDriver):
         Overwriting a key leaves the size unchanged: nothing to evict; its LRU position moves
         only once LRU order is kept (the store half full, as for hits)."""
         data = self.data
-        if not self._busy and key in data:
+        seq = self._rmw_seq
+        if not seq & 1 and key in data:
             data[key] = cell
             if self.lru_active:
                 try:
                     data.move_to_end(key)
                 except KeyError:  # removed by another thread meanwhile
                     pass
-            if not self._busy and len(data) <= self._watch:
+            if self._rmw_seq == seq and len(data) <= self._watch:
                 return True
         with self._lock:
             self._store(key, cell)
@@ -201,13 +207,17 @@ class MemoryDriver(CacheDriver):
 
     @contextmanager
     def _changing(self) -> Iterator[None]:
-        """A read-modify-write: the lock held, and lock-free overwrites told to write again after it."""
+        """A read-modify-write: the lock held and ``_rmw_seq`` odd (see :meth:`put_cell`)."""
         with self._lock:
-            self._busy += 1
+            if not self._rmw_depth:
+                self._rmw_seq += 1
+            self._rmw_depth += 1
             try:
                 yield
             finally:
-                self._busy -= 1
+                self._rmw_depth -= 1
+                if not self._rmw_depth:
+                    self._rmw_seq += 1
 
     def add(self, key: str, value: Any, ttl: float | None = None) -> bool:
         with self._changing():
