@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 import threading
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Mapping
@@ -82,14 +81,6 @@ class MemoryDriver(CacheDriver):
     def _set_bound(self, max_size: int | None) -> None:
         self.max_size = max_size
         self._half = (max_size // 2) if max_size else None
-        self._watch_size()
-
-    def _watch_size(self) -> None:
-        """``_watch``: the size past which a write needs the locked bookkeeping (LRU on, eviction)."""
-        if self._half is None:
-            self._watch = sys.maxsize
-        else:
-            self._watch = self.max_size if self.lru_active else self._half  # type: ignore[assignment]
 
     def resize(self, max_size: int | None) -> None:
         """Change the bound live (a hot-applied ``max_size``); entries past it go at once."""
@@ -98,7 +89,6 @@ class MemoryDriver(CacheDriver):
             half = self._half
             if half is not None and len(self.data) > half:
                 self.lru_active = True
-                self._watch_size()
                 self._evict()
 
     # -- required -------------------------------------------------------------------------
@@ -131,9 +121,9 @@ class MemoryDriver(CacheDriver):
         are the caller's (the region's write: its entry ``(value, expires_at, stamps, deadline)``,
         which its hit path reads with :attr:`peek`).
 
-        An overwrite of a key that is there takes no lock: the cell is one object, stored by one
-        dict assignment (atomic under the GIL), so the value and its deadline always travel
-        together. Two checks keep the store's other promises:
+        An overwrite takes no lock: the cell is one object, stored by one dict assignment (atomic
+        under the GIL), so the value and its deadline always travel together. Two checks keep the
+        store's other promises:
 
         - a read-modify-write (``increment``, ``add``, ``extend_ttl``, dropping an expired entry)
           reads a cell and writes one under the lock, and must not write over ours with what it read
@@ -141,22 +131,24 @@ class MemoryDriver(CacheDriver):
           and unchanged after it, no read-modify-write overlapped ours; odd before, we take the lock
           (and wait for it); moved after, one began meanwhile and may have read the old cell, so we
           write again under the lock, after it: the last write still wins;
-        - the key may have left meanwhile (evicted, expired, forgotten), making our write an insert:
-          past the watched size the locked path does the insert's bookkeeping (LRU on, eviction), so
-          the bound is overshot by at most the writers in flight, each of which evicts before it returns.
+        - a write that changed the size is an insert (a new key, or one that left meanwhile), or
+          raced one: it is written again under the lock, which does an insert's bookkeeping (LRU
+          order on past half full, eviction past the bound). The bound is overshot only by the
+          writers in flight, each of which evicts before it returns.
 
         Overwriting a key leaves the size unchanged: nothing to evict; its LRU position moves
         only once LRU order is kept (the store half full, as for hits)."""
         data = self.data
         seq = self._rmw_seq
-        if not seq & 1 and key in data:
+        if not seq & 1:
+            size = len(data)
             data[key] = cell
             if self.lru_active:
                 try:
                     data.move_to_end(key)
                 except KeyError:  # removed by another thread meanwhile
                     pass
-            if self._rmw_seq == seq and len(data) <= self._watch:
+            if len(data) == size and self._rmw_seq == seq:
                 return True
         with self._lock:
             self._store(key, cell)
@@ -170,9 +162,7 @@ class MemoryDriver(CacheDriver):
             data.move_to_end(key)
         half = self._half
         if half is not None and len(data) > half:
-            if not self.lru_active:
-                self.lru_active = True
-                self._watch_size()
+            self.lru_active = True
             if len(data) > self.max_size:  # type: ignore[operator]
                 self._evict()
 
@@ -184,7 +174,6 @@ class MemoryDriver(CacheDriver):
         with self._lock:
             self.data.clear()
             self.lru_active = False
-            self._watch_size()
         return True
 
     # -- optional -------------------------------------------------------------------------

@@ -275,9 +275,13 @@ class Region(RememberMixin, AsyncRegionMixin, CounterMixin, InvalidationMixin):
             policy.check_key(key)  # the common key (ASCII, not empty, not too long) passes without the call
         ttl = policy.ttl_for(key, ttl) if self._ttl_rules or ttl is not None else policy.ttl
         if self._fast:  # store()'s fast path (private memory, no stamps, no L1), one clock read
-            expires = INF if ttl is None else self._now() + ttl
             # one cell, one dict assignment: the entry and the store's deadline (kept through stale_ttl)
-            self._mem.put_cell(key, (value, expires, None, INF if ttl is None else expires + (policy.stale_ttl or 0)))
+            if ttl is None:
+                self._mem.put_cell(key, (value, INF, None, INF))
+            else:
+                expires = self._now() + ttl
+                stale = policy.stale_ttl
+                self._mem.put_cell(key, (value, expires, None, expires + stale if stale else expires))
             self.stats.sets += 1
             return True
         if self._direct:  # a shared store, no L1, no stamps: one PUT (SharedTier.write)
