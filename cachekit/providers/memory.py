@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
@@ -77,6 +77,10 @@ class MemoryDriver(CacheDriver):
         #: the cell or ``None``, without expiry check or LRU touch: the region's hit path, which
         #: checks its entry's own deadline (a bound ``dict.get``: one C call)
         self.peek = self.data.get
+        #: mark a key most recently used, for readers that bypass :meth:`get` (the region's hit
+        #: path, once ``lru_active``): ``OrderedDict.move_to_end``, one C call, which raises
+        #: ``KeyError`` if the key left meanwhile (the caller ignores it)
+        self.mark_used: Callable[[str], Any] = self.data.move_to_end
 
     def _set_bound(self, max_size: int | None) -> None:
         self.max_size = max_size

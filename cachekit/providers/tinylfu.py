@@ -322,6 +322,7 @@ class TinyLFUMemoryDriver(MemoryDriver):
         super().__init__(*args, **kwargs)
         # readers that bypass get() (the region's fast path) report hits through touch()
         self.lru_active = self.eviction is not None
+        self.mark_used = self.touch
 
     @property  # type: ignore[override]
     def max_size(self) -> int | None:

@@ -91,6 +91,7 @@ class Region(RememberMixin, AsyncRegionMixin, CounterMixin, InvalidationMixin):
         if isinstance(l2, LocalTier):
             self._data_get = l2.memory.peek  # the cell: the entry (value, expires_at, stamps, deadline)
             self._mem = l2.memory
+            self._mark_used = l2.memory.mark_used  # a C call on the LRU store (no touch() frame on a hit)
         self._locks: NoLocks = l2.locks(policy)
         near = self._near
         if l1 is None:
@@ -139,7 +140,10 @@ class Region(RememberMixin, AsyncRegionMixin, CounterMixin, InvalidationMixin):
                 return default
             if entry[1] > self._now() and entry[2] is None:
                 if self._mem.lru_active:
-                    self._mem.touch(key)
+                    try:
+                        self._mark_used(key)
+                    except KeyError:  # removed by another thread meanwhile
+                        pass
                 self.stats.hits += 1
                 return entry[0]
         elif self._direct:  # a shared store, no L1, no stamps to write: one GET (SharedTier.read)
@@ -157,7 +161,10 @@ class Region(RememberMixin, AsyncRegionMixin, CounterMixin, InvalidationMixin):
         entry = self._data_get(key)
         if entry is not None and entry[1] > self._now() and entry[2] is None:
             if self._mem.lru_active:
-                self._mem.touch(key)
+                try:
+                    self._mark_used(key)
+                except KeyError:  # removed by another thread meanwhile
+                    pass
             self.stats.hits += 1
             return entry[0]
         return MISSING
