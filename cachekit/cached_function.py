@@ -154,6 +154,7 @@ class CachedFunction:
         # f(one argument) called with an int: its key is ``prefix:<int>``, built inline in __call__
         self._int_head = self.make_key.head
         self._int_arity = self.make_key.fast_arity if self._int_head is not None else -1
+        self._int_at = max(self._int_arity - 1, 0)  # the last argument's index (a constant index is faster than -1)
         self._bound: tuple[Runtime, Region] | None = None
 
     # -- plumbing -------------------------------------------------------------------------
@@ -253,8 +254,8 @@ class CachedFunction:
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         # The hit path is inlined (a call saved is a frame saved): the key of f(one int), and the
         # region, as _call_key and region() give them.
-        if len(args) == self._int_arity and not kwargs and type(args[-1]) is int:
-            key = self._int_head + str(args[-1])  # type: ignore[operator]
+        if len(args) == self._int_arity and not kwargs and type(arg := args[self._int_at]) is int:
+            key = self._int_head + str(arg)  # type: ignore[operator]
             if len(key) > MAX_KEY_LENGTH:
                 key = self.make_key(args, kwargs)
         else:
@@ -264,13 +265,15 @@ class CachedFunction:
             region = rt.default_repository or rt.resolve_default()
         elif self._tags:
             return self._tagged_call(key, args, kwargs)
-        else:
+        else:  # region() inlined: a runtime given, or a region named
             rt = self._runtime
-            bound = self._bound
-            if bound is not None and bound[0] is (current_runtime() if rt is None else rt):
-                region = bound[1]
+            if rt is None:
+                rt = current_runtime()
+            if self._region_name is None:
+                region = rt.default_repository or rt.resolve_default()
             else:
-                region = self.region()
+                bound = self._bound
+                region = bound[1] if bound is not None and bound[0] is rt else self.region()
         try:
             return region.remember_call(key, self.ttl, self._load, args, kwargs)  # the loader built on a miss only
         except _NoStore as kept_out:

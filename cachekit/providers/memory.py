@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
 
 from ..clock import Clock, SystemClock
 from .base import MISSING, CacheDriver
+
+INF = float("inf")
 
 __all__ = ["POLICIES", "MemoryDriver"]
 
@@ -19,8 +22,15 @@ POLICIES = ("lru", "tinylfu")
 class MemoryDriver(CacheDriver):
     """A thread-safe in-memory store with per-key TTL and LRU eviction past ``max_size``.
 
-    Values are kept by reference (no serialization). Reads are lock-free (a single dict
-    lookup under the GIL); writes take a lock so eviction and size stay consistent.
+    Values are kept by reference (no serialization), each in one *cell*: a tuple whose first item
+    is the value and whose last is its deadline (absolute on the store's clock, ``inf``: none),
+    ``(value, deadline)`` for :meth:`put`; a caller may keep its own fields between them
+    (:meth:`put_cell`: the region's entries). A value and its deadline are written together by one
+    dict assignment, so no reader or writer can pair one write's value with another's deadline.
+    Reads are lock-free (one dict lookup under the GIL). An overwrite of a key that is there is
+    lock-free too; inserts, evictions and the read-modify-write operations (``increment``, ``add``,
+    ``extend_ttl``, dropping an expired entry) take the lock, and an overwrite that raced one of
+    them is written again under the lock, after it (see :meth:`put_cell`).
     LRU order is maintained once the store is half full ("approximate LRU"): below that,
     no eviction can happen soon, so hits skip the bookkeeping.
 
@@ -48,86 +58,125 @@ class MemoryDriver(CacheDriver):
         return super().__new__(cls)
 
     def __init__(self, max_size: int | None = 10_000, clock: Clock | None = None, policy: str = "lru") -> None:
-        self.max_size = max_size
         self.clock: Clock = clock or SystemClock()
         self._now = self.clock.now
-        self.data: OrderedDict[str, Any] = OrderedDict()
-        self.expiry: dict[str, float] = {}
+        #: key -> cell ``(value, ..., deadline)``, one object per write
+        self.data: OrderedDict[str, tuple[Any, ...]] = OrderedDict()
         self.evictions = 0
         self.expirations = 0  # entries found expired and dropped (the simulator and stats read it)
         #: True once LRU order must be kept on reads (store more than half full).
         self.lru_active = False
         self._lock = threading.RLock()
+        #: read-modify-writes (under the lock) change this sequence twice: odd while one runs
+        #: (a seqlock); a lock-free overwrite that sees it odd, or moved, writes under the lock
+        self._rmw_seq = 0
+        self._rmw_depth = 0
         #: atomic locks: key -> (owner, deadline), apart from the entries
         self._held: dict[str, tuple[str, float]] = {}
-        self._half = (max_size // 2) if max_size else None
-        #: the stored value or ``None``, without expiry check or LRU touch: the region's hit path,
-        #: which checks its entry's own deadline (a bound ``dict.get``: one C call)
+        self._set_bound(max_size)
+        #: the cell or ``None``, without expiry check or LRU touch: the region's hit path, which
+        #: checks its entry's own deadline (a bound ``dict.get``: one C call)
         self.peek = self.data.get
+        #: mark a key most recently used, for readers that bypass :meth:`get` (the region's hit
+        #: path, once ``lru_active``): ``OrderedDict.move_to_end``, one C call, which raises
+        #: ``KeyError`` if the key left meanwhile (the caller ignores it)
+        self.mark_used: Callable[[str], Any] = self.data.move_to_end
+
+    def _set_bound(self, max_size: int | None) -> None:
+        self.max_size = max_size
+        self._half = (max_size // 2) if max_size else None
 
     def resize(self, max_size: int | None) -> None:
         """Change the bound live (a hot-applied ``max_size``); entries past it go at once."""
         with self._lock:
-            self.max_size = max_size
-            self._half = half = (max_size // 2) if max_size else None
+            self._set_bound(max_size)
+            half = self._half
             if half is not None and len(self.data) > half:
                 self.lru_active = True
                 self._evict()
 
     # -- required -------------------------------------------------------------------------
     def get(self, key: str) -> Any:
-        value = self.data.get(key, MISSING)
-        if value is MISSING:
+        cell = self.get_cell(key)
+        return MISSING if cell is MISSING else cell[0]
+
+    def get_cell(self, key: str) -> Any:
+        """The whole cell of a fresh entry (a hit: LRU order kept), or ``MISSING``."""
+        cell = self.data.get(key)
+        if cell is None:
             return MISSING
-        deadline = self.expiry.get(key)
-        if deadline is not None and deadline <= self._now():
+        if cell[-1] <= self._now():
             self._expire(key)
             return MISSING
         if self.lru_active:
             self.touch(key)
-        return value
+        return cell
 
     def put(self, key: str, value: Any, ttl: float | None = None) -> bool:
         return self.put_until(key, value, None if ttl is None else self._now() + ttl)
 
     def put_until(self, key: str, value: Any, deadline: float | None) -> bool:
-        """:meth:`put` with an absolute ``deadline`` on this store's clock (``None``: no expiry):
-        the region's write, which has read the clock for its entry's own ``expires_at``.
+        """:meth:`put` with an absolute ``deadline`` on this store's clock (``None``: no expiry)."""
+        return self.put_cell(key, (value, INF if deadline is None else deadline))
+
+    def put_cell(self, key: str, cell: tuple[Any, ...]) -> bool:
+        """Store ``cell`` as it is: a tuple whose first item is the value :meth:`get` returns and
+        whose last is the deadline (absolute on this store's clock, ``inf``: none); the items between
+        are the caller's (the region's write: its entry ``(value, expires_at, stamps, deadline)``,
+        which its hit path reads with :attr:`peek`).
+
+        An overwrite takes no lock: the cell is one object, stored by one dict assignment (atomic
+        under the GIL), so the value and its deadline always travel together. Two checks keep the
+        store's other promises:
+
+        - a read-modify-write (``increment``, ``add``, ``extend_ttl``, dropping an expired entry)
+          reads a cell and writes one under the lock, and must not write over ours with what it read
+          before it. It makes ``_rmw_seq`` odd while it runs (a seqlock): read even before our write
+          and unchanged after it, no read-modify-write overlapped ours; odd before, we take the lock
+          (and wait for it); moved after, one began meanwhile and may have read the old cell, so we
+          write again under the lock, after it: the last write still wins;
+        - a write that changed the size is an insert (a new key, or one that left meanwhile), or
+          raced one: it is written again under the lock, which does an insert's bookkeeping (LRU
+          order on past half full, eviction past the bound). The bound is overshot only by the
+          writers in flight, each of which evicts before it returns.
 
         Overwriting a key leaves the size unchanged: nothing to evict; its LRU position moves
         only once LRU order is kept (the store half full, as for hits)."""
         data = self.data
-        lock = self._lock
-        lock.acquire()
-        try:
-            if key in data:
-                data[key] = value
-                if self.lru_active:
+        seq = self._rmw_seq
+        if not seq & 1:
+            size = len(data)
+            data[key] = cell
+            if self.lru_active:
+                try:
                     data.move_to_end(key)
-            else:
-                data[key] = value
-                half = self._half
-                if half is not None and len(data) > half:
-                    self.lru_active = True
-                    if len(data) > self.max_size:  # type: ignore[operator]
-                        self._evict()
-            if deadline is not None:
-                self.expiry[key] = deadline
-            elif key in self.expiry:
-                del self.expiry[key]
-        finally:
-            lock.release()
+                except KeyError:  # removed by another thread meanwhile
+                    pass
+            if len(data) == size and self._rmw_seq == seq:
+                return True
+        with self._lock:
+            self._store(key, cell)
         return True
+
+    def _store(self, key: str, cell: tuple[Any, ...]) -> None:
+        """Write ``cell`` with the lock held: an insert's bookkeeping (LRU on, eviction past the bound)."""
+        data = self.data
+        data[key] = cell
+        if self.lru_active:
+            data.move_to_end(key)
+        half = self._half
+        if half is not None and len(data) > half:
+            self.lru_active = True
+            if len(data) > self.max_size:  # type: ignore[operator]
+                self._evict()
 
     def forget(self, key: str) -> bool:
         with self._lock:
-            self.expiry.pop(key, None)
-            return self.data.pop(key, MISSING) is not MISSING
+            return self.data.pop(key, None) is not None
 
     def flush(self) -> bool:
         with self._lock:
             self.data.clear()
-            self.expiry.clear()
             self.lru_active = False
         return True
 
@@ -149,8 +198,22 @@ class MemoryDriver(CacheDriver):
         with self._lock:
             return sum(1 for key in keys if self.forget(key))
 
-    def add(self, key: str, value: Any, ttl: float | None = None) -> bool:
+    @contextmanager
+    def _changing(self) -> Iterator[None]:
+        """A read-modify-write: the lock held and ``_rmw_seq`` odd (see :meth:`put_cell`)."""
         with self._lock:
+            if not self._rmw_depth:
+                self._rmw_seq += 1
+            self._rmw_depth += 1
+            try:
+                yield
+            finally:
+                self._rmw_depth -= 1
+                if not self._rmw_depth:
+                    self._rmw_seq += 1
+
+    def add(self, key: str, value: Any, ttl: float | None = None) -> bool:
+        with self._changing():
             if self.get(key) is not MISSING:
                 return False
             return self.put(key, value, ttl)
@@ -181,25 +244,25 @@ class MemoryDriver(CacheDriver):
         return held[0] if held is not None and held[1] > self._now() else None
 
     def increment(self, key: str, amount: int = 1, ttl: float | None = None) -> int:
-        with self._lock:
-            current = self.get(key)
-            new = (0 if current is MISSING else int(current)) + amount
-            keep_deadline = self.expiry.get(key) if current is not MISSING else None
-            self.put(key, new, ttl)
-            if ttl is None and keep_deadline is not None:
-                self.expiry[key] = keep_deadline
+        with self._changing():
+            now = self._now()
+            cell = self.data.get(key)
+            live = cell is not None and cell[-1] > now
+            if cell is not None and not live:
+                self.expirations += 1
+            new = (int(cell[0]) if live else 0) + amount  # type: ignore[index]
+            # one read of the cell: the new value keeps the deadline read with the old one
+            self._store(key, (new, now + ttl if ttl is not None else cell[-1] if live else INF))  # type: ignore[index]
             return new
 
     def extend_ttl(self, keys: Iterable[str], ttl: float | None) -> bool:
-        with self._lock:
-            deadline = None if ttl is None else self._now() + ttl
+        with self._changing():
+            deadline = INF if ttl is None else self._now() + ttl
+            data = self.data
             for key in keys:
-                if key not in self.data or key not in self.expiry:  # absent, or no expiry already
-                    continue
-                if deadline is None:
-                    del self.expiry[key]
-                elif self.expiry[key] < deadline:
-                    self.expiry[key] = deadline
+                cell = data.get(key)
+                if cell is not None and cell[-1] < deadline:  # absent, or no expiry already: left alone
+                    data[key] = (*cell[:-1], deadline)
         return True
 
     def scan(self, pattern: str) -> Iterator[str]:
@@ -219,16 +282,14 @@ class MemoryDriver(CacheDriver):
             pass
 
     def _expire(self, key: str) -> None:
-        with self._lock:
-            deadline = self.expiry.get(key)
-            if deadline is not None and deadline <= self._now():
-                self.data.pop(key, None)
-                del self.expiry[key]
+        with self._changing():
+            cell = self.data.get(key)
+            if cell is not None and cell[-1] <= self._now():
+                del self.data[key]
                 self.expirations += 1
 
     def _evict(self) -> None:
-        data, expiry = self.data, self.expiry
+        data = self.data
         while len(data) > self.max_size:  # type: ignore[operator]
-            key, _ = data.popitem(last=False)
-            expiry.pop(key, None)
+            data.popitem(last=False)
             self.evictions += 1

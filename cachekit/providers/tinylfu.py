@@ -37,7 +37,6 @@ import random
 from collections import OrderedDict
 from typing import Any
 
-from .base import MISSING
 from .memory import MemoryDriver
 
 __all__ = ["CountMinSketch", "TinyLFUMemoryDriver", "WTinyLFU"]
@@ -323,6 +322,7 @@ class TinyLFUMemoryDriver(MemoryDriver):
         super().__init__(*args, **kwargs)
         # readers that bypass get() (the region's fast path) report hits through touch()
         self.lru_active = self.eviction is not None
+        self.mark_used = self.touch
 
     @property  # type: ignore[override]
     def max_size(self) -> int | None:
@@ -342,43 +342,26 @@ class TinyLFUMemoryDriver(MemoryDriver):
                 for key in list(data):
                     for victim in new.insert(key):
                         data.pop(victim, None)
-                        self.expiry.pop(victim, None)
                         self.evictions += 1
 
-    def get(self, key: str) -> Any:
-        value = self.data.get(key, MISSING)
-        if value is MISSING:
-            return MISSING
-        deadline = self.expiry.get(key)
-        if deadline is not None and deadline <= self._now():
-            self._expire(key)
-            return MISSING
-        ev = self.eviction
-        if ev is not None:
-            with self._lock:
-                ev.hit(key)
-        return value
-
-    def put_until(self, key: str, value: Any, deadline: float | None) -> bool:
+    def put_cell(self, key: str, cell: tuple[Any, ...]) -> bool:
+        """Always under the lock: the policy's queues move on every write."""
         with self._lock:
-            data = self.data
-            ev = self.eviction
-            fresh = key not in data
-            data[key] = value
-            if deadline is not None:
-                self.expiry[key] = deadline
-            elif key in self.expiry:
-                del self.expiry[key]
-            if ev is not None:
-                if not fresh:
-                    ev.hit(key)
-                else:
-                    expiry = self.expiry
-                    for victim in ev.insert(key):
-                        data.pop(victim, None)
-                        expiry.pop(victim, None)
-                        self.evictions += 1
+            self._store(key, cell)
         return True
+
+    def _store(self, key: str, cell: tuple[Any, ...]) -> None:
+        data = self.data
+        ev = self.eviction
+        fresh = key not in data
+        data[key] = cell
+        if ev is not None:
+            if not fresh:
+                ev.hit(key)
+            else:
+                for victim in ev.insert(key):
+                    data.pop(victim, None)
+                    self.evictions += 1
 
     def forget(self, key: str) -> bool:
         with self._lock:

@@ -95,7 +95,7 @@ class CounterMixin(_Base):
         if entry is MISSING or entry[1] <= now:
             base, expires, kept = 0, INF, None
         else:
-            base, expires, kept = entry
+            base, expires, kept = entry[0], entry[1], entry[2]  # a local entry carries the store's deadline too
             if not isinstance(base, int) or isinstance(base, bool):
                 raise CacheError(f"cannot increment {key!r}: it holds a {type(base).__name__}, not an int")
         new = base + amount

@@ -15,7 +15,6 @@ from collections.abc import Iterable
 from typing import Any
 
 from ..providers.base import MISSING
-from .policy import INF
 from .tier import LocalTier
 
 __all__ = ["L1", "Gate"]
@@ -50,7 +49,7 @@ class L1:
     def get(self, key: str, now: float) -> Any:
         """The fresh value of ``key`` in L1, or MISSING (always while the gate is shut)."""
         if self.gate.whole:
-            e = self.tier.driver.get(key)
+            e = self.tier.memory.get_cell(key)  # (value, deadline, None, deadline)
             if e is not MISSING and e[1] > now:
                 return e[0]
         return MISSING
@@ -61,11 +60,11 @@ class L1:
         never while the gate is shut."""
         l1_ttl = self.ttl
         deadline = expires if not l1_ttl or expires < now + l1_ttl else now + l1_ttl
-        driver = self.tier.driver
+        memory = self.tier.memory
         with self._lock:
             if (epoch is not None and epoch != self.epoch) or not self.gate.whole:
                 return
-            driver.put(key, (value, deadline, None), None if deadline == INF else deadline - now)
+            memory.put_cell(key, (value, deadline, None, deadline))
 
     def drop(self, keys: Iterable[str] | None) -> None:
         """Remove ``keys`` (``None``: everything) and advance the epoch."""

@@ -89,8 +89,9 @@ class Region(RememberMixin, AsyncRegionMixin, CounterMixin, InvalidationMixin):
         #: unstamped counters live raw in the store: the server increments them atomically
         self._server_counts = isinstance(l2, SharedTier) and l2.raw_ints
         if isinstance(l2, LocalTier):
-            self._data_get = l2.memory.peek
+            self._data_get = l2.memory.peek  # the cell: the entry (value, expires_at, stamps, deadline)
             self._mem = l2.memory
+            self._mark_used = l2.memory.mark_used  # a C call on the LRU store (no touch() frame on a hit)
         self._locks: NoLocks = l2.locks(policy)
         near = self._near
         if l1 is None:
@@ -139,7 +140,10 @@ class Region(RememberMixin, AsyncRegionMixin, CounterMixin, InvalidationMixin):
                 return default
             if entry[1] > self._now() and entry[2] is None:
                 if self._mem.lru_active:
-                    self._mem.touch(key)
+                    try:
+                        self._mark_used(key)
+                    except KeyError:  # removed by another thread meanwhile
+                        pass
                 self.stats.hits += 1
                 return entry[0]
         elif self._direct:  # a shared store, no L1, no stamps to write: one GET (SharedTier.read)
@@ -157,7 +161,10 @@ class Region(RememberMixin, AsyncRegionMixin, CounterMixin, InvalidationMixin):
         entry = self._data_get(key)
         if entry is not None and entry[1] > self._now() and entry[2] is None:
             if self._mem.lru_active:
-                self._mem.touch(key)
+                try:
+                    self._mark_used(key)
+                except KeyError:  # removed by another thread meanwhile
+                    pass
             self.stats.hits += 1
             return entry[0]
         return MISSING
@@ -275,8 +282,13 @@ class Region(RememberMixin, AsyncRegionMixin, CounterMixin, InvalidationMixin):
             policy.check_key(key)  # the common key (ASCII, not empty, not too long) passes without the call
         ttl = policy.ttl_for(key, ttl) if self._ttl_rules or ttl is not None else policy.ttl
         if self._fast:  # store()'s fast path (private memory, no stamps, no L1), one clock read
-            expires = INF if ttl is None else self._now() + ttl
-            self._mem.put_until(key, (value, expires, None), None if ttl is None else expires + (policy.stale_ttl or 0))
+            # one cell, one dict assignment: the entry and the store's deadline (kept through stale_ttl)
+            if ttl is None:
+                self._mem.put_cell(key, (value, INF, None, INF))
+            else:
+                expires = self._now() + ttl
+                stale = policy.stale_ttl
+                self._mem.put_cell(key, (value, expires, None, expires + stale if stale else expires))
             self.stats.sets += 1
             return True
         if self._direct:  # a shared store, no L1, no stamps: one PUT (SharedTier.write)

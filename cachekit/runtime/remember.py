@@ -93,7 +93,10 @@ class RememberMixin(_Base):
             entry = self._data_get(key)
             if entry is not None and entry[1] > self._now() and entry[2] is None:
                 if self._mem.lru_active:
-                    self._mem.touch(key)
+                    try:
+                        self._mark_used(key)
+                    except KeyError:  # removed by another thread meanwhile
+                        pass
                 self.stats.hits += 1
                 return entry[0]
         return self.remember(key, ttl, lambda: fn(*args, **kwargs))

@@ -146,7 +146,7 @@ class LocalTier(Tier):
     def fetch(self, key: str, gen_keys: list[str]) -> Any:
         """The entry for ``key`` with its stamps checked against the local generations, or MISSING
         (``gen_keys`` is for a shared store, which reads them with the entry)."""
-        entry = self.driver.get(key)
+        entry = self.memory.get_cell(key)  # (value, expires_at, stamps, the store's deadline)
         if entry is MISSING:
             return MISSING
         stamps = entry[2]
@@ -169,7 +169,8 @@ class LocalTier(Tier):
     def put_plan(self, key: str, value: Any, expires: float, stamps: Any, ttl: float | None,
                  keep: float | None) -> Plan:
         """Store the entry by reference (no I/O: a plan only in form)."""
-        self.driver.put(key, (value, expires, stamps), keep)
+        memory = self.memory
+        memory.put_cell(key, (value, expires, stamps, INF if keep is None else memory.clock.now() + keep))
         return True
         yield  # pragma: no cover  (makes this a generator)
 

@@ -18,9 +18,9 @@ def test_put_until_expires_at_its_absolute_deadline() -> None:
     assert d.get("a") is MISSING and d.expirations == 1
     assert d.get("b") == 2
     d.put("b", 3, ttl=5)  # put: the clock read once, the same deadline
-    assert d.expiry["b"] == clock() + 5
+    assert d.data["b"] == (3, clock() + 5)
     d.put("b", 4)  # no ttl: the old deadline goes
-    assert "b" not in d.expiry
+    assert d.data["b"] == (4, float("inf"))
 
 
 def test_overwriting_at_the_bound_evicts_nothing_and_moves_the_key_once_lru_is_kept() -> None:
@@ -63,6 +63,6 @@ def test_the_tinylfu_store_takes_the_same_write() -> None:
     d = MemoryDriver(max_size=100, clock=clock, policy="tinylfu")
     assert d.put_until("a", 1, 5.0) is True
     d.put("a", 2, ttl=10)  # an overwrite: a hit for the policy
-    assert d.expiry["a"] == 10.0
+    assert d.data["a"] == (2, 10.0)
     clock.advance(10)
     assert d.get("a") is MISSING
