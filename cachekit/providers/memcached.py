@@ -108,6 +108,7 @@ class MemcachedDriver(CacheDriver):
     """
 
     can_scan = False
+    fused_put_get = True  # put_then_get: one round trip on one server (two on several: no worse than apart)
 
     def __init__(
         self,
@@ -286,12 +287,33 @@ class MemcachedDriver(CacheDriver):
             found = self.client.get_many(skeys)
         except _ERRORS as exc:
             found = self._again(exc, "get_many", None, self.client.get_many, skeys)
+        return self._decoded(out, by_skey, found)
+
+    def _decoded(self, out: dict[str, Any], by_skey: dict[str, str], found: dict[str, bytes]) -> dict[str, Any]:
         loads = self._serializer.loads
         for skey, data in found.items():
             key = by_skey[skey]
             # a plain key is its own storage key (the same object): no frame to check
             out[key] = loads(data) if skey is key else self._decode(key, skey, data)
         return out
+
+    def put_then_get(self, key: str, value: Any, ttl: float | None, keys: list[str]) -> tuple[bool, dict[str, Any]]:
+        """``set`` then ``get`` of ``keys`` in one write on one connection (one server): memcached answers a
+        connection's commands in order, so the read sees the write applied. On several servers, :meth:`put`
+        then :meth:`get_many` (a round trip each)."""
+        client = self.client
+        if isinstance(client, _hash.HashClient):
+            return self.put(key, value, ttl), self.get_many(keys)
+        skey = self.storage_key(key)
+        data = self._encode(key, skey, value)
+        expire = _expire(ttl)
+        by_skey = {self.storage_key(k): k for k in keys}
+        skeys = list(by_skey)
+        try:
+            stored, found = client.set_then_get(skey, data, expire, skeys)
+        except _ERRORS as exc:
+            stored, found = self._again(exc, "set", key, client.set_then_get, skey, data, expire, skeys)
+        return bool(stored), self._decoded(dict.fromkeys(keys, MISSING), by_skey, found)
 
     def put_many(self, mapping: Mapping[str, Any], ttl: float | None = None) -> bool:
         """Store every item with one ``set_many``; nothing is stored if any value is too large."""

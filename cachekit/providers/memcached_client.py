@@ -28,6 +28,43 @@ _FLOOR = 0.005
 _fetch = _base.Client._fetch_cmd
 _store = _base.Client._store_cmd
 _misc = _base.Client._misc_cmd
+_readline = _base._readline
+_UnknownError = _base.MemcacheUnknownError
+
+
+def _set_then_get(client: Any, key: str, data: bytes, expire: int, keys: list[str]) -> tuple[bool, dict[str, Any]]:
+    """``set key`` then ``get keys``, sent in one write on ``client``'s connection: memcached answers the
+    commands of a connection in order, so the ``get`` reads what the server holds once the ``set`` is
+    applied. ``(stored, {key: bytes})``; on any error the connection is closed (its answers unread)."""
+    prefix = client.key_prefix
+    check = client.check_key
+    prefixed = [check(k, prefix) for k in keys]
+    cmd = b"set %s 0 %d %d\r\n%s\r\nget %s\r\n" % (check(key, prefix), expire, len(data), data,
+                                                    b" ".join(prefixed))
+    try:
+        if client.sock is None:
+            client._connect()
+        sock = client.sock
+        sock.sendall(cmd)
+        buf, line = _readline(sock, b"")
+        client._raise_errors(line, b"set")
+        if line != b"STORED" and line != b"NOT_STORED":
+            raise _UnknownError(line[:32])
+        stored = line == b"STORED"
+        remapped = dict(zip(prefixed, keys, strict=True))
+        found: dict[str, Any] = {}
+        while True:
+            buf, line = _readline(sock, buf)
+            client._raise_errors(line, b"get")
+            if line == b"END":
+                return stored, found
+            if not line.startswith(b"VALUE"):
+                raise _UnknownError(line[:32])
+            got, value, buf = client._extract_value(False, line, buf, remapped, prefixed)
+            found[got] = value
+    except BaseException:
+        client.close()
+        raise
 
 
 class BoundedClient(_base.Client):  # type: ignore[misc]
@@ -74,6 +111,12 @@ class BoundedClient(_base.Client):  # type: ignore[misc]
         if CALL.get() is None:
             return _misc(self, *args, **kwargs)
         return self._bounded(_misc, args, kwargs)
+
+    def set_then_get(self, key: str, data: bytes, expire: int, keys: list[str]) -> tuple[bool, dict[str, Any]]:
+        """:func:`_set_then_get`: a ``set`` and a ``get`` in one round trip, bounded as the other commands."""
+        if CALL.get() is None:
+            return _set_then_get(self, key, data, expire, keys)
+        return self._bounded(_set_then_get, (key, data, expire, keys), {})
 
 
 def _pooled(name: str) -> Callable[..., Any]:
@@ -123,6 +166,7 @@ class _PooledClient(_base.PooledClient):  # type: ignore[misc]
     touch = _pooled("touch")
     flush_all = _pooled("flush_all")
     version = _pooled("version")
+    set_then_get = _pooled("set_then_get")
 
     def close(self) -> None:
         """Close every idle connection (one in use is closed when it next fails, or reused)."""

@@ -23,8 +23,8 @@ if TYPE_CHECKING:
     from .policy import Policy
     from .tier import SharedTier, Tier
 
-__all__ = ["ADD", "EXTEND_TTL", "GET", "GET_MANY", "INCREMENT", "PUT", "PUT_MANY", "Op", "Plan", "adrive",
-           "as_entry", "drive", "drive_on", "each_plan", "many_plan", "put_many_plan", "read_many",
+__all__ = ["ADD", "EXTEND_TTL", "GET", "GET_MANY", "INCREMENT", "PUT", "PUT_MANY", "PUT_THEN_GET", "Op", "Plan",
+           "adrive", "as_entry", "drive", "drive_on", "each_plan", "many_plan", "put_many_plan", "read_many",
            "settle_many"]
 
 
@@ -50,6 +50,7 @@ PUT_MANY = Op("put_many", lambda d: d.put_many, lambda d: d.aput_many)
 ADD = Op("add", lambda d: d.add, lambda d: d.aadd)
 INCREMENT = Op("increment", lambda d: d.increment, lambda d: d.aincrement)
 EXTEND_TTL = Op("extend_ttl", lambda d: d.extend_ttl, lambda d: d.aextend_ttl)
+PUT_THEN_GET = Op("put_then_get", lambda d: d.put_then_get, lambda d: d.aput_then_get)
 
 #: a generator yielding driver operations ``(op, args, fallback)`` and returning a result
 Plan = Generator[tuple[Op, tuple[Any, ...], Any], Any, Any]

@@ -314,6 +314,10 @@ class Region(RememberMixin, AsyncRegionMixin, CounterMixin, InvalidationMixin):
         """Write one entry with the stamps that apply (``kept``: an increment keeps its entry's)."""
         expires = self._now() + ttl if ttl is not None else INF
         keep = None if ttl is None else ttl + (self.policy.stale_ttl or 0)
+        if not kept:  # one round trip where the tier can (an increment keeps its own stamps)
+            done = yield from self._put_stamped_plan(key, value, expires, tags, keep)
+            if done is not None:
+                return done
         stamps = yield from self._stamps_plan(key, tags, keep)
         if stamps is False:  # generations unreadable: the store is failing
             return False

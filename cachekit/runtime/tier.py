@@ -23,7 +23,7 @@ from .breaker import Breaker
 from .error_policy import ErrorPolicy
 from .generations import LocalGenerations
 from .locks import NoLocks, RegionLocks
-from .plans import ADD, EXTEND_TTL, GET, GET_MANY, PUT, Plan, adrive, as_entry, drive, drive_on
+from .plans import ADD, EXTEND_TTL, GET, GET_MANY, PUT, PUT_THEN_GET, Plan, adrive, as_entry, drive, drive_on
 from .policy import INF, Policy, escape_glob
 
 __all__ = ["LocalTier", "SharedTier", "Tier"]
@@ -220,7 +220,8 @@ class SharedTier(Tier):
         #: generations (tags, rules, the region) whose advance failed while the store was down:
         #: entries stamped with them read as misses until the advance is replayed on recovery
         self.pending: set[str] = set()
-        #: generation key -> (value, until when this process made it live): skips redundant refreshes
+        #: generation key -> (value, until when this process made it live): skips redundant refreshes, and
+        #: stamps a write made in one round trip (put_stamped_plan)
         self.alive: dict[str, tuple[int, float]] = {}
 
     remote = True
@@ -406,8 +407,34 @@ class SharedTier(Tier):
             alive[k] = (gen, INF if ttl is None else now + ttl)
         return stamps
 
+    def put_stamped_plan(self, key: str, value: Any, expires: float, gen_keys: list[str], life: float | None,
+                         keep: float | None) -> Plan:
+        """On a ``fused_put_get`` driver, with every generation known alive long enough (``alive``, as
+        :meth:`stamps_plan` left it): the entry stamped with those values, then the generations read back
+        in the same round trip. Unchanged: no advance came between (a generation only moves forward, and
+        one re-created after an eviction starts at a new unique value), so the entry is valid. One moved:
+        the entry just written is already a miss, and ``None`` has the caller write it again the usual way
+        (:meth:`stamps_plan` then :meth:`put_plan`)."""
+        if not self.driver.fused_put_get:
+            return None
+        alive, needed = self.alive, (INF if life is None else self.now() + life)
+        stamps = []
+        for k in gen_keys:
+            known = alive.get(k)
+            if known is None or known[1] < needed:
+                return None  # not seen yet, or due for a refresh: stamps_plan reads and extends it
+            stamps.append((k, known[0]))
+        got = yield (PUT_THEN_GET, (self.namespace + key, (value, expires, tuple(stamps)), keep, gen_keys), None)
+        if got is None or not got[0]:
+            return False  # the store failed, or refused the write
+        moved = [k for k, gen in stamps if got[1].get(k, MISSING) != gen]
+        for k in moved:
+            alive.pop(k, None)
+        return None if moved else True
+
     def advance(self, gen_key: str) -> bool:
         """Advance one generation in the store; on failure keep it for :meth:`recovered`."""
+        self.alive.pop(gen_key, None)  # the value this process stamps with is about to be old
         value = self.call(None, self.driver.increment, gen_key, 1, None)
         if value is None:
             self.pending.add(gen_key)
