@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 
 __all__ = ["ADD", "EXTEND_TTL", "GET", "GET_MANY", "INCREMENT", "PUT", "PUT_MANY", "PUT_THEN_GET", "Op", "Plan",
            "adrive", "as_entry", "drive", "drive_on", "each_plan", "many_plan", "put_many_plan", "read_many",
-           "settle_many"]
+           "read_one", "settle_many"]
 
 
 class Op:
@@ -134,15 +134,49 @@ def settle_many(tier: SharedTier, keys: list[str], fulls: list[str], got: dict[s
     return out
 
 
-def read_many(tier: SharedTier, keys: list[str], now: Callable[[], float], stats: Recorder, absent: Any) -> Any:
-    """``get_many`` on the direct path (``Region._direct``): ``{key: value or absent}`` from one
-    multi-get (``call_once``), settled straight into the answer; what needs the store again (stamps
-    to check, an unreadable payload) goes on under one deadline (:func:`drive_on`)."""
+def read_one(tier: SharedTier, key: str, gen_keys: list[str]) -> Any:
+    """The fresh value of ``key`` or MISSING, counted as a hit or a miss: a region's read on the direct
+    path (``Region._direct_read``) in one store call (``call_once``), timed by a ``perf_counter`` pair. A
+    GET, or with ``gen_keys`` (the generations every entry of the region carries: its own, on a store
+    flushed by generation) a multi-get of the entry and them. Stamps not read with it (an entry written
+    with tags) are read after, under the same deadline (:func:`drive_on`)."""
+    pending = frozenset(tier.pending) if tier.pending else None  # see SharedTier.fetch_plan
+    stats = tier.stats
+    started = perf_counter()
+    full = tier.namespace + key
+    try:
+        if gen_keys:
+            got = tier.call_once(None, tier.driver.get_many, [full, *gen_keys]) or {}
+            entry = got.get(full, MISSING)
+        else:
+            got = {}
+            entry = tier.call_once(MISSING, tier.driver.get, full)
+        if type(entry) is not tuple or len(entry) != 3:  # an envelope passes as is (tier.entry would)
+            entry = tier.entry(entry)
+        if entry is not MISSING and entry[2] and \
+                not drive_on(tier, tier.current_plan(entry[2], got, pending), started):
+            entry = MISSING
+    finally:  # timed as Recorder.timed would, without its wrapper frame
+        if stats.timing:
+            stats.observe("get", perf_counter() - started)
+    if entry is MISSING or entry[1] <= tier.now():
+        stats.misses += 1
+        return MISSING
+    stats.hits += 1
+    return entry[0]
+
+
+def read_many(tier: SharedTier, keys: list[str], now: Callable[[], float], stats: Recorder, absent: Any,
+              gen_keys: list[str]) -> Any:
+    """``get_many`` on the direct path (``Region._direct_read``): ``{key: value or absent}`` from one
+    multi-get (``call_once``) of the keys and ``gen_keys`` (see :func:`read_one`), settled straight into
+    the answer; what needs the store again (stamps to check, an unreadable payload) goes on under one
+    deadline (:func:`drive_on`)."""
     namespace = tier.namespace
     fulls = [namespace + k for k in keys]
     pending = tier.pending_now() if tier.pending else None  # see SharedTier.fetch_plan
     started = perf_counter()
-    got = tier.call_once(None, tier.driver.get_many, fulls)
+    got = tier.call_once(None, tier.driver.get_many, fulls + gen_keys if gen_keys else fulls)
     if got is not None:
         return drive_on(tier, settle_many(tier, keys, fulls, got, now(), stats, pending, absent), started)
     if tier.down:

@@ -24,7 +24,7 @@ from .counters import CounterMixin
 from .deadline import one_call
 from .l1 import L1
 from .locks import NoLocks
-from .plans import Plan, drive, many_plan, put_many_plan, read_many
+from .plans import Plan, drive, many_plan, put_many_plan, read_many, read_one
 from .policy import FOREVER, INF, Policy, normalize_ttl
 from .region_async import ASK_L2, AsyncRegionMixin, Stale, is_async_callable
 from .region_invalidation import InvalidationMixin
@@ -108,6 +108,11 @@ class Region(RememberMixin, AsyncRegionMixin, CounterMixin, InvalidationMixin):
         #: the direct path of a shared store (no L1, no stamps to write, no trace, no events): get, put and
         #: get_many make their store call without the plan machinery, under one deadline (``call_once``)
         self._direct = self._batched and not self._stamped and self.stats.trace is None and type(self) is Region
+        #: get and get_many take the direct path (``plans.read_one``, ``read_many``) when the only stamp an
+        #: entry may carry besides its tags' is the region's generation, read in the same round trip
+        self._direct_read = self._batched and not policy.pattern_rules and self.stats.trace is None and \
+            type(self) is Region
+        self._read_gens: list[str] = [] if self._region_gen is None else [self._region_gen]
 
     @property
     def provider(self) -> str:
@@ -142,11 +147,11 @@ class Region(RememberMixin, AsyncRegionMixin, CounterMixin, InvalidationMixin):
                     self._mem.touch(key)
                 self.stats.hits += 1
                 return entry[0]
-        elif self._direct:  # a shared store, no L1, no stamps to write: one GET (SharedTier.read)
+        elif self._direct_read:  # a shared store, no L1, no declared patterns: one store call (read_one)
             policy = self.policy
             if type(key) is not str or not key.isascii() or not 0 < len(key) <= policy.max_key_length:
                 policy.check_key(key)
-            value = self.l2.read(key)  # type: ignore[attr-defined]
+            value = read_one(self.l2, key, self._read_gens)  # type: ignore[arg-type]
             return default if value is MISSING else value
         value = self.lookup(key, ())
         return default if value is MISSING else value
@@ -169,9 +174,10 @@ class Region(RememberMixin, AsyncRegionMixin, CounterMixin, InvalidationMixin):
     def get_many(self, keys: Iterable[str], default: Any = None) -> dict[str, Any]:
         """``{key: value or default}``; shared stores answer in one round trip."""
         keys = list(keys)
-        if self._direct:  # one MGET settled straight into the answer (plans.read_many)
+        if self._direct_read:  # one MGET settled straight into the answer (plans.read_many)
             self.policy.check_keys(keys)
-            return read_many(self.l2, keys, self._now, self.stats, default)  # type: ignore[arg-type, no-any-return]
+            return read_many(self.l2, keys, self._now, self.stats, default,  # type: ignore[arg-type, no-any-return]
+                             self._read_gens)
         found = self.lookup_many(keys, ())
         return {k: (default if found[k] is MISSING else found[k]) for k in keys}
 

@@ -23,7 +23,7 @@ from .breaker import Breaker
 from .error_policy import ErrorPolicy
 from .generations import LocalGenerations
 from .locks import NoLocks, RegionLocks
-from .plans import ADD, EXTEND_TTL, GET, GET_MANY, PUT, PUT_THEN_GET, Plan, adrive, as_entry, drive, drive_on
+from .plans import ADD, EXTEND_TTL, GET, GET_MANY, PUT, PUT_THEN_GET, Plan, adrive, as_entry, drive
 from .policy import INF, Policy, escape_glob
 
 __all__ = ["LocalTier", "SharedTier", "Tier"]
@@ -284,29 +284,6 @@ class SharedTier(Tier):
             return entry  # no stamps: no generation to check (current_plan would answer True)
         current = yield from self.current_plan(entry[2], got, pending)
         return entry if current else MISSING
-
-    def read(self, key: str) -> Any:
-        """The fresh value of ``key`` or MISSING, counted as a hit or a miss: a region's read on the
-        direct path (``Region._direct``) in one GET (``call_once``), timed by a ``perf_counter`` pair.
-        An entry written with tags has its generations read too, under the same deadline (``drive_on``)."""
-        pending = frozenset(self.pending) if self.pending else None  # see fetch_plan
-        stats = self.stats
-        started = perf_counter()
-        try:
-            entry = self.call_once(MISSING, self.driver.get, self.namespace + key)
-            if type(entry) is not tuple or len(entry) != 3:  # an envelope passes as is (entry() would)
-                entry = self.entry(entry)
-            if entry is not MISSING and entry[2] and \
-                    not drive_on(self, self.current_plan(entry[2], {}, pending), started):
-                entry = MISSING
-        finally:  # timed as Recorder.timed would, without its wrapper frame
-            if stats.timing:
-                stats.observe("get", perf_counter() - started)
-        if entry is MISSING or entry[1] <= self.now():
-            stats.misses += 1
-            return MISSING
-        stats.hits += 1
-        return entry[0]
 
     def pending_now(self) -> frozenset[str] | None:
         return frozenset(self.pending) if self.pending else None

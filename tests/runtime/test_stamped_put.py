@@ -173,3 +173,26 @@ def test_a_put_cut_short_by_its_deadline_leaves_no_answer_behind(memcached_serve
                 assert r.put(f"n{i}", i)
                 assert r.get(f"n{i}") == i
             assert r.get("k") in ("w", "late")  # the late write may have landed, as a set may
+
+
+def test_reads_take_the_direct_path_with_the_region_generation_in_the_same_round_trip(
+        two: tuple[Runtime, Runtime], monkeypatch: pytest.MonkeyPatch) -> None:
+    a, b = two
+    ra, rb = a.region(), b.region()
+    assert ra._direct_read and not ra._direct  # reads go direct; writes carry the region's generation
+    assert ra.put("k", 1) and ra.put("j", None) and ra.tags("t").put("tagged", 2)
+    spy = Spy(ra.l2.driver, monkeypatch)
+    assert ra.get("k") == 1 and ra.get("j", "d") is None and ra.get("absent", "d") == "d"
+    assert ra.get_many(["k", "j", "absent"], "d") == {"k": 1, "j": None, "absent": "d"}
+    assert spy.calls == ["get_many"] * 4  # the entry (or entries) and the region's generation, together
+    del spy.calls[:]
+    assert ra.get("tagged") == 2  # its tag's generation is read after, under the same deadline
+    assert spy.calls == ["get_many", "get_many"]
+    stats = ra.stats
+    assert (stats.hits, stats.misses) == (5, 2)
+    rb.clear()
+    assert ra.get("k", "d") == "d" and ra.get("tagged", "d") == "d"
+    assert ra.get_many(["k", "j"], "d") == {"k": "d", "j": "d"}
+    assert rb.tags("t").put("tagged", 3) and ra.get("tagged") == 3
+    rb.tags("t").flush()
+    assert ra.get("tagged", "d") == "d" and ra.get_many(["tagged"], "d") == {"tagged": "d"}
