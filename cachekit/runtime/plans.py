@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..providers.base import CALL, MISSING, CacheDriver
 from .deadline import Call
+from .generations import generation_life
 from .policy import INF
 
 if TYPE_CHECKING:
@@ -25,7 +26,7 @@ if TYPE_CHECKING:
 
 __all__ = ["ADD", "EXTEND_TTL", "GET", "GET_MANY", "INCREMENT", "PUT", "PUT_MANY", "PUT_THEN_GET", "Op", "Plan",
            "adrive", "as_entry", "drive", "drive_on", "each_plan", "many_plan", "put_many_plan", "read_many",
-           "read_one", "settle_many"]
+           "read_one", "settle_many", "write_one"]
 
 
 class Op:
@@ -115,11 +116,22 @@ def settle_many(tier: SharedTier, keys: list[str], fulls: list[str], got: dict[s
     generations ``got`` lacks."""
     out: dict[str, Any] = {}
     hits = 0
+    waiting = pending or tier.pending  # generations invalidated during an outage (see current_plan)
     for k, entry in zip(keys, map(got.get, fulls, repeat(MISSING)), strict=True):
-        if type(entry) is tuple and len(entry) == 3 and entry[2] is None and entry[1] > t:
-            hits += 1  # the usual answer: a fresh envelope without stamps, no generation to check
-            out[k] = entry[0]
-            continue
+        if type(entry) is tuple and len(entry) == 3 and entry[1] > t:
+            stamps = entry[2]
+            if stamps is None:
+                hits += 1  # the usual answer: a fresh envelope without stamps, no generation to check
+                out[k] = entry[0]
+                continue
+            if not waiting:  # stamps whose generations were read with the entry: current_plan, inline
+                for gen_key, gen in stamps:
+                    if got.get(gen_key, MISSING) != gen:
+                        break  # not read (current_plan reads it), or moved (a miss)
+                else:
+                    hits += 1
+                    out[k] = entry[0]
+                    continue
         if type(entry) is not tuple or len(entry) != 3:  # an envelope passes as is (tier.entry would)
             entry = tier.entry(entry)
         # generations are checked only for an entry that carries stamps (current_plan: True without)
@@ -164,6 +176,45 @@ def read_one(tier: SharedTier, key: str, gen_keys: list[str]) -> Any:
         return MISSING
     stats.hits += 1
     return entry[0]
+
+
+def write_one(tier: SharedTier, key: str, value: Any, ttl: float | None, policy: Policy, gen_keys: list[str]) -> bool:
+    """``put`` on a store flushed by generation (``Region._direct_put``): the entry stamped with
+    ``gen_keys`` as this process last saw them, written and checked in one round trip (``call_once``,
+    ``SharedTier.known_stamps``, ``stamps_held``); when they are unknown or one moved, written the usual
+    way (``stamps_plan``, ``put_plan``) under the same deadline (:func:`drive_on`). Counted and timed as
+    ``Region.store`` counts and times a write."""
+    expires, keep = (INF, None) if ttl is None else (tier.now() + ttl, ttl + (policy.stale_ttl or 0))
+    life = generation_life(policy, keep)
+    stats = tier.stats
+    started = perf_counter()
+    try:
+        ok = None
+        stamps = tier.known_stamps(gen_keys, life)
+        if stamps is not None:
+            got = tier.call_once(None, tier.driver.put_then_get, tier.namespace + key, (value, expires, stamps),
+                                 keep, gen_keys)
+            if got is None or not got[0]:
+                ok = False  # the store failed, or refused the write
+            elif tier.stamps_held(stamps, got[1]):
+                ok = True
+        if ok is None:  # the generations unknown yet, or one moved
+            ok = drive_on(tier, _stamped_put_plan(tier, key, value, expires, gen_keys, life, ttl, keep), started)
+    finally:
+        if stats.timing:
+            stats.observe("put", perf_counter() - started)
+    if ok:
+        stats.sets += 1
+        return True
+    return False
+
+
+def _stamped_put_plan(tier: SharedTier, key: str, value: Any, expires: float, gen_keys: list[str],
+                      life: float | None, ttl: float | None, keep: float | None) -> Plan:
+    stamps = yield from tier.stamps_plan(gen_keys, life)
+    if stamps is False:  # generations unreadable: the store is failing
+        return False
+    return (yield from tier.put_plan(key, value, expires, stamps, ttl, keep))
 
 
 def read_many(tier: SharedTier, keys: list[str], now: Callable[[], float], stats: Recorder, absent: Any,

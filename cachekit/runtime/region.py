@@ -24,7 +24,7 @@ from .counters import CounterMixin
 from .deadline import one_call
 from .l1 import L1
 from .locks import NoLocks
-from .plans import Plan, drive, many_plan, put_many_plan, read_many, read_one
+from .plans import Plan, drive, many_plan, put_many_plan, read_many, read_one, write_one
 from .policy import FOREVER, INF, Policy, normalize_ttl
 from .region_async import ASK_L2, AsyncRegionMixin, Stale, is_async_callable
 from .region_invalidation import InvalidationMixin
@@ -113,6 +113,8 @@ class Region(RememberMixin, AsyncRegionMixin, CounterMixin, InvalidationMixin):
         self._direct_read = self._batched and not policy.pattern_rules and self.stats.trace is None and \
             type(self) is Region
         self._read_gens: list[str] = [] if self._region_gen is None else [self._region_gen]
+        #: put too, when the region's generation is the only stamp (plans.write_one)
+        self._direct_put = self._direct_read and self._region_gen is not None
 
     @property
     def provider(self) -> str:
@@ -287,6 +289,8 @@ class Region(RememberMixin, AsyncRegionMixin, CounterMixin, InvalidationMixin):
             return True
         if self._direct:  # a shared store, no L1, no stamps: one PUT (SharedTier.write)
             return self.l2.write(key, value, ttl, policy.stale_ttl)  # type: ignore[attr-defined, no-any-return]
+        if self._direct_put:  # stamped with the region's generation alone: one round trip (plans.write_one)
+            return write_one(self.l2, key, value, ttl, policy, self._read_gens)  # type: ignore[arg-type]
         return self.store(key, value, ttl, ())
 
     set = put

@@ -384,14 +384,10 @@ class SharedTier(Tier):
             alive[k] = (gen, INF if ttl is None else now + ttl)
         return stamps
 
-    def put_stamped_plan(self, key: str, value: Any, expires: float, gen_keys: list[str], life: float | None,
-                         keep: float | None) -> Plan:
-        """On a ``fused_put_get`` driver, with every generation known alive long enough (``alive``, as
-        :meth:`stamps_plan` left it): the entry stamped with those values, then the generations read back
-        in the same round trip. Unchanged: no advance came between (a generation only moves forward, and
-        one re-created after an eviction starts at a new unique value), so the entry is valid. One moved:
-        the entry just written is already a miss, and ``None`` has the caller write it again the usual way
-        (:meth:`stamps_plan` then :meth:`put_plan`)."""
+    def known_stamps(self, gen_keys: list[str], life: float | None) -> tuple[tuple[str, int], ...] | None:
+        """The stamps of a write made in one round trip (:meth:`put_stamped_plan`, ``plans.write_one``):
+        the generations as this process last saw them (``alive``, as :meth:`stamps_plan` left it), or
+        ``None`` when one is unknown or due for a refresh, or the driver has no one-trip ``put_then_get``."""
         if not self.driver.fused_put_get:
             return None
         alive, needed = self.alive, (INF if life is None else self.now() + life)
@@ -401,13 +397,30 @@ class SharedTier(Tier):
             if known is None or known[1] < needed:
                 return None  # not seen yet, or due for a refresh: stamps_plan reads and extends it
             stamps.append((k, known[0]))
-        got = yield (PUT_THEN_GET, (self.namespace + key, (value, expires, tuple(stamps)), keep, gen_keys), None)
+        return tuple(stamps)
+
+    def stamps_held(self, stamps: tuple[tuple[str, int], ...], gens: dict[str, Any]) -> bool:
+        """Whether the generations read back right after a write stamped with ``stamps`` still hold them:
+        then no advance came between the values seen and the write (a generation only moves forward, and
+        one re-created after an eviction starts at a new unique value), so the entry is valid. One that
+        moved is forgotten: the entry just written is already a miss, to be written again the usual way."""
+        moved = [k for k, gen in stamps if gens.get(k, MISSING) != gen]
+        for k in moved:
+            self.alive.pop(k, None)
+        return not moved
+
+    def put_stamped_plan(self, key: str, value: Any, expires: float, gen_keys: list[str], life: float | None,
+                         keep: float | None) -> Plan:
+        """Store an entry stamped with ``gen_keys`` in one round trip (:meth:`known_stamps`, then
+        ``put_then_get`` and :meth:`stamps_held`): ``True``/``False``, or ``None`` when the caller must
+        write it the usual way (:meth:`stamps_plan` then :meth:`put_plan`)."""
+        stamps = self.known_stamps(gen_keys, life)
+        if stamps is None:
+            return None
+        got = yield (PUT_THEN_GET, (self.namespace + key, (value, expires, stamps), keep, gen_keys), None)
         if got is None or not got[0]:
             return False  # the store failed, or refused the write
-        moved = [k for k, gen in stamps if got[1].get(k, MISSING) != gen]
-        for k in moved:
-            alive.pop(k, None)
-        return None if moved else True
+        return True if self.stamps_held(stamps, got[1]) else None
 
     def advance(self, gen_key: str) -> bool:
         """Advance one generation in the store; on failure keep it for :meth:`recovered`."""
