@@ -208,6 +208,8 @@ class MemcachedDriver(CacheDriver):
         where = f"{self._where}: {op}" + (f" {_show(key)}" if key is not None else "")
         if isinstance(exc, _exceptions.MemcacheServerError) and "too large" in str(exc):
             return ValueTooLargeError(f"{where} refused by the server: {exc} (memcached's item size limit)")
+        if isinstance(exc, BlockingIOError):  # the kernel's socket timeout (memcached_client.py)
+            return ProviderError(f"{where} failed: TimeoutError: timed out ({exc})")
         return ProviderError(f"{where} failed: {type(exc).__name__}: {exc}")
 
     def _again(self, exc: BaseException, op: str, key: str | None,

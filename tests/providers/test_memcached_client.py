@@ -4,6 +4,10 @@ close a connection whose answer went wrong."""
 
 from __future__ import annotations
 
+import socket
+import struct
+import sys
+import time
 from typing import Any
 
 import pytest
@@ -128,3 +132,34 @@ def test_set_then_get_reads_both_answers_or_closes(reply: bytes, error: Any) -> 
     with pytest.raises(error):
         client.set_then_get("k", b"v", 0, ["g"])
     assert sock.closed and client.sock is None
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="kernel socket timeouts: Linux only")
+def test_a_connection_blocks_with_the_kernel_timeouts_and_a_silent_server_times_out(memcached_server: Any) -> None:
+    from faultproxy import FaultProxy
+
+    from cachekit.errors import ProviderError
+    from cachekit.providers.memcached import MemcachedDriver
+
+    client = BoundedClient((memcached_server.host, memcached_server.port), timeout=0.25, connect_timeout=1)
+    try:
+        assert client.get_many(["absent"]) == {}
+        assert client.sock.gettimeout() is None  # blocking: no poll before each read
+        timeval = client.sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, struct.calcsize("@ll"))
+        seconds, micros = struct.unpack("@ll", timeval)
+        assert seconds == 0 and 250_000 <= micros <= 260_000  # rounded up to the kernel's clock tick
+    finally:
+        client.close()
+    with FaultProxy(memcached_server.host, memcached_server.port) as proxy:
+        driver = MemcachedDriver([proxy.address], timeout=0.25, connect_timeout=1)
+        try:
+            assert driver.get("k") is not None
+            proxy.blackhole()
+            started = time.monotonic()
+            with pytest.raises(ProviderError, match="timed out"):
+                driver.get("k")
+            assert 0.2 < time.monotonic() - started < 1.0
+            proxy.restore()
+            assert driver.put("k", 1) and driver.get("k") == 1  # a fresh connection, in step
+        finally:
+            driver.close()
