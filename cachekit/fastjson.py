@@ -109,9 +109,27 @@ def _tag(obj: Any) -> Any:
     return tag(obj, False)  # bytes, dates, Decimal, UUID: no float inside; or UnsupportedType
 
 
+def _tag_entry(obj: tuple[Any, ...]) -> Any:
+    """:func:`_tag` of an entry ``(value, expires, ((gen_key, n), ...))`` with a finite ``expires``, in
+    fewer calls; ``None`` for any other tuple of three."""
+    value, expires, stamps = obj
+    if type(expires) is not float or expires - expires != 0.0 or type(stamps) is not tuple:
+        return None
+    pairs = []
+    for stamp in stamps:
+        if type(stamp) is not tuple or len(stamp) != 2 or type(stamp[0]) is not str or type(stamp[1]) is not int:
+            return None
+        pairs.append({"~t": [stamp[0], stamp[1]]})
+    return {"~t": [value if type(value) in _PLAIN else _tag(value), expires, {"~t": pairs}]}
+
+
 def orjson_tagged_json_dumps(obj: Any) -> bytes:
     """:func:`~cachekit.tagged.tagged_json_dumps` through orjson: other bytes, the same decoded value."""
     try:
+        if type(obj) is tuple and len(obj) == 3:  # an entry with stamps (every entry on memcached)
+            tagged = _tag_entry(obj)
+            if tagged is not None:
+                return _orjson_dumps(tagged)  # type: ignore[no-any-return]
         return _orjson_dumps(_tag(obj))  # type: ignore[no-any-return]
     except Exception:  # inf/nan, an int beyond 64 bits, a lone surrogate, an unsupported type...
         return tagged_json_dumps(obj)  # today's bytes, or today's error

@@ -170,6 +170,14 @@ def test_stamped_entries_of_json_values_decode_as_the_stdlib_decodes_them(value:
         assert same_outcome(outcome(fastjson.orjson_tagged_json_loads, body), want)
 
 
+@quick
+@given(entry=entries | st.tuples(values, floats, stamps | st.tuples(st.tuples(texts, st.booleans() | ints, ints))))
+def test_an_entry_is_written_as_the_general_tagging_writes_it(entry: Any) -> None:
+    general = outcome(lambda e: fastjson._orjson_dumps(fastjson._tag(e)), entry)
+    if general[0] == "ok":  # else the stdlib writes it, on either path
+        assert fastjson.orjson_tagged_json_dumps(entry) == general[1]
+
+
 def test_a_stamped_entry_is_read_by_orjson_alone(monkeypatch: pytest.MonkeyPatch) -> None:
     entry = ({"id": 1, "tags": ["a"]}, 1.5e9, (("zipf:__gen__:default:region:", 1764505200123456), ("t", 2)))
     body = tagged.tagged_json_dumps(entry)
