@@ -84,7 +84,7 @@ class InvalidationMixin(_Base):
     def _put_stamped_plan(self, key: str, value: Any, expires: float, tags: tuple[str, ...],
                           keep: float | None) -> Plan:
         """Write an entry stamped with the generations that apply, checked in the same round trip
-        (``Tier.put_stamped_plan``): ``True``/``False``, or ``None`` when the caller must read the
+        (``SharedTier.put_stamped_plan``): ``True``/``False``, or ``None`` when the caller must read the
         stamps first (none apply, this process has not seen them yet, or one moved)."""
         gen_keys = self._gen_keys(key, tags)
         if not gen_keys or not self.l2.remote:  # a local tier stamps without I/O
