@@ -186,7 +186,7 @@ def memcached_zipf_scenarios(bench: Bench, srv: Any, sizes: Sizes) -> list[Scena
             s.notes.append("the memcached runs one worker thread (`-t 1`): it hands each connection to its "
                            "threads in turn, and on a small machine a round trip can cost a different time on "
                            "each thread, so with several the two clients' connections could be timed on "
-                           "unequal servers (bench/servers.py).")
+                           "unequal servers (a factor of 3 measured by `bench/ab_memcached.py --threads`).")
         return [get, put, many]
     finally:
         client.close()
