@@ -30,7 +30,6 @@ What memcached imposes, and what this driver does about it:
 from __future__ import annotations
 
 import hashlib
-import math
 import re
 import struct
 import time
@@ -41,6 +40,7 @@ from ..errors import ProviderError, UnsupportedOperation, ValueTooLargeError, re
 from ..serializers import SerializationError, Serializer
 from .base import MISSING, CacheDriver
 from .memcached_client import build_client
+from .memcached_client import expire_time as _expire
 
 __all__ = ["DEFAULT_MAX_VALUE_SIZE", "MAX_PLAIN_KEY", "MemcachedDriver"]
 
@@ -52,10 +52,9 @@ DEFAULT_MAX_VALUE_SIZE: Final = 1024 * 1024 - 1024
 #: Longest key stored as is, in bytes; longer ones are hashed (memcached's own limit is 250).
 MAX_PLAIN_KEY: Final = 200
 _PLAIN_KEY = re.compile(rf"[\x21-\x7e]{{1,{MAX_PLAIN_KEY}}}").fullmatch
+# several plain keys joined by NUL (which no plain key holds): checked in one pass
+_PLAIN_KEYS = re.compile(rf"[\x21-\x7e]{{1,{MAX_PLAIN_KEY}}}(?:\x00[\x21-\x7e]{{1,{MAX_PLAIN_KEY}}})*").fullmatch
 _SERVER_KEY_LIMIT: Final = 250
-#: memcached reads an expiry above 30 days as an absolute Unix time.
-_RELATIVE_EXPIRY_LIMIT: Final = 30 * 24 * 3600
-_MAX_EXPIRY: Final = 2**31 - 1
 _CAS_ATTEMPTS: Final = 1000
 _MAX_INCR: Final = 2**64 - 1
 
@@ -72,18 +71,6 @@ _STALE_CONNECTION: tuple[type[BaseException], ...] = (
     ConnectionResetError,
     ConnectionAbortedError,
 )
-
-
-def _expire(ttl: float | None) -> int:
-    """memcached's ``exptime`` for a TTL in seconds: 0 = never, -1 = already expired."""
-    if ttl is None or ttl == math.inf:
-        return 0
-    if not ttl > 0:  # also NaN
-        return -1
-    seconds = math.ceil(ttl)
-    if seconds <= _RELATIVE_EXPIRY_LIMIT:
-        return seconds
-    return min(math.ceil(time.time() + ttl), _MAX_EXPIRY)
 
 
 def _show(key: str) -> str:
@@ -277,10 +264,17 @@ class MemcachedDriver(CacheDriver):
             data = self._again(exc, "get", key, self.client.get, skey)
         return data is not None and (skey == key or self._unframe(key, data) is not None)
 
+    def _storage_keys(self, keys: list[str]) -> dict[str, str]:
+        """``{storage key: key}``; the usual batch, every key plain, is checked in one pass (``_PLAIN_KEYS``)."""
+        joined = "\x00".join(keys)
+        if _PLAIN_KEYS(joined) is not None and joined.count("\x00") == len(keys) - 1 and \
+                "\x00" + self._hashed_prefix not in "\x00" + joined:
+            return dict(zip(keys, keys, strict=True))
+        return {self.storage_key(k): k for k in keys}
+
     def get_many(self, keys: Iterable[str]) -> dict[str, Any]:
         """``{key: object or MISSING}`` in one ``get_multi`` (one round trip per server involved)."""
-        storage_key = self.storage_key
-        by_skey = {storage_key(key): key for key in keys}
+        by_skey = self._storage_keys(list(keys))
         out = dict.fromkeys(by_skey.values(), MISSING)
         if not by_skey:
             return out
@@ -309,7 +303,7 @@ class MemcachedDriver(CacheDriver):
         skey = self.storage_key(key)
         data = self._encode(key, skey, value)
         expire = _expire(ttl)
-        by_skey = {self.storage_key(k): k for k in keys}
+        by_skey = self._storage_keys(keys)
         skeys = list(by_skey)
         try:
             stored, found = client.set_then_get(skey, data, expire, skeys)

@@ -18,16 +18,18 @@ TLS connection keeps Python's timeouts.
 
 from __future__ import annotations
 
+import math
 import socket
 import struct
 import sys
+import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
 from ..errors import require
 from .base import CALL, time_left
 
-__all__ = ["BoundedClient", "build_client"]
+__all__ = ["BoundedClient", "build_client", "expire_time"]
 
 _base: Any = require("pymemcache.client.base", "memcached")
 _hash: Any = require("pymemcache.client.hash", "memcached")
@@ -44,6 +46,19 @@ _UnknownError = _base.MemcacheUnknownError
 _ClosedError = _base.MemcacheUnexpectedCloseError
 #: bytes asked of the socket at a time (pymemcache asks 4096: a get_many of 100 entries took four reads)
 _RECV = 65536
+
+
+def expire_time(ttl: float | None) -> int:
+    """memcached's ``exptime`` for a TTL in seconds: 0 = never, -1 = already expired. memcached reads an
+    expiry above 30 days as an absolute Unix time, computed from this machine's clock."""
+    if ttl is None or ttl == math.inf:
+        return 0
+    if not ttl > 0:  # also NaN
+        return -1
+    seconds = math.ceil(ttl)
+    if seconds <= 30 * 24 * 3600:
+        return seconds
+    return min(math.ceil(time.time() + ttl), 2**31 - 1)
 
 
 def _limit(sock: Any, seconds: float) -> None:

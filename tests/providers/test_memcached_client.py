@@ -11,6 +11,8 @@ import time
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from servers import need_module
 
 need_module("pymemcache")
@@ -163,3 +165,14 @@ def test_a_connection_blocks_with_the_kernel_timeouts_and_a_silent_server_times_
             assert driver.put("k", 1) and driver.get("k") == 1  # a fresh connection, in step
         finally:
             driver.close()
+
+
+@settings(max_examples=300, deadline=None)
+@given(keys=st.lists(st.text(max_size=8) | st.sampled_from(["ns:h:x", "ns:a", "k" * 200, "k" * 201, "a\x00b", "a b"])
+                     | st.text(st.characters(min_codepoint=0x21, max_codepoint=0x7E), min_size=1, max_size=12),
+                     max_size=6))
+def test_a_batch_of_keys_gets_the_storage_keys_one_by_one_would(keys: list[str]) -> None:
+    from cachekit.providers.memcached import MemcachedDriver
+
+    driver = MemcachedDriver(["127.0.0.1:1"], namespace="ns:")
+    assert driver._storage_keys(keys) == {driver.storage_key(k): k for k in keys}
