@@ -51,10 +51,16 @@ def redis_server() -> Iterator[Any]:
 
 
 @contextmanager
-def memcached_server() -> Iterator[Any]:
-    """A running ``memcached`` (``.host``, ``.port``, ``.address``), stopped on exit."""
+def memcached_server(threads: int = 1) -> Iterator[Any]:
+    """A running ``memcached`` (``.host``, ``.port``, ``.address``) with ``threads`` worker threads, stopped
+    on exit.
+
+    One worker thread by default: memcached hands each new connection to its worker threads in turn,
+    and on a small machine a round trip costs a different time on each thread (on the 2-vCPU machine
+    of docs/benchmarks.md, about 18 us on one and 55 us on another), so two clients on two connections
+    would be compared on two different servers. With one thread every connection is served alike."""
     with tempfile.TemporaryDirectory(prefix="cachekit-bench-memcached-") as tmp:
-        server = _servers().MemcachedServer(Path(tmp))
+        server = _servers().MemcachedServer(Path(tmp), threads=threads)
         server.start()
         try:
             yield server

@@ -183,6 +183,10 @@ def memcached_zipf_scenarios(bench: Bench, srv: Any, sizes: Sizes) -> list[Scena
         bench.execute(many)
         for s in (get, put, many):
             s.notes.append("the floor is pymemcache's plain `Client` (no pool, no socket timeouts).")
+            s.notes.append("the memcached runs one worker thread (`-t 1`): it hands each connection to its "
+                           "threads in turn, and on a small machine a round trip can cost a different time on "
+                           "each thread, so with several the two clients' connections could be timed on "
+                           "unequal servers (a factor of 3 measured by `bench/ab_memcached.py --threads`).")
         return [get, put, many]
     finally:
         client.close()

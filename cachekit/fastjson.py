@@ -14,9 +14,14 @@ Decoding: orjson has no ``object_hook``, so it reads only bodies whose tagged ob
 one. A tag key starts with ``~``; with no ``\\u007`` escape in the body (``~`` is ``\\u007e``) a body
 without ``~`` holds no tagged object (orjson's value is the stdlib's), and a body with one ``~`` that
 decodes to ``{"~t": [...]}`` is the tuple at its root and nothing below is tagged: the usual entry
-``(value, expires, stamps)`` of a value made of json types. Every other body (a value holding tagged
-types, strings with ``~``) is read by the stdlib. orjson reads an integer beyond 64 bits as a float: a
-body with a run of 19 digits goes to the stdlib too; orjson refuses what only the stdlib accepts
+``(value, expires, stamps)`` of a value made of json types. An entry with generation stamps (every
+entry on memcached, which flushes a region by generation) is
+``{"~t": [value, expires, {"~t": [{"~t": [gen_key, n]}, ...]}]}``: orjson reads it when it decodes to
+exactly that shape with as many ``~`` in the body as the shape's tag keys (2 + one per stamp), so no
+other ``~`` is anywhere (not in the value, not in a generation key, not in a key orjson's duplicate
+handling dropped) and the hook would have turned exactly those dicts into tuples. Every other body (a
+value holding tagged types, strings with ``~``) is read by the stdlib. orjson reads an integer beyond
+64 bits as a float: a body with a run of 19 digits goes to the stdlib too; orjson refuses what only the stdlib accepts
 (``NaN``/``Infinity``, a number that overflows a double, an escaped lone surrogate, nesting deeper than
 1024) by raising, and the stdlib then reads the body (or raises today's error). Duplicate keys: both keep
 the first position and the last value.
@@ -104,19 +109,72 @@ def _tag(obj: Any) -> Any:
     return tag(obj, False)  # bytes, dates, Decimal, UUID: no float inside; or UnsupportedType
 
 
+def _tag_entry(obj: tuple[Any, ...]) -> Any:
+    """:func:`_tag` of an entry ``(value, expires, ((gen_key, n), ...))`` with a finite ``expires``, in
+    fewer calls; ``None`` for any other tuple of three."""
+    value, expires, stamps = obj
+    if type(expires) is not float or expires - expires != 0.0 or type(stamps) is not tuple:
+        return None
+    pairs = []
+    for stamp in stamps:
+        if type(stamp) is not tuple or len(stamp) != 2 or type(stamp[0]) is not str or type(stamp[1]) is not int:
+            return None
+        pairs.append({"~t": [stamp[0], stamp[1]]})
+    return {"~t": [value if type(value) in _PLAIN else _tag(value), expires, {"~t": pairs}]}
+
+
 def orjson_tagged_json_dumps(obj: Any) -> bytes:
     """:func:`~cachekit.tagged.tagged_json_dumps` through orjson: other bytes, the same decoded value."""
     try:
+        if type(obj) is tuple and len(obj) == 3:  # an entry with stamps (every entry on memcached)
+            tagged = _tag_entry(obj)
+            if tagged is not None:
+                return _orjson_dumps(tagged)  # type: ignore[no-any-return]
         return _orjson_dumps(_tag(obj))  # type: ignore[no-any-return]
     except Exception:  # inf/nan, an int beyond 64 bits, a lone surrogate, an unsupported type...
         return tagged_json_dumps(obj)  # today's bytes, or today's error
+
+
+def _stamped_entry(obj: Any, tildes: int) -> Any:
+    """``obj`` decoded from ``{"~t": [value, expires, {"~t": [{"~t": [gen_key, n]}, ...]}]}`` (a body with
+    ``tildes`` ``~``) as the tagged hook would untag it, or ``None`` when it is not exactly that shape or
+    the body holds a ``~`` the shape does not account for."""
+    if type(obj) is not dict or len(obj) != 1:
+        return None
+    items = obj.get("~t")
+    if type(items) is not list or len(items) != 3:
+        return None
+    stamps = items[2]
+    if type(stamps) is not dict or len(stamps) != 1:
+        return None
+    pairs = stamps.get("~t")
+    if type(pairs) is not list or len(pairs) != tildes - 2:  # the root's ~, the stamps', one per stamp
+        return None
+    out = []
+    for pair in pairs:
+        if type(pair) is not dict or len(pair) != 1:
+            return None
+        stamp = pair.get("~t")
+        if type(stamp) is not list:
+            return None
+        out.append(tuple(stamp))
+    return (items[0], items[1], tuple(out))
 
 
 def orjson_tagged_json_loads(body: bytes) -> Any:
     """:func:`~cachekit.tagged.tagged_json_loads` through orjson: the same value, or the same error."""
     # bytes.find and count, not ``in``: the method calls are the cheaper on short bodies
     tildes = body.count(b"~")
-    if tildes < 2 and body.find(b"\\u007") < 0 and body.translate(_DIGITS).find(_RUN) < 0:
+    if tildes > 1:  # a stamped entry (_stamped_entry), or anything else: the stdlib's
+        if body.startswith(b'{"~t":[') and body.find(b"\\u007") < 0 and body.translate(_DIGITS).find(_RUN) < 0:
+            try:
+                entry = _stamped_entry(_orjson_loads(body), tildes)
+            except Exception:  # orjson refused the body: the stdlib reads it, or raises today's error
+                entry = None
+            if entry is not None:
+                return entry
+        return tagged_json_loads(body)
+    if body.find(b"\\u007") < 0 and body.translate(_DIGITS).find(_RUN) < 0:
         try:
             obj = _orjson_loads(body)
         except Exception:  # orjson refused the body: the stdlib reads it, or raises today's error

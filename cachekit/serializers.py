@@ -299,6 +299,8 @@ class Serializer:
             except Exception:  # decoded again below, to raise the error it reports
                 pass
         if data[:1] != _MAGIC_BYTE:
+            if data.isdigit() and len(data) <= 640:  # the usual integer (a generation): int() takes 640
+                return int(data)  # digits whatever sys.set_int_max_str_digits says
             if _INT_PAYLOAD.fullmatch(data):
                 try:
                     return int(data)

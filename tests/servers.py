@@ -317,16 +317,16 @@ def _memcached_ready(port: int) -> bool:
 
 
 class MemcachedServer(ServerProcess):
-    """One ``memcached`` bound to loopback, 64 MB, TCP only."""
+    """One ``memcached`` bound to loopback, 64 MB, TCP only, ``threads`` worker threads (``-t``)."""
 
     stop_signal = signal.SIGKILL
 
-    def __init__(self, workdir: Path, name: str = "memcached", port: int | None = None) -> None:
+    def __init__(self, workdir: Path, name: str = "memcached", port: int | None = None, threads: int = 2) -> None:
+        self.threads = threads
         super().__init__(name, self._command, _memcached_ready, workdir, port)
 
-    @staticmethod
-    def _command(port: int) -> list[str]:
-        argv = ["memcached", "-l", HOST, "-p", str(port), "-U", "0", "-m", "64", "-t", "2"]
+    def _command(self, port: int) -> list[str]:
+        argv = ["memcached", "-l", HOST, "-p", str(port), "-U", "0", "-m", "64", "-t", str(self.threads)]
         if os.geteuid() == 0:  # memcached refuses to run as root unless told which user to be
             argv += ["-u", "root"]
         return argv

@@ -70,6 +70,9 @@ class CacheDriver:
 
     #: ``True`` when :meth:`scan` can enumerate keys (memory, file, redis; not memcached).
     can_scan: ClassVar[bool] = False
+    #: ``True`` when :meth:`put_then_get` is one round trip (memcached on one server): the runtime then
+    #: writes a stamped entry with the generations it last saw and reads them back in that round trip.
+    fused_put_get: ClassVar[bool] = False
     #: Name used in stats and error messages; the runtime sets it to the provider name.
     name: str = "custom"
 
@@ -154,6 +157,11 @@ class CacheDriver:
         """
         return False
 
+    def put_then_get(self, key: str, value: Any, ttl: float | None, keys: list[str]) -> tuple[bool, dict[str, Any]]:
+        """:meth:`put`, then :meth:`get_many` of ``keys`` once the write is applied: ``(stored, {key: object
+        or MISSING})``. A driver that can send both in one round trip sets :attr:`fused_put_get`."""
+        return self.put(key, value, ttl), self.get_many(keys)
+
     def scan(self, pattern: str) -> Iterator[str]:
         """Yield keys matching the glob ``pattern`` (``fnmatch`` syntax).
 
@@ -234,6 +242,10 @@ class CacheDriver:
 
     async def aextend_ttl(self, keys: Iterable[str], ttl: float | None) -> bool:
         return await asyncio.to_thread(self.extend_ttl, list(keys), ttl)
+
+    async def aput_then_get(self, key: str, value: Any, ttl: float | None,
+                            keys: list[str]) -> tuple[bool, dict[str, Any]]:
+        return await asyncio.to_thread(self.put_then_get, key, value, ttl, list(keys))
 
     async def aclose(self) -> None:
         """Release connections, the asyncio ones included. Safe to call twice."""

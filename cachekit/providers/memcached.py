@@ -30,7 +30,6 @@ What memcached imposes, and what this driver does about it:
 from __future__ import annotations
 
 import hashlib
-import math
 import re
 import struct
 import time
@@ -41,6 +40,7 @@ from ..errors import ProviderError, UnsupportedOperation, ValueTooLargeError, re
 from ..serializers import SerializationError, Serializer
 from .base import MISSING, CacheDriver
 from .memcached_client import build_client
+from .memcached_client import expire_time as _expire
 
 __all__ = ["DEFAULT_MAX_VALUE_SIZE", "MAX_PLAIN_KEY", "MemcachedDriver"]
 
@@ -52,10 +52,9 @@ DEFAULT_MAX_VALUE_SIZE: Final = 1024 * 1024 - 1024
 #: Longest key stored as is, in bytes; longer ones are hashed (memcached's own limit is 250).
 MAX_PLAIN_KEY: Final = 200
 _PLAIN_KEY = re.compile(rf"[\x21-\x7e]{{1,{MAX_PLAIN_KEY}}}").fullmatch
+# several plain keys joined by NUL (which no plain key holds): checked in one pass
+_PLAIN_KEYS = re.compile(rf"[\x21-\x7e]{{1,{MAX_PLAIN_KEY}}}(?:\x00[\x21-\x7e]{{1,{MAX_PLAIN_KEY}}})*").fullmatch
 _SERVER_KEY_LIMIT: Final = 250
-#: memcached reads an expiry above 30 days as an absolute Unix time.
-_RELATIVE_EXPIRY_LIMIT: Final = 30 * 24 * 3600
-_MAX_EXPIRY: Final = 2**31 - 1
 _CAS_ATTEMPTS: Final = 1000
 _MAX_INCR: Final = 2**64 - 1
 
@@ -72,18 +71,6 @@ _STALE_CONNECTION: tuple[type[BaseException], ...] = (
     ConnectionResetError,
     ConnectionAbortedError,
 )
-
-
-def _expire(ttl: float | None) -> int:
-    """memcached's ``exptime`` for a TTL in seconds: 0 = never, -1 = already expired."""
-    if ttl is None or ttl == math.inf:
-        return 0
-    if not ttl > 0:  # also NaN
-        return -1
-    seconds = math.ceil(ttl)
-    if seconds <= _RELATIVE_EXPIRY_LIMIT:
-        return seconds
-    return min(math.ceil(time.time() + ttl), _MAX_EXPIRY)
 
 
 def _show(key: str) -> str:
@@ -108,6 +95,7 @@ class MemcachedDriver(CacheDriver):
     """
 
     can_scan = False
+    fused_put_get = True  # put_then_get: one round trip on one server (two on several: no worse than apart)
 
     def __init__(
         self,
@@ -207,6 +195,8 @@ class MemcachedDriver(CacheDriver):
         where = f"{self._where}: {op}" + (f" {_show(key)}" if key is not None else "")
         if isinstance(exc, _exceptions.MemcacheServerError) and "too large" in str(exc):
             return ValueTooLargeError(f"{where} refused by the server: {exc} (memcached's item size limit)")
+        if isinstance(exc, BlockingIOError):  # the kernel's socket timeout (memcached_client.py)
+            return ProviderError(f"{where} failed: TimeoutError: timed out ({exc})")
         return ProviderError(f"{where} failed: {type(exc).__name__}: {exc}")
 
     def _again(self, exc: BaseException, op: str, key: str | None,
@@ -274,10 +264,17 @@ class MemcachedDriver(CacheDriver):
             data = self._again(exc, "get", key, self.client.get, skey)
         return data is not None and (skey == key or self._unframe(key, data) is not None)
 
+    def _storage_keys(self, keys: list[str]) -> dict[str, str]:
+        """``{storage key: key}``; the usual batch, every key plain, is checked in one pass (``_PLAIN_KEYS``)."""
+        joined = "\x00".join(keys)
+        if _PLAIN_KEYS(joined) is not None and joined.count("\x00") == len(keys) - 1 and \
+                "\x00" + self._hashed_prefix not in "\x00" + joined:
+            return dict(zip(keys, keys, strict=True))
+        return {self.storage_key(k): k for k in keys}
+
     def get_many(self, keys: Iterable[str]) -> dict[str, Any]:
         """``{key: object or MISSING}`` in one ``get_multi`` (one round trip per server involved)."""
-        storage_key = self.storage_key
-        by_skey = {storage_key(key): key for key in keys}
+        by_skey = self._storage_keys(list(keys))
         out = dict.fromkeys(by_skey.values(), MISSING)
         if not by_skey:
             return out
@@ -286,12 +283,33 @@ class MemcachedDriver(CacheDriver):
             found = self.client.get_many(skeys)
         except _ERRORS as exc:
             found = self._again(exc, "get_many", None, self.client.get_many, skeys)
+        return self._decoded(out, by_skey, found)
+
+    def _decoded(self, out: dict[str, Any], by_skey: dict[str, str], found: dict[str, bytes]) -> dict[str, Any]:
         loads = self._serializer.loads
         for skey, data in found.items():
             key = by_skey[skey]
             # a plain key is its own storage key (the same object): no frame to check
             out[key] = loads(data) if skey is key else self._decode(key, skey, data)
         return out
+
+    def put_then_get(self, key: str, value: Any, ttl: float | None, keys: list[str]) -> tuple[bool, dict[str, Any]]:
+        """``set`` then ``get`` of ``keys`` in one write on one connection (one server): memcached answers a
+        connection's commands in order, so the read sees the write applied. On several servers, :meth:`put`
+        then :meth:`get_many` (a round trip each)."""
+        client = self.client
+        if isinstance(client, _hash.HashClient):
+            return self.put(key, value, ttl), self.get_many(keys)
+        skey = self.storage_key(key)
+        data = self._encode(key, skey, value)
+        expire = _expire(ttl)
+        by_skey = self._storage_keys(keys)
+        skeys = list(by_skey)
+        try:
+            stored, found = client.set_then_get(skey, data, expire, skeys)
+        except _ERRORS as exc:
+            stored, found = self._again(exc, "set", key, client.set_then_get, skey, data, expire, skeys)
+        return bool(stored), self._decoded(dict.fromkeys(keys, MISSING), by_skey, found)
 
     def put_many(self, mapping: Mapping[str, Any], ttl: float | None = None) -> bool:
         """Store every item with one ``set_many``; nothing is stored if any value is too large."""

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..providers.base import CALL, MISSING, CacheDriver
 from .deadline import Call
+from .generations import generation_life
 from .policy import INF
 
 if TYPE_CHECKING:
@@ -23,9 +24,9 @@ if TYPE_CHECKING:
     from .policy import Policy
     from .tier import SharedTier, Tier
 
-__all__ = ["ADD", "EXTEND_TTL", "GET", "GET_MANY", "INCREMENT", "PUT", "PUT_MANY", "Op", "Plan", "adrive",
-           "as_entry", "drive", "drive_on", "each_plan", "many_plan", "put_many_plan", "read_many",
-           "settle_many"]
+__all__ = ["ADD", "EXTEND_TTL", "GET", "GET_MANY", "INCREMENT", "PUT", "PUT_MANY", "PUT_THEN_GET", "Op", "Plan",
+           "adrive", "as_entry", "drive", "drive_on", "each_plan", "many_plan", "put_many_plan", "read_many",
+           "read_one", "settle_many", "write_one"]
 
 
 class Op:
@@ -50,6 +51,7 @@ PUT_MANY = Op("put_many", lambda d: d.put_many, lambda d: d.aput_many)
 ADD = Op("add", lambda d: d.add, lambda d: d.aadd)
 INCREMENT = Op("increment", lambda d: d.increment, lambda d: d.aincrement)
 EXTEND_TTL = Op("extend_ttl", lambda d: d.extend_ttl, lambda d: d.aextend_ttl)
+PUT_THEN_GET = Op("put_then_get", lambda d: d.put_then_get, lambda d: d.aput_then_get)
 
 #: a generator yielding driver operations ``(op, args, fallback)`` and returning a result
 Plan = Generator[tuple[Op, tuple[Any, ...], Any], Any, Any]
@@ -114,11 +116,22 @@ def settle_many(tier: SharedTier, keys: list[str], fulls: list[str], got: dict[s
     generations ``got`` lacks."""
     out: dict[str, Any] = {}
     hits = 0
+    waiting = pending or tier.pending  # generations invalidated during an outage (see current_plan)
     for k, entry in zip(keys, map(got.get, fulls, repeat(MISSING)), strict=True):
-        if type(entry) is tuple and len(entry) == 3 and entry[2] is None and entry[1] > t:
-            hits += 1  # the usual answer: a fresh envelope without stamps, no generation to check
-            out[k] = entry[0]
-            continue
+        if type(entry) is tuple and len(entry) == 3 and entry[1] > t:
+            stamps = entry[2]
+            if stamps is None:
+                hits += 1  # the usual answer: a fresh envelope without stamps, no generation to check
+                out[k] = entry[0]
+                continue
+            if not waiting:  # stamps whose generations were read with the entry: current_plan, inline
+                for gen_key, gen in stamps:
+                    if got.get(gen_key, MISSING) != gen:
+                        break  # not read (current_plan reads it), or moved (a miss)
+                else:
+                    hits += 1
+                    out[k] = entry[0]
+                    continue
         if type(entry) is not tuple or len(entry) != 3:  # an envelope passes as is (tier.entry would)
             entry = tier.entry(entry)
         # generations are checked only for an entry that carries stamps (current_plan: True without)
@@ -133,15 +146,88 @@ def settle_many(tier: SharedTier, keys: list[str], fulls: list[str], got: dict[s
     return out
 
 
-def read_many(tier: SharedTier, keys: list[str], now: Callable[[], float], stats: Recorder, absent: Any) -> Any:
-    """``get_many`` on the direct path (``Region._direct``): ``{key: value or absent}`` from one
-    multi-get (``call_once``), settled straight into the answer; what needs the store again (stamps
-    to check, an unreadable payload) goes on under one deadline (:func:`drive_on`)."""
+def read_one(tier: SharedTier, key: str, gen_keys: list[str]) -> Any:
+    """The fresh value of ``key`` or MISSING, counted as a hit or a miss: a region's read on the direct
+    path (``Region._direct_read``) in one store call (``call_once``), timed by a ``perf_counter`` pair. A
+    GET, or with ``gen_keys`` (the generations every entry of the region carries: its own, on a store
+    flushed by generation) a multi-get of the entry and them. Stamps not read with it (an entry written
+    with tags) are read after, under the same deadline (:func:`drive_on`)."""
+    pending = frozenset(tier.pending) if tier.pending else None  # see SharedTier.fetch_plan
+    stats = tier.stats
+    started = perf_counter()
+    full = tier.namespace + key
+    try:
+        if gen_keys:
+            got = tier.call_once(None, tier.driver.get_many, [full, *gen_keys]) or {}
+            entry = got.get(full, MISSING)
+        else:
+            got = {}
+            entry = tier.call_once(MISSING, tier.driver.get, full)
+        if type(entry) is not tuple or len(entry) != 3:  # an envelope passes as is (tier.entry would)
+            entry = tier.entry(entry)
+        if entry is not MISSING and entry[2] and \
+                not drive_on(tier, tier.current_plan(entry[2], got, pending), started):
+            entry = MISSING
+    finally:  # timed as Recorder.timed would, without its wrapper frame
+        if stats.timing:
+            stats.observe("get", perf_counter() - started)
+    if entry is MISSING or entry[1] <= tier.now():
+        stats.misses += 1
+        return MISSING
+    stats.hits += 1
+    return entry[0]
+
+
+def write_one(tier: SharedTier, key: str, value: Any, ttl: float | None, policy: Policy, gen_keys: list[str]) -> bool:
+    """``put`` on a store flushed by generation (``Region._direct_put``): the entry stamped with
+    ``gen_keys`` as this process last saw them, written and checked in one round trip (``call_once``,
+    ``SharedTier.known_stamps``, ``stamps_held``); when they are unknown or one moved, written the usual
+    way (``stamps_plan``, ``put_plan``) under the same deadline (:func:`drive_on`). Counted and timed as
+    ``Region.store`` counts and times a write."""
+    expires, keep = (INF, None) if ttl is None else (tier.now() + ttl, ttl + (policy.stale_ttl or 0))
+    life = generation_life(policy, keep)
+    stats = tier.stats
+    started = perf_counter()
+    try:
+        ok = None
+        stamps = tier.known_stamps(gen_keys, life)
+        if stamps is not None:
+            got = tier.call_once(None, tier.driver.put_then_get, tier.namespace + key, (value, expires, stamps),
+                                 keep, gen_keys)
+            if got is None or not got[0]:
+                ok = False  # the store failed, or refused the write
+            elif tier.stamps_held(stamps, got[1]):
+                ok = True
+        if ok is None:  # the generations unknown yet, or one moved
+            ok = drive_on(tier, _stamped_put_plan(tier, key, value, expires, gen_keys, life, ttl, keep), started)
+    finally:
+        if stats.timing:
+            stats.observe("put", perf_counter() - started)
+    if ok:
+        stats.sets += 1
+        return True
+    return False
+
+
+def _stamped_put_plan(tier: SharedTier, key: str, value: Any, expires: float, gen_keys: list[str],
+                      life: float | None, ttl: float | None, keep: float | None) -> Plan:
+    stamps = yield from tier.stamps_plan(gen_keys, life)
+    if stamps is False:  # generations unreadable: the store is failing
+        return False
+    return (yield from tier.put_plan(key, value, expires, stamps, ttl, keep))
+
+
+def read_many(tier: SharedTier, keys: list[str], now: Callable[[], float], stats: Recorder, absent: Any,
+              gen_keys: list[str]) -> Any:
+    """``get_many`` on the direct path (``Region._direct_read``): ``{key: value or absent}`` from one
+    multi-get (``call_once``) of the keys and ``gen_keys`` (see :func:`read_one`), settled straight into
+    the answer; what needs the store again (stamps to check, an unreadable payload) goes on under one
+    deadline (:func:`drive_on`)."""
     namespace = tier.namespace
     fulls = [namespace + k for k in keys]
     pending = tier.pending_now() if tier.pending else None  # see SharedTier.fetch_plan
     started = perf_counter()
-    got = tier.call_once(None, tier.driver.get_many, fulls)
+    got = tier.call_once(None, tier.driver.get_many, fulls + gen_keys if gen_keys else fulls)
     if got is not None:
         return drive_on(tier, settle_many(tier, keys, fulls, got, now(), stats, pending, absent), started)
     if tier.down:

@@ -24,7 +24,7 @@ from .counters import CounterMixin
 from .deadline import one_call
 from .l1 import L1
 from .locks import NoLocks
-from .plans import Plan, drive, many_plan, put_many_plan, read_many
+from .plans import Plan, drive, many_plan, put_many_plan, read_many, read_one, write_one
 from .policy import FOREVER, INF, Policy, normalize_ttl
 from .region_async import ASK_L2, AsyncRegionMixin, Stale, is_async_callable
 from .region_invalidation import InvalidationMixin
@@ -109,6 +109,13 @@ class Region(RememberMixin, AsyncRegionMixin, CounterMixin, InvalidationMixin):
         #: the direct path of a shared store (no L1, no stamps to write, no trace, no events): get, put and
         #: get_many make their store call without the plan machinery, under one deadline (``call_once``)
         self._direct = self._batched and not self._stamped and self.stats.trace is None and type(self) is Region
+        #: get and get_many take the direct path (``plans.read_one``, ``read_many``) when the only stamp an
+        #: entry may carry besides its tags' is the region's generation, read in the same round trip
+        self._direct_read = self._batched and not policy.pattern_rules and self.stats.trace is None and \
+            type(self) is Region
+        self._read_gens: list[str] = [] if self._region_gen is None else [self._region_gen]
+        #: put too, when the region's generation is the only stamp (plans.write_one)
+        self._direct_put = self._direct_read and self._region_gen is not None
 
     @property
     def provider(self) -> str:
@@ -146,11 +153,11 @@ class Region(RememberMixin, AsyncRegionMixin, CounterMixin, InvalidationMixin):
                         pass
                 self.stats.hits += 1
                 return entry[0]
-        elif self._direct:  # a shared store, no L1, no stamps to write: one GET (SharedTier.read)
+        elif self._direct_read:  # a shared store, no L1, no declared patterns: one store call (read_one)
             policy = self.policy
             if type(key) is not str or not key.isascii() or not 0 < len(key) <= policy.max_key_length:
                 policy.check_key(key)
-            value = self.l2.read(key)  # type: ignore[attr-defined]
+            value = read_one(self.l2, key, self._read_gens)  # type: ignore[arg-type]
             return default if value is MISSING else value
         value = self.lookup(key, ())
         return default if value is MISSING else value
@@ -176,9 +183,10 @@ class Region(RememberMixin, AsyncRegionMixin, CounterMixin, InvalidationMixin):
     def get_many(self, keys: Iterable[str], default: Any = None) -> dict[str, Any]:
         """``{key: value or default}``; shared stores answer in one round trip."""
         keys = list(keys)
-        if self._direct:  # one MGET settled straight into the answer (plans.read_many)
+        if self._direct_read:  # one MGET settled straight into the answer (plans.read_many)
             self.policy.check_keys(keys)
-            return read_many(self.l2, keys, self._now, self.stats, default)  # type: ignore[arg-type, no-any-return]
+            return read_many(self.l2, keys, self._now, self.stats, default,  # type: ignore[arg-type, no-any-return]
+                             self._read_gens)
         found = self.lookup_many(keys, ())
         return {k: (default if found[k] is MISSING else found[k]) for k in keys}
 
@@ -293,6 +301,8 @@ class Region(RememberMixin, AsyncRegionMixin, CounterMixin, InvalidationMixin):
             return True
         if self._direct:  # a shared store, no L1, no stamps: one PUT (SharedTier.write)
             return self.l2.write(key, value, ttl, policy.stale_ttl)  # type: ignore[attr-defined, no-any-return]
+        if self._direct_put:  # stamped with the region's generation alone: one round trip (plans.write_one)
+            return write_one(self.l2, key, value, ttl, policy, self._read_gens)  # type: ignore[arg-type]
         return self.store(key, value, ttl, ())
 
     set = put
@@ -326,6 +336,10 @@ class Region(RememberMixin, AsyncRegionMixin, CounterMixin, InvalidationMixin):
         """Write one entry with the stamps that apply (``kept``: an increment keeps its entry's)."""
         expires = self._now() + ttl if ttl is not None else INF
         keep = None if ttl is None else ttl + (self.policy.stale_ttl or 0)
+        if not kept:  # one round trip where the tier can (an increment keeps its own stamps)
+            done = yield from self._put_stamped_plan(key, value, expires, tags, keep)
+            if done is not None:
+                return done
         stamps = yield from self._stamps_plan(key, tags, keep)
         if stamps is False:  # generations unreadable: the store is failing
             return False

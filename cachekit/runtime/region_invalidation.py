@@ -81,6 +81,18 @@ class InvalidationMixin(_Base):
         life = generation_life(self.policy, keep)
         return (yield from self.l2.stamps_plan(gen_keys, life))
 
+    def _put_stamped_plan(self, key: str, value: Any, expires: float, tags: tuple[str, ...],
+                          keep: float | None) -> Plan:
+        """Write an entry stamped with the generations that apply, checked in the same round trip
+        (``SharedTier.put_stamped_plan``): ``True``/``False``, or ``None`` when the caller must read the
+        stamps first (none apply, this process has not seen them yet, or one moved)."""
+        gen_keys = self._gen_keys(key, tags)
+        if not gen_keys or not self.l2.remote:  # a local tier stamps without I/O
+            return None
+        life = generation_life(self.policy, keep)
+        return (yield from self.l2.put_stamped_plan(  # type: ignore[attr-defined]
+            key, value, expires, gen_keys, life, keep))
+
     def bump(self, kind: str, names: Iterable[str]) -> int:
         """Advance the generation of tags / rules: every entry stamped with them becomes a miss."""
         tier = self.l2

@@ -23,7 +23,7 @@ from .breaker import Breaker
 from .error_policy import ErrorPolicy
 from .generations import LocalGenerations
 from .locks import NoLocks, RegionLocks
-from .plans import ADD, EXTEND_TTL, GET, GET_MANY, PUT, Plan, adrive, as_entry, drive, drive_on
+from .plans import ADD, EXTEND_TTL, GET, GET_MANY, PUT, PUT_THEN_GET, Plan, adrive, as_entry, drive
 from .policy import INF, Policy, escape_glob
 
 __all__ = ["LocalTier", "SharedTier", "Tier"]
@@ -221,7 +221,8 @@ class SharedTier(Tier):
         #: generations (tags, rules, the region) whose advance failed while the store was down:
         #: entries stamped with them read as misses until the advance is replayed on recovery
         self.pending: set[str] = set()
-        #: generation key -> (value, until when this process made it live): skips redundant refreshes
+        #: generation key -> (value, until when this process made it live): skips redundant refreshes, and
+        #: stamps a write made in one round trip (put_stamped_plan)
         self.alive: dict[str, tuple[int, float]] = {}
 
     remote = True
@@ -284,29 +285,6 @@ class SharedTier(Tier):
             return entry  # no stamps: no generation to check (current_plan would answer True)
         current = yield from self.current_plan(entry[2], got, pending)
         return entry if current else MISSING
-
-    def read(self, key: str) -> Any:
-        """The fresh value of ``key`` or MISSING, counted as a hit or a miss: a region's read on the
-        direct path (``Region._direct``) in one GET (``call_once``), timed by a ``perf_counter`` pair.
-        An entry written with tags has its generations read too, under the same deadline (``drive_on``)."""
-        pending = frozenset(self.pending) if self.pending else None  # see fetch_plan
-        stats = self.stats
-        started = perf_counter()
-        try:
-            entry = self.call_once(MISSING, self.driver.get, self.namespace + key)
-            if type(entry) is not tuple or len(entry) != 3:  # an envelope passes as is (entry() would)
-                entry = self.entry(entry)
-            if entry is not MISSING and entry[2] and \
-                    not drive_on(self, self.current_plan(entry[2], {}, pending), started):
-                entry = MISSING
-        finally:  # timed as Recorder.timed would, without its wrapper frame
-            if stats.timing:
-                stats.observe("get", perf_counter() - started)
-        if entry is MISSING or entry[1] <= self.now():
-            stats.misses += 1
-            return MISSING
-        stats.hits += 1
-        return entry[0]
 
     def pending_now(self) -> frozenset[str] | None:
         return frozenset(self.pending) if self.pending else None
@@ -407,8 +385,47 @@ class SharedTier(Tier):
             alive[k] = (gen, INF if ttl is None else now + ttl)
         return stamps
 
+    def known_stamps(self, gen_keys: list[str], life: float | None) -> tuple[tuple[str, int], ...] | None:
+        """The stamps of a write made in one round trip (:meth:`put_stamped_plan`, ``plans.write_one``):
+        the generations as this process last saw them (``alive``, as :meth:`stamps_plan` left it), or
+        ``None`` when one is unknown or due for a refresh, or the driver has no one-trip ``put_then_get``."""
+        if not self.driver.fused_put_get:
+            return None
+        alive, needed = self.alive, (INF if life is None else self.now() + life)
+        stamps = []
+        for k in gen_keys:
+            known = alive.get(k)
+            if known is None or known[1] < needed:
+                return None  # not seen yet, or due for a refresh: stamps_plan reads and extends it
+            stamps.append((k, known[0]))
+        return tuple(stamps)
+
+    def stamps_held(self, stamps: tuple[tuple[str, int], ...], gens: dict[str, Any]) -> bool:
+        """Whether the generations read back right after a write stamped with ``stamps`` still hold them:
+        then no advance came between the values seen and the write (a generation only moves forward, and
+        one re-created after an eviction starts at a new unique value), so the entry is valid. One that
+        moved is forgotten: the entry just written is already a miss, to be written again the usual way."""
+        moved = [k for k, gen in stamps if gens.get(k, MISSING) != gen]
+        for k in moved:
+            self.alive.pop(k, None)
+        return not moved
+
+    def put_stamped_plan(self, key: str, value: Any, expires: float, gen_keys: list[str], life: float | None,
+                         keep: float | None) -> Plan:
+        """Store an entry stamped with ``gen_keys`` in one round trip (:meth:`known_stamps`, then
+        ``put_then_get`` and :meth:`stamps_held`): ``True``/``False``, or ``None`` when the caller must
+        write it the usual way (:meth:`stamps_plan` then :meth:`put_plan`)."""
+        stamps = self.known_stamps(gen_keys, life)
+        if stamps is None:
+            return None
+        got = yield (PUT_THEN_GET, (self.namespace + key, (value, expires, stamps), keep, gen_keys), None)
+        if got is None or not got[0]:
+            return False  # the store failed, or refused the write
+        return True if self.stamps_held(stamps, got[1]) else None
+
     def advance(self, gen_key: str) -> bool:
         """Advance one generation in the store; on failure keep it for :meth:`recovered`."""
+        self.alive.pop(gen_key, None)  # the value this process stamps with is about to be old
         value = self.call(None, self.driver.increment, gen_key, 1, None)
         if value is None:
             self.pending.add(gen_key)

@@ -82,8 +82,10 @@ values = st.recursive(
     | st.dictionaries(st.sampled_from(["~t", "~m", "~b", "~x", "~dt"]), children, max_size=1),
     max_leaves=20,
 )
-entries = st.tuples(values, st.floats(allow_nan=False) | st.none(),
-                    st.none() | st.tuples(st.tuples(st.text(), st.integers())))
+stamps = st.lists(st.tuples(texts, ints), max_size=3).map(tuple)  # (gen_key, n) pairs: memcached's entries
+entries = st.tuples(values, st.floats(allow_nan=False) | st.none(), st.none() | stamps)
+json_values = st.recursive(scalars, lambda c: st.lists(c, max_size=4) | st.dictionaries(texts, c, max_size=4),
+                           max_leaves=12)
 surrogates = st.text(st.characters(min_codepoint=0xD800, max_codepoint=0xDFFF), min_size=1, max_size=3)
 
 
@@ -134,6 +136,61 @@ def test_any_body_decodes_as_the_stdlib_decodes_it(text: str, pad: str, cut: int
     for data in (body, body[: len(body) - cut]):
         want = outcome(tagged.tagged_json_loads, data)
         assert same_outcome(outcome(fastjson.orjson_tagged_json_loads, data), want), data
+
+
+stamped_bodies = st.sampled_from([
+    '{"~t":[1,2,{"~t":[{"~t":["g",1]}]}]}', '{"~t":[1,2,{"~t":[]}]}', '{"~t":[1,2,{"~t":[{"~t":["g",1]},{"~t":[]}]}]}',
+    '{"~t":[1,2,{"~t":[{"~t":["g",1]}],"~t":[{"~t":["h",2]}]}]}', '{"~t":[1,2,{"~t":[{"~t":"g"}]}]}',
+    '{"~t":[1,2,{"~t":[{"~t":["g",1],"a":1}]}]}', '{"~t":[1,2,{"~t":[{"~s":["g"]}]}]}',
+    '{"~t":[{"~t":[1]},2,{"~t":[{"~t":["g",1]}]}]}', '{"~t":[1,2,{"~t":[{"~t":["~g",1]}]}]}',
+    '{"~t":[1,2,{"~t":{"~t":1}}]}', '{"~t":[1,2,{"~t":[{"~t":["g",1]}]},3]}', '{"~t":[1,2,{"~t":[5]}]}',
+    '{"~t":[1,2,{"~t":[{"~t":["g",1]}]}],"~t":[1,2,{"~t":[{"~t":["g",1]}]}]}',
+    '{"~t":[1,2,{"a":{"~t":[1]},"a":1,"~t":[]}]}', '{"~t":[1,2,{"~t":[{"~t":[{"~b":"!!"},1]}]}]}',
+    '{"~t":[1,2,{"~t":[{"~t":["g",18446744073709551616]}]}]}', '{"~t":[NaN,2,{"~t":[{"~t":["g",1]}]}]}',
+])
+
+
+@quick
+@given(body=stamped_bodies, pad=st.sampled_from(["", " ", "\ufeff"]), cut=st.integers(0, 3))
+def test_stamped_entry_shapes_decode_as_the_stdlib_decodes_them(body: str, pad: str, cut: int) -> None:
+    data = (pad + body).encode()
+    for each in (data, data[: len(data) - cut]):
+        want = outcome(tagged.tagged_json_loads, each)
+        assert same_outcome(outcome(fastjson.orjson_tagged_json_loads, each), want), each
+
+
+@quick
+@given(value=json_values, expires=st.floats(allow_nan=False) | st.none(), stamped=stamps)
+def test_stamped_entries_of_json_values_decode_as_the_stdlib_decodes_them(value: Any, expires: Any,
+                                                                          stamped: Any) -> None:
+    entry = (value, expires, stamped)
+    for body in (tagged.tagged_json_dumps(entry), fastjson.orjson_tagged_json_dumps(entry)):
+        want = outcome(tagged.tagged_json_loads, body)
+        assert want[0] == "ok" and same(want[1], entry)
+        assert same_outcome(outcome(fastjson.orjson_tagged_json_loads, body), want)
+
+
+@quick
+@given(entry=entries | st.tuples(values, floats, stamps | st.tuples(st.tuples(texts, st.booleans() | ints, ints))))
+def test_an_entry_is_written_as_the_general_tagging_writes_it(entry: Any) -> None:
+    general = outcome(lambda e: fastjson._orjson_dumps(fastjson._tag(e)), entry)
+    if general[0] == "ok":  # else the stdlib writes it, on either path
+        assert fastjson.orjson_tagged_json_dumps(entry) == general[1]
+
+
+def test_a_stamped_entry_is_read_by_orjson_alone(monkeypatch: pytest.MonkeyPatch) -> None:
+    entry = ({"id": 1, "tags": ["a"]}, 1.5e9, (("zipf:__gen__:default:region:", 1764505200123456), ("t", 2)))
+    body = tagged.tagged_json_dumps(entry)
+
+    def refuse(_: bytes) -> Any:
+        raise AssertionError("the stdlib decoder was called")
+
+    monkeypatch.setattr(fastjson, "tagged_json_loads", refuse)
+    assert fastjson.orjson_tagged_json_loads(body) == entry
+    for other in (({"a": "x~y"}, 1.5e9, (("g", 1),)), ({"a": (1, 2)}, 1.5e9, (("g", 1),)),
+                  ({"a": 1}, 1.5e9, (("g~", 1),))):  # a ~ the shape does not account for: the hook is needed
+        with pytest.raises(AssertionError):
+            fastjson.orjson_tagged_json_loads(tagged.tagged_json_dumps(other))
 
 
 def test_nesting_orjson_refuses_is_read_by_the_stdlib() -> None:
