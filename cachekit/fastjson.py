@@ -21,6 +21,13 @@ body with a run of 19 digits goes to the stdlib too; orjson refuses what only th
 1024) by raising, and the stdlib then reads the body (or raises today's error). Duplicate keys: both keep
 the first position and the last value.
 
+A batch (a multi-get's bodies, :func:`orjson_tagged_json_loads_many`) is read in one orjson call when
+every body is such an entry: each starts with ``{"~t":[``, the bodies hold one ``~`` each and no
+``\\u007`` escape nor run of 19 digits, and the array ``[body,body,...]`` decodes to as many one-key
+objects: each object then holds exactly one ``~``, its key, which is the one at the start of a body, so
+object *i* is body *i* (plus whitespace) and its value is the one orjson gives for body *i* alone.
+Anything else answers ``None`` and the bodies are read one by one as above.
+
 No header flag or format byte marks orjson's payloads: a reader without orjson (or an older version)
 rejects unknown flags and format bytes, and none is needed since the bytes are the same format.
 
@@ -32,11 +39,13 @@ stdlib codecs only (tests force both paths with it).
 from __future__ import annotations
 
 from collections.abc import Callable
+from operator import itemgetter
 from typing import Any
 
 from .tagged import _UNTAG, tag, tagged_json_dumps, tagged_json_loads
 
-__all__ = ["accelerate", "available", "json_codec", "orjson_tagged_json_dumps", "orjson_tagged_json_loads"]
+__all__ = ["ENTRY_START", "accelerate", "available", "json_batch_loads", "json_codec", "orjson_tagged_json_dumps",
+           "orjson_tagged_json_loads", "orjson_tagged_json_loads_many"]
 
 #: ``False``: serializers built from now on use the stdlib json codecs even when orjson is installed.
 accelerate = True
@@ -48,6 +57,10 @@ _orjson_loads: Any = None
 _DIGITS = bytes(48 if 48 <= i < 58 else 32 for i in range(256))
 _RUN = b"0" * 19
 _PLAIN = frozenset((str, int, bool, type(None)))  # leaves orjson writes as the stdlib does (float: checked)
+#: how the body of the usual entry starts (a tuple at the root)
+ENTRY_START = b'{"~t":['
+
+_ITEMS = itemgetter("~t")
 
 
 def available() -> bool:
@@ -69,6 +82,12 @@ def json_codec() -> tuple[Callable[[Any], bytes], Callable[[bytes], Any]]:
     if accelerate and available():
         return orjson_tagged_json_dumps, orjson_tagged_json_loads
     return tagged_json_dumps, tagged_json_loads
+
+
+def json_batch_loads() -> Callable[[list[bytes]], list[Any] | None] | None:
+    """The batch reader of the tagged json format (:func:`orjson_tagged_json_loads_many`) when
+    :func:`json_codec` gives orjson's codecs, else ``None``."""
+    return orjson_tagged_json_loads_many if accelerate and available() else None
 
 
 class _NotFinite(Exception):
@@ -129,3 +148,23 @@ def orjson_tagged_json_loads(body: bytes) -> Any:
             if type(items) is list:
                 return tuple(items)
     return tagged_json_loads(body)
+
+
+def orjson_tagged_json_loads_many(bodies: list[bytes]) -> list[Any] | None:
+    """:func:`orjson_tagged_json_loads` of each of ``bodies``, in one orjson call when every body is the
+    usual entry (``{"~t":[...]}`` with nothing tagged below, see the module's notes); else ``None`` (the
+    caller reads them one by one). The caller checked that each body is ``bytes`` starting with
+    :data:`ENTRY_START` (and its one ``~``)."""
+    n = len(bodies)
+    joined = b"[" + b",".join(bodies) + b"]"
+    # each body has a ~ at its start, so n of them in all is one in each; a \\ is rare: \\u007 looked for then
+    if not n or joined.count(b"~") != n or (joined.find(b"\\") >= 0 and joined.find(b"\\u007") >= 0) or \
+            joined.translate(_DIGITS).find(_RUN) >= 0:
+        return None
+    try:
+        objs = _orjson_loads(joined)
+        if len(objs) != n or max(map(len, objs)) != 1:
+            return None
+        return list(map(tuple, map(_ITEMS, objs)))
+    except Exception:  # not n one-key objects with the key "~t" (or orjson refused the array)
+        return None

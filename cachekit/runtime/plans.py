@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Generator, Mapping
 from itertools import repeat
+from operator import gt, is_, itemgetter
 from time import perf_counter
 from typing import TYPE_CHECKING, Any
 
@@ -107,14 +108,27 @@ def many_plan(tier: SharedTier, keys: list[str], gen_keys: list[str], now: Calla
     return (yield from settle_many(tier, keys, fulls, got, now(), stats, pending))
 
 
+_TUPLES = {tuple}
+_THREE = {3}
+_VALUE, _EXPIRES, _STAMPS = itemgetter(0), itemgetter(1), itemgetter(2)
+
+
 def settle_many(tier: SharedTier, keys: list[str], fulls: list[str], got: dict[str, Any], t: float,
                 stats: Recorder, pending: frozenset[str] | None, absent: Any = MISSING) -> Plan:
     """``{key: value}`` from a multi-get's answer ``got`` (by stored key, ``fulls``), ``absent`` for a
     miss, at time ``t``; hits and misses counted. A plan only for entries with stamps whose
     generations ``got`` lacks."""
+    entries = list(map(got.get, fulls, repeat(MISSING)))
+    try:  # the usual answer, checked in C loops: every entry a fresh envelope without stamps
+        if set(map(type, entries)) == _TUPLES and set(map(len, entries)) == _THREE and \
+                all(map(is_, map(_STAMPS, entries), repeat(None))) and all(map(gt, map(_EXPIRES, entries), repeat(t))):
+            stats.hits += len(keys)
+            return dict(zip(keys, map(_VALUE, entries)))
+    except TypeError:  # an expiry that does not compare with a time: the loop below answers as it does
+        pass
     out: dict[str, Any] = {}
     hits = 0
-    for k, entry in zip(keys, map(got.get, fulls, repeat(MISSING)), strict=True):
+    for k, entry in zip(keys, entries, strict=True):
         if type(entry) is tuple and len(entry) == 3 and entry[2] is None and entry[1] > t:
             hits += 1  # the usual answer: a fresh envelope without stamps, no generation to check
             out[k] = entry[0]
@@ -138,7 +152,7 @@ def read_many(tier: SharedTier, keys: list[str], now: Callable[[], float], stats
     multi-get (``call_once``), settled straight into the answer; what needs the store again (stamps
     to check, an unreadable payload) goes on under one deadline (:func:`drive_on`)."""
     namespace = tier.namespace
-    fulls = [namespace + k for k in keys]
+    fulls = list(map(namespace.__add__, keys))
     pending = tier.pending_now() if tier.pending else None  # see SharedTier.fetch_plan
     started = perf_counter()
     got = tier.call_once(None, tier.driver.get_many, fulls)

@@ -78,6 +78,29 @@ def test_an_unreadable_payload_in_a_batch_is_one_miss_and_the_others_are_served(
     assert (region.stats.hits, region.stats.misses) == (2, 1)
 
 
+def test_a_batch_of_fresh_entries_and_a_mixed_batch_answer_alike(rt: Runtime) -> None:
+    """get_many settles the usual batch (every key a fresh entry without stamps) in C loops: the same
+    answers and counts as key by key, duplicates included; anything else (a miss, an expired entry, a
+    raw int, a stamped entry) goes through the loop."""
+    region = rt.region()
+    values = {f"k{i}": {"i": i, "tags": ["a"], "s": "x"} for i in range(20)}
+    region.put_many(values)
+    keys = [*values, "k3"]
+    assert region.get_many(keys) == values
+    assert (region.stats.hits, region.stats.misses) == (21, 0)
+    clock = [time.time()]
+    region._now = region.l2.now = lambda: clock[0]  # the entries are read later than they were written
+    region.put("short", "s", ttl=5)
+    region.put("n", 7)
+    region.tags("t").put("tagged", "t")
+    clock[0] += 10
+    assert region.get_many(["k1", "short", "n", "tagged", "absent"], "d") == \
+        {"k1": values["k1"], "short": "d", "n": 7, "tagged": "t", "absent": "d"}
+    assert (region.stats.hits, region.stats.misses) == (24, 2)
+    clock[0] += 1000  # past every entry's expiry (the store keeps them: its clock did not move)
+    assert region.get_many(list(values), "d") == dict.fromkeys(values, "d")
+
+
 @pytest.fixture
 def proxy(redis_server: Any) -> Iterator[FaultProxy]:
     need_module("redis")
