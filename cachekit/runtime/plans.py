@@ -123,7 +123,7 @@ def settle_many(tier: SharedTier, keys: list[str], fulls: list[str], got: dict[s
         if set(map(type, entries)) == _TUPLES and set(map(len, entries)) == _THREE and \
                 all(map(is_, map(_STAMPS, entries), repeat(None))) and all(map(gt, map(_EXPIRES, entries), repeat(t))):
             stats.hits += len(keys)
-            return dict(zip(keys, map(_VALUE, entries)))
+            return dict(zip(keys, map(_VALUE, entries), strict=True))
     except TypeError:  # an expiry that does not compare with a time: the loop below answers as it does
         pass
     out: dict[str, Any] = {}
