@@ -107,14 +107,10 @@ def _tag(obj: Any) -> Any:
     if t is list:
         return [v if type(v) in plain else _tag(v) for v in obj]
     if t is dict:
-        out = {}
-        for k, v in obj.items():
-            if type(k) is not str:
-                break
-            out[k] = v if type(v) in plain else _tag(v)
-        else:
-            if len(out) != 1 or next(iter(out)) not in _UNTAG:
-                return out
+        # a key other than an exact str is left as it is: orjson refuses it, and the stdlib writes the dict
+        out = {k: v if type(v) in plain else _tag(v) for k, v in obj.items()}
+        if len(out) != 1 or next(iter(out)) not in _UNTAG:
+            return out
         return {"~m": [[_tag(k), _tag(v)] for k, v in obj.items()]}
     if t is tuple:
         return {"~t": [v if type(v) in plain else _tag(v) for v in obj]}
@@ -126,6 +122,8 @@ def _tag(obj: Any) -> Any:
 def orjson_tagged_json_dumps(obj: Any) -> bytes:
     """:func:`~cachekit.tagged.tagged_json_dumps` through orjson: other bytes, the same decoded value."""
     try:
+        if type(obj) is tuple and len(obj) == 3 and obj[2] is None and type(obj[1]) is float and obj[1] - obj[1] == 0.0:
+            return _orjson_dumps({"~t": [_tag(obj[0]), obj[1], None]})  # type: ignore[no-any-return]  # an entry
         return _orjson_dumps(_tag(obj))  # type: ignore[no-any-return]
     except Exception:  # inf/nan, an int beyond 64 bits, a lone surrogate, an unsupported type...
         return tagged_json_dumps(obj)  # today's bytes, or today's error
@@ -135,7 +133,8 @@ def orjson_tagged_json_loads(body: bytes) -> Any:
     """:func:`~cachekit.tagged.tagged_json_loads` through orjson: the same value, or the same error."""
     # bytes.find and count, not ``in``: the method calls are the cheaper on short bodies
     tildes = body.count(b"~")
-    if tildes < 2 and body.find(b"\\u007") < 0 and body.translate(_DIGITS).find(_RUN) < 0:
+    # a backslash is rare (an escaped quote or control character): the u007 escape is looked for only then
+    if tildes < 2 and (body.find(b"\\") < 0 or body.find(b"\\u007") < 0) and body.translate(_DIGITS).find(_RUN) < 0:
         try:
             obj = _orjson_loads(body)
         except Exception:  # orjson refused the body: the stdlib reads it, or raises today's error
@@ -157,7 +156,7 @@ def orjson_tagged_json_loads_many(bodies: list[bytes]) -> list[Any] | None:
     :data:`ENTRY_START` (and its one ``~``)."""
     n = len(bodies)
     joined = b"[" + b",".join(bodies) + b"]"
-    # each body has a ~ at its start, so n of them in all is one in each; a \\ is rare: \\u007 looked for then
+    # each body has a ~ at its start, so n of them in all is one in each; a backslash is rare (see above)
     if not n or joined.count(b"~") != n or (joined.find(b"\\") >= 0 and joined.find(b"\\u007") >= 0) or \
             joined.translate(_DIGITS).find(_RUN) >= 0:
         return None

@@ -55,6 +55,10 @@ def same_outcome(a: tuple[str, Any], b: tuple[str, Any]) -> bool:
     return a[0] == b[0] and (same(a[1], b[1]) if a[0] == "ok" else a[1] == b[1])
 
 
+class Key(str):
+    """A str subclass (tagged json writes it as the str it is; orjson refuses it as a key)."""
+
+
 # -- values -----------------------------------------------------------------------------------------
 floats = st.floats() | st.sampled_from([math.inf, -math.inf, math.nan, -0.0, 0.0, 1e16, 1e-7, 5e-324,
                                         1.7976931348623157e308])
@@ -92,6 +96,9 @@ surrogates = st.text(st.characters(min_codepoint=0xD800, max_codepoint=0xDFFF), 
 @example(value=({"id": 1, "name": "Ada"}, 1.5e9, None))
 @example(value=(2**64, math.inf, -0.0, math.nan))
 @example(value={"~t": [1], 2: {"x"}})
+@example(value=({1: "a", "b": [1.5]}, 1.5e9, None))  # an entry whose value has a key orjson refuses
+@example(value=({Key("k"): 1}, 1.5e9, None))  # a str subclass as a key
+@example(value=({"~t": (1, 2)}, -0.0, None))
 def test_each_path_reads_what_the_other_writes(value: Any) -> None:
     stdlib = outcome(tagged.tagged_json_dumps, value)
     fast = outcome(fastjson.orjson_tagged_json_dumps, value)
