@@ -278,7 +278,7 @@ class RedisDriver(CacheDriver):
     def get(self, key: str) -> Any:
         """The stored object, or :data:`MISSING`."""
         try:
-            data = self.clients.sync().get(key)
+            data = (self.clients.current or self.clients.sync()).get(key)
         except redis_errors() as exc:  # evaluated only when something was raised
             raise _failed(self, "get", exc) from exc
         return MISSING if data is None else self.serializer.loads(data)
@@ -288,7 +288,7 @@ class RedisDriver(CacheDriver):
         payload = self._encode(value)
         px = None if ttl is None or ttl == math.inf else max(1, int(ttl * 1000))  # _px(ttl), inline
         try:
-            return bool(self.clients.sync().set(key, payload, px=px))
+            return bool((self.clients.current or self.clients.sync()).set(key, payload, px=px))
         except redis_errors() as exc:
             raise _failed(self, "put", exc) from exc
 
@@ -324,7 +324,7 @@ class RedisDriver(CacheDriver):
         if not keys:
             return {}
         try:
-            client = self.clients.sync()
+            client = self.clients.current or self.clients.sync()
             values = client.mget_nonatomic(keys) if self.cluster else client.mget(keys)
         except redis_errors() as exc:
             raise _failed(self, "get_many", exc) from exc

@@ -24,10 +24,11 @@ import threading
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
+from time import monotonic
 from typing import Any, NamedTuple, TypeVar
 
 from ..errors import ProviderError, UnsupportedOperation
-from .base import time_left
+from .base import CALL, time_left
 
 __all__ = ["RedisClients", "RedisOptions", "provider_errors", "redis_errors"]
 
@@ -200,7 +201,8 @@ class RedisClients:
         self.options = options
         #: ``False`` for a client given by the caller: :meth:`close` leaves it open
         self.owned = client is None
-        self._client = client
+        #: the sync client once made (or given), else ``None``: what the driver's hot paths read first
+        self.current: Any = client
         self._sentinel: Any = None
         self._async_client: Any = None
         self._loop_clients: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
@@ -212,21 +214,21 @@ class RedisClients:
     @property
     def connected(self) -> Any:
         """The sync client if it exists, else ``None``."""
-        return self._client
+        return self.current
 
     def sync(self) -> Any:
         """The sync client, created on first use (a connection failure is a :class:`ProviderError`)."""
-        client = self._client
+        client = self.current
         if client is not None:
             return client
         with self._lock:
-            if self._client is None:
+            if self.current is None:
                 options = self._need_options("a client")
                 try:
-                    self._client, self._sentinel = options.build(asyncio=False)
+                    self.current, self._sentinel = options.build(asyncio=False)
                 except redis_errors() as exc:
                     raise ProviderError(self.scrub(f"redis: cannot connect: {exc}")) from exc
-            return self._client
+            return self.current
 
     def async_client(self) -> Any:
         """An asyncio client for the caller, created on first call and then reused (see :meth:`aclose`)."""
@@ -259,7 +261,7 @@ class RedisClients:
         if not self.owned:
             return
         with self._lock:
-            client, self._client = self._client, None
+            client, self.current = self.current, None
             sentinel, self._sentinel = self._sentinel, None
         if client is None:
             return
@@ -332,10 +334,12 @@ def _bounded_connection() -> type | None:
 
     class BoundedConnection(Connection):  # type: ignore[misc]
         def read_response(self, *args: Any, **kwargs: Any) -> Any:
-            left = time_left()
-            timeout = self.socket_timeout
-            if left is not None and timeout is not None and left < timeout and "timeout" not in kwargs:
-                kwargs["timeout"] = max(left, _FLOOR)
+            within = CALL.get()  # time_left(), inline: one read per command
+            if within is not None:
+                left = within.until - monotonic()
+                timeout = self.socket_timeout
+                if timeout is not None and left < timeout and "timeout" not in kwargs:
+                    kwargs["timeout"] = max(left, _FLOOR)
             return super().read_response(*args, **kwargs)
 
         def _connect(self) -> Any:
