@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
-from time import perf_counter
 from typing import Any, TypeVar
 
 from ..providers.base import MISSING, CacheDriver
@@ -20,10 +19,11 @@ from ..providers.memory import MemoryDriver
 from ..serializers import TamperedPayloadError
 from ..stats import Recorder
 from .breaker import Breaker
+from .direct import DirectPath
 from .error_policy import ErrorPolicy
 from .generations import LocalGenerations
 from .locks import NoLocks, RegionLocks
-from .plans import ADD, EXTEND_TTL, GET, GET_MANY, PUT, Plan, adrive, as_entry, drive, drive_on
+from .plans import ADD, EXTEND_TTL, GET, GET_MANY, PUT, Plan, adrive, as_entry, drive
 from .policy import INF, Policy, escape_glob
 
 __all__ = ["LocalTier", "SharedTier", "Tier"]
@@ -201,7 +201,7 @@ class LocalTier(Tier):
         self.memory.evictions = 0
 
 
-class SharedTier(Tier):
+class SharedTier(DirectPath, Tier):
     """A store shared with other regions and processes: keys under ``prefix:region:``, generations
     under ``prefix:__gen__:region:``, loader locks under ``prefix:__lock__:region:``."""
 
@@ -284,29 +284,6 @@ class SharedTier(Tier):
         current = yield from self.current_plan(entry[2], got, pending)
         return entry if current else MISSING
 
-    def read(self, key: str) -> Any:
-        """The fresh value of ``key`` or MISSING, counted as a hit or a miss: a region's read on the
-        direct path (``Region._direct``) in one GET (``call_once``), timed by a ``perf_counter`` pair.
-        An entry written with tags has its generations read too, under the same deadline (``drive_on``)."""
-        pending = frozenset(self.pending) if self.pending else None  # see fetch_plan
-        stats = self.stats
-        started = perf_counter()
-        try:
-            entry = self.call_once(MISSING, self.driver.get, self.namespace + key)
-            if type(entry) is not tuple or len(entry) != 3:  # an envelope passes as is (entry() would)
-                entry = self.entry(entry)
-            if entry is not MISSING and entry[2] and \
-                    not drive_on(self, self.current_plan(entry[2], {}, pending), started):
-                entry = MISSING
-        finally:  # timed as Recorder.timed would, without its wrapper frame
-            if stats.timing:
-                stats.observe("get", perf_counter() - started)
-        if entry is MISSING or entry[1] <= self.now():
-            stats.misses += 1
-            return MISSING
-        stats.hits += 1
-        return entry[0]
-
     def pending_now(self) -> frozenset[str] | None:
         return frozenset(self.pending) if self.pending else None
 
@@ -342,29 +319,6 @@ class SharedTier(Tier):
             # so the store keeps it for the fresh TTL only (never read back as fresh while stale)
             return bool((yield (PUT, (self.key(key), value, ttl), False)))
         return bool((yield (PUT, (self.key(key), (value, expires, stamps), keep), False)))
-
-    def write(self, key: str, value: Any, ttl: float | None, stale_ttl: float | None) -> bool:
-        """Store ``value`` for ``ttl`` seconds (served stale ``stale_ttl`` more), counted as a set: a
-        region's write on the direct path (``Region._direct``), :meth:`put_plan` of an unstamped entry
-        in one PUT (``call_once``), timed by a ``perf_counter`` pair."""
-        if ttl is None:
-            expires, keep = INF, None
-        else:
-            expires, keep = self.now() + ttl, ttl + (stale_ttl or 0)
-        stats = self.stats
-        started = perf_counter()
-        try:
-            if type(value) is int and self.raw_ints:  # raw, so the server increments it (see put_plan)
-                ok = self.call_once(False, self.driver.put, self.namespace + key, value, ttl)
-            else:
-                ok = self.call_once(False, self.driver.put, self.namespace + key, (value, expires, None), keep)
-        finally:
-            if stats.timing:
-                stats.observe("put", perf_counter() - started)
-        if ok:
-            stats.sets += 1
-            return True
-        return False
 
     # -- generations -------------------------------------------------------------------------
     def stamps_plan(self, gen_keys: list[str], life: float | None) -> Plan:

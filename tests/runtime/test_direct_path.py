@@ -146,3 +146,40 @@ def test_a_refused_store_fails_open_or_raises_typed_errors_counted_and_timed(on_
         stats = region.stats
         assert stats.errors == 3 and stats.sets == 0 and stats.hits == 0
         assert stats.latency["get"].count == 1 and stats.latency["put"].count == 1  # timed, failed or not
+
+
+def test_the_first_direct_call_after_an_outage_replays_its_invalidations(proxy: FaultProxy) -> None:
+    """read and write open their deadline inline (runtime/direct.py): a failure there marks the store
+    down, and the call that finds it back replays the invalidations it missed before answering."""
+    config = _config(f"redis://{proxy.address}/0")
+    config.providers["store"].retries = 0
+    config.cache.call_timeout = 0.3
+    with config.compile() as runtime:
+        region = runtime.region()
+        assert region._direct and region.l2.breaker is None
+        region.tags("t").put("k", "v")
+        proxy.blackhole()
+        started = time.monotonic()
+        assert region.put("other", 1) is False  # write: fails open within its deadline
+        region.tags("t").flush()  # its advance fails: pending until the store is back
+        assert time.monotonic() - started < 3
+        assert region.l2.down and region.l2.pending
+        proxy.restore()
+        proxy.cut()  # the black-holed connections are dropped; the next call reconnects
+        assert region.get("k", "gone") == "gone"  # recovered inline: the tag's advance replayed first
+        assert not region.l2.down and not region.l2.pending
+        assert region.put("k", "w") is True and region.get("k") == "w"
+
+
+def test_inside_a_region_call_in_progress_the_direct_path_joins_its_deadline(rt: Runtime) -> None:
+    from cachekit.providers.base import CALL
+    from cachekit.runtime.deadline import Call
+
+    region = rt.region()
+    within = Call()
+    token = CALL.set(within)
+    try:
+        assert region.put("k", "v") is True and region.get("k") == "v"
+        assert within.spent > 0  # both store calls were charged to the call in progress
+    finally:
+        CALL.reset(token)
