@@ -30,7 +30,9 @@ from typing import Any, NamedTuple, TypeVar
 from ..errors import ProviderError, UnsupportedOperation
 from .base import CALL, time_left
 
-__all__ = ["RedisClients", "RedisOptions", "provider_errors", "redis_errors"]
+__all__ = ["RedisClients", "RedisOptions", "provider_errors", "redis_errors", "redis_glob_escape", "server_pattern"]
+
+_GLOB_SPECIAL = "*?[]\\"
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -81,6 +83,34 @@ def provider_errors(operation: str) -> Callable[[F], F]:
         return plain  # type: ignore[return-value]
 
     return decorate
+
+
+def redis_glob_escape(text: str) -> str:
+    """``text`` as a literal in a Redis ``MATCH`` pattern."""
+    return "".join("\\" + c if c in _GLOB_SPECIAL else c for c in text)
+
+
+def server_pattern(pattern: str) -> str:
+    """A Redis ``MATCH`` pattern selecting a superset of the keys the ``fnmatch`` ``pattern`` selects.
+
+    ``*`` and ``?`` mean the same in both; a ``[...]`` class differs (``[!x]`` vs ``[^x]``, escapes),
+    so from the first ``[`` on the server only filters by the literal prefix.
+    """
+    out = []
+    i, n = 0, len(pattern)
+    while i < n:
+        c = pattern[i]
+        if c == "[":
+            # a one-character class (``[*]``, ``[?]``, ``[[]``: an escaped namespace) is that literal
+            if i + 2 < n and pattern[i + 2] == "]" and pattern[i + 1] not in "!]":
+                out.append(redis_glob_escape(pattern[i + 1]))
+                i += 3
+                continue
+            out.append("*")
+            break
+        out.append("\\\\" if c == "\\" else c)
+        i += 1
+    return "".join(out)
 
 
 @dataclass(frozen=True)
