@@ -301,15 +301,19 @@ class RedisDriver(CacheDriver):
     def get_many(self, keys: Iterable[str]) -> dict[str, Any]:
         """One ``MGET`` (on a cluster: one ``MGET`` per slot, pipelined per node)."""
         keys = list(keys)
+        return dict(zip(keys, self.get_values(keys), strict=True))
+
+    def get_values(self, keys: list[str]) -> list[Any]:
+        """:meth:`get_many`'s objects in the order of ``keys`` (MISSING for an absent key)."""
         if not keys:
-            return {}
+            return []
         try:
             client = self.clients.current or self.clients.sync()
             values = client.mget_nonatomic(keys) if self.cluster else \
                 client.execute_command("MGET", *keys, keys=keys) if self._commands else client.mget(keys)
         except redis_errors() as exc:
             raise _failed(self, "get_many", exc) from exc
-        return self._decoded(keys, values)
+        return self.serializer.loads_many(values, MISSING)
 
     @provider_errors("put_many")
     def put_many(self, mapping: Mapping[str, Any], ttl: float | None = None) -> bool:

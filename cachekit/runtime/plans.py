@@ -114,11 +114,13 @@ _VALUE, _EXPIRES, _STAMPS = itemgetter(0), itemgetter(1), itemgetter(2)
 
 
 def settle_many(tier: SharedTier, keys: list[str], fulls: list[str], got: dict[str, Any], t: float,
-                stats: Recorder, pending: frozenset[str] | None, absent: Any = MISSING) -> Plan:
-    """``{key: value}`` from a multi-get's answer ``got`` (by stored key, ``fulls``), ``absent`` for a
-    miss, at time ``t``; hits and misses counted. A plan only for entries with stamps whose
-    generations ``got`` lacks."""
-    entries = list(map(got.get, fulls, repeat(MISSING)))
+                stats: Recorder, pending: frozenset[str] | None, absent: Any = MISSING,
+                entries: list[Any] | None = None) -> Plan:
+    """``{key: value}`` from a multi-get's answer ``got`` (by stored key, ``fulls``), or its ``entries``
+    in the order of ``fulls``, ``absent`` for a miss, at time ``t``; hits and misses counted. A plan
+    only for entries with stamps whose generations ``got`` lacks."""
+    if entries is None:
+        entries = list(map(got.get, fulls, repeat(MISSING)))
     try:  # the usual answer, checked in C loops: every entry a fresh envelope without stamps
         if set(map(type, entries)) == _TUPLES and set(map(len, entries)) == _THREE and \
                 all(map(is_, map(_STAMPS, entries), repeat(None))) and all(map(gt, map(_EXPIRES, entries), repeat(t))):
@@ -155,9 +157,9 @@ def read_many(tier: SharedTier, keys: list[str], now: Callable[[], float], stats
     fulls = list(map(namespace.__add__, keys))
     pending = tier.pending_now() if tier.pending else None  # see SharedTier.fetch_plan
     started = perf_counter()
-    got = tier.call_once(None, tier.driver.get_many, fulls)
-    if got is not None:
-        return drive_on(tier, settle_many(tier, keys, fulls, got, now(), stats, pending, absent), started)
+    entries = tier.call_once(None, tier.driver.get_values, fulls)  # no generation key among them: got = {}
+    if entries is not None:
+        return drive_on(tier, settle_many(tier, keys, fulls, {}, now(), stats, pending, absent, entries), started)
     if tier.down:
         stats.misses += len(keys)
         return dict.fromkeys(keys, absent)

@@ -425,10 +425,19 @@ def test_get_put_get_many_send_the_commands_their_client_methods_send(redis_serv
     assert sent[0][3:5] == ("PX", 5000) and len(sent[1]) == 4  # no expiry: no PX
     assert sent[2][2] == {"keys": ["ck:a"]} and sent[4][-1] == {"keys": ["ck:a", "ck:b", "ck:none"]}
     assert 0 < built.pttl("ck:a") <= 5000 and built.ttl("ck:b") == -1
+    assert driver.get_values(["ck:a", "ck:none", "ck:a"]) == [ENTRY, MISSING, ENTRY] and driver.get_values([]) == []
     sent.clear()
     given = RedisDriver.from_client(Recording(host=redis_server.host, port=redis_server.port), namespace=NS)
     assert given.get("ck:a") == ENTRY and sent[0] == ("get()", "ck:a")
     built.close()
+
+
+def test_get_values_is_get_many_in_order_on_any_driver() -> None:
+    from cachekit.providers.memory import MemoryDriver
+
+    d = MemoryDriver()
+    d.put("a", 1)
+    assert d.get_values(["a", "b", "a"]) == [1, MISSING, 1]  # CacheDriver's default, through get_many
 
 
 async def test_from_client_with_connection_options_also_serves_asyncio(redis_server: Any, raw: Any) -> None:
