@@ -6,7 +6,7 @@ mixed into :class:`~cachekit.runtime.tier.SharedTier`. Each makes its one driver
 deadline of its own, opened inline: what ``ErrorPolicy.call_once`` does (``error_policy.py``), without
 its frame, when no region call is in progress and the provider has no circuit breaker (else through
 ``call_once`` itself). Each counts the hit, miss or set, and times the call as ``Recorder.observe``
-would. An entry written with tags has its generations read under the same deadline (``drive_on``).
+would (inline). An entry written with tags has its generations read under the same deadline (``drive_on``).
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from time import monotonic, perf_counter
 from typing import Any
 
 from ..providers.base import CALL, MISSING
+from ..stats import Histogram
 from .deadline import Call
 from .plans import drive_on
 from .policy import INF
@@ -64,8 +65,9 @@ class DirectPath:
                     not drive_on(tier, tier.current_plan(entry[2], {}, pending), started):
                 entry = MISSING
         finally:  # timed as Recorder.timed would, without its wrapper frame
-            if stats.timing:
-                stats.observe("get", perf_counter() - started)
+            if stats.timing:  # Recorder.observe, inline
+                h = stats.latency.get("get")
+                (stats.latency.setdefault("get", Histogram()) if h is None else h).add(perf_counter() - started)
         if entry is MISSING or entry[1] <= tier.now():
             stats.misses += 1
             return MISSING
@@ -106,8 +108,9 @@ class DirectPath:
             else:
                 ok = tier.call_once(False, tier.driver.put, full, value, life)
         finally:
-            if stats.timing:
-                stats.observe("put", perf_counter() - started)
+            if stats.timing:  # Recorder.observe, inline
+                h = stats.latency.get("put")
+                (stats.latency.setdefault("put", Histogram()) if h is None else h).add(perf_counter() - started)
         if ok:
             stats.sets += 1
             return True
