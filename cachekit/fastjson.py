@@ -26,6 +26,13 @@ value holding tagged types, strings with ``~``) is read by the stdlib. orjson re
 1024) by raising, and the stdlib then reads the body (or raises today's error). Duplicate keys: both keep
 the first position and the last value.
 
+A batch (a multi-get's bodies, :func:`orjson_tagged_json_loads_many`) is read in one orjson call when
+every body is such an entry: each starts with ``{"~t":[``, the bodies hold one ``~`` each and no
+``\\u007`` escape nor run of 19 digits, and the array ``[body,body,...]`` decodes to as many one-key
+objects: each object then holds exactly one ``~``, its key, which is the one at the start of a body, so
+object *i* is body *i* (plus whitespace) and its value is the one orjson gives for body *i* alone.
+Anything else answers ``None`` and the bodies are read one by one as above.
+
 No header flag or format byte marks orjson's payloads: a reader without orjson (or an older version)
 rejects unknown flags and format bytes, and none is needed since the bytes are the same format.
 
@@ -37,11 +44,13 @@ stdlib codecs only (tests force both paths with it).
 from __future__ import annotations
 
 from collections.abc import Callable
+from operator import itemgetter
 from typing import Any
 
 from .tagged import _UNTAG, tag, tagged_json_dumps, tagged_json_loads
 
-__all__ = ["accelerate", "available", "json_codec", "orjson_tagged_json_dumps", "orjson_tagged_json_loads"]
+__all__ = ["ENTRY_START", "accelerate", "available", "json_batch_loads", "json_codec", "orjson_tagged_json_dumps",
+           "orjson_tagged_json_loads", "orjson_tagged_json_loads_many"]
 
 #: ``False``: serializers built from now on use the stdlib json codecs even when orjson is installed.
 accelerate = True
@@ -53,6 +62,10 @@ _orjson_loads: Any = None
 _DIGITS = bytes(48 if 48 <= i < 58 else 32 for i in range(256))
 _RUN = b"0" * 19
 _PLAIN = frozenset((str, int, bool, type(None)))  # leaves orjson writes as the stdlib does (float: checked)
+#: how the body of the usual entry starts (a tuple at the root)
+ENTRY_START = b'{"~t":['
+
+_ITEMS = itemgetter("~t")
 
 
 def available() -> bool:
@@ -76,6 +89,12 @@ def json_codec() -> tuple[Callable[[Any], bytes], Callable[[bytes], Any]]:
     return tagged_json_dumps, tagged_json_loads
 
 
+def json_batch_loads() -> Callable[[list[bytes]], list[Any] | None] | None:
+    """The batch reader of the tagged json format (:func:`orjson_tagged_json_loads_many`) when
+    :func:`json_codec` gives orjson's codecs, else ``None``."""
+    return orjson_tagged_json_loads_many if accelerate and available() else None
+
+
 class _NotFinite(Exception):
     """A float orjson would write as ``null``."""
 
@@ -93,14 +112,10 @@ def _tag(obj: Any) -> Any:
     if t is list:
         return [v if type(v) in plain else _tag(v) for v in obj]
     if t is dict:
-        out = {}
-        for k, v in obj.items():
-            if type(k) is not str:
-                break
-            out[k] = v if type(v) in plain else _tag(v)
-        else:
-            if len(out) != 1 or next(iter(out)) not in _UNTAG:
-                return out
+        # a key other than an exact str is left as it is: orjson refuses it, and the stdlib writes the dict
+        out = {k: v if type(v) in plain else _tag(v) for k, v in obj.items()}
+        if len(out) != 1 or next(iter(out)) not in _UNTAG:
+            return out
         return {"~m": [[_tag(k), _tag(v)] for k, v in obj.items()]}
     if t is tuple:
         return {"~t": [v if type(v) in plain else _tag(v) for v in obj]}
@@ -126,8 +141,10 @@ def _tag_entry(obj: tuple[Any, ...]) -> Any:
 def orjson_tagged_json_dumps(obj: Any) -> bytes:
     """:func:`~cachekit.tagged.tagged_json_dumps` through orjson: other bytes, the same decoded value."""
     try:
-        if type(obj) is tuple and len(obj) == 3:  # an entry with stamps (every entry on memcached)
-            tagged = _tag_entry(obj)
+        if type(obj) is tuple and len(obj) == 3:  # an entry
+            if obj[2] is None and type(obj[1]) is float and obj[1] - obj[1] == 0.0:  # without stamps
+                return _orjson_dumps({"~t": [_tag(obj[0]), obj[1], None]})  # type: ignore[no-any-return]
+            tagged = _tag_entry(obj)  # with stamps (every entry on memcached)
             if tagged is not None:
                 return _orjson_dumps(tagged)  # type: ignore[no-any-return]
         return _orjson_dumps(_tag(obj))  # type: ignore[no-any-return]
@@ -165,8 +182,10 @@ def orjson_tagged_json_loads(body: bytes) -> Any:
     """:func:`~cachekit.tagged.tagged_json_loads` through orjson: the same value, or the same error."""
     # bytes.find and count, not ``in``: the method calls are the cheaper on short bodies
     tildes = body.count(b"~")
+    # a backslash is rare (an escaped quote or control character): the u007 escape is looked for only then
+    plain = (body.find(b"\\") < 0 or body.find(b"\\u007") < 0) and body.translate(_DIGITS).find(_RUN) < 0
     if tildes > 1:  # a stamped entry (_stamped_entry), or anything else: the stdlib's
-        if body.startswith(b'{"~t":[') and body.find(b"\\u007") < 0 and body.translate(_DIGITS).find(_RUN) < 0:
+        if plain and body.startswith(b'{"~t":['):
             try:
                 entry = _stamped_entry(_orjson_loads(body), tildes)
             except Exception:  # orjson refused the body: the stdlib reads it, or raises today's error
@@ -174,7 +193,7 @@ def orjson_tagged_json_loads(body: bytes) -> Any:
             if entry is not None:
                 return entry
         return tagged_json_loads(body)
-    if body.find(b"\\u007") < 0 and body.translate(_DIGITS).find(_RUN) < 0:
+    if plain:
         try:
             obj = _orjson_loads(body)
         except Exception:  # orjson refused the body: the stdlib reads it, or raises today's error
@@ -187,3 +206,23 @@ def orjson_tagged_json_loads(body: bytes) -> Any:
             if type(items) is list:
                 return tuple(items)
     return tagged_json_loads(body)
+
+
+def orjson_tagged_json_loads_many(bodies: list[bytes]) -> list[Any] | None:
+    """:func:`orjson_tagged_json_loads` of each of ``bodies``, in one orjson call when every body is the
+    usual entry (``{"~t":[...]}`` with nothing tagged below, see the module's notes); else ``None`` (the
+    caller reads them one by one). The caller checked that each body is ``bytes`` starting with
+    :data:`ENTRY_START` (and its one ``~``)."""
+    n = len(bodies)
+    joined = b"[" + b",".join(bodies) + b"]"
+    # each body has a ~ at its start, so n of them in all is one in each; a backslash is rare (see above)
+    if not n or joined.count(b"~") != n or (joined.find(b"\\") >= 0 and joined.find(b"\\u007") >= 0) or \
+            joined.translate(_DIGITS).find(_RUN) >= 0:
+        return None
+    try:
+        objs = _orjson_loads(joined)
+        if len(objs) != n or max(map(len, objs)) != 1:
+            return None
+        return list(map(tuple, map(_ITEMS, objs)))
+    except Exception:  # not n one-key objects with the key "~t" (or orjson refused the array)
+        return None

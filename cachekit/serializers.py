@@ -69,7 +69,7 @@ from operator import itemgetter
 from typing import Any
 
 from .errors import ProviderError
-from .fastjson import json_codec
+from .fastjson import ENTRY_START, json_batch_loads, json_codec
 from .providers.types import NETWORK_STORES, PROVIDER_TYPES
 from .tagged import (
     TAGGED_NAMES,
@@ -118,7 +118,7 @@ _HEADER_SIZE = 3
 _TAG_SIZE = sha256().digest_size
 _INT_PAYLOAD = re.compile(rb"-?[0-9]+ *")
 _HEAD = itemgetter(slice(0, _HEADER_SIZE))
-_BODY = itemgetter(slice(_HEADER_SIZE, None))
+_BODY, _ENTRY_HEAD = itemgetter(slice(_HEADER_SIZE, None)), itemgetter(slice(0, _HEADER_SIZE + len(ENTRY_START)))
 _BYTES_ONLY = {bytes}
 
 
@@ -180,7 +180,7 @@ class Serializer:
     True
     """
 
-    __slots__ = ("_code", "_decoders", "_encode", "_key", "_mac", "_plain", "compress_threshold", "name")
+    __slots__ = ("_batch", "_code", "_decoders", "_encode", "_key", "_mac", "_plain", "compress_threshold", "name")
 
     def __init__(
         self,
@@ -216,6 +216,8 @@ class Serializer:
         self._plain = {} if key is not None else {
             bytes((_MAGIC, code, 0)): decode for code, decode in self._decoders.items()
         }
+        batch = json_batch_loads() if self._plain else None  # the usual entries' start, and their reader
+        self._batch = None if batch is None else ({bytes((_MAGIC, _FORMAT_BYTES["json"], 0)) + ENTRY_START}, batch)
 
     @property
     def signed(self) -> bool:
@@ -344,13 +346,16 @@ class Serializer:
         except Exception as exc:
             raise SerializationError(f"cannot decode {_FORMAT_NAMES[code]} payload: {exc!r}") from exc
 
-
     def loads_many(self, payloads: Iterable[Any], absent: Any = None) -> list[object]:
         """:meth:`loads` of each payload in order, ``None`` (a key the store did not have) answered as
         ``absent``: a multi-get's decoding in one call."""
         plain = self._plain
         if plain and type(payloads) is list and set(map(type, payloads)) == _BYTES_ONLY:
             # every key present, bytes: one shared header (the usual batch) is decoded in C loops
+            batch = self._batch  # plain json entries in one call (None: not all the usual entry)
+            if batch is not None and set(map(_ENTRY_HEAD, payloads)) == batch[0] and \
+                    (values := batch[1](list(map(_BODY, payloads)))) is not None:
+                return values  # type: ignore[no-any-return]
             heads = set(map(_HEAD, payloads))
             decode = plain.get(heads.pop()) if len(heads) == 1 else None
             if decode is not None:

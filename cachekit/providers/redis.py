@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import ProviderError, ValueTooLargeError, require
 from .base import MISSING, CacheDriver
-from .redis_client import RedisClients, RedisOptions, provider_errors, redis_errors
+from .redis_client import RedisClients, RedisOptions, provider_errors, redis_errors, redis_glob_escape, server_pattern
 
 if TYPE_CHECKING:
     from ..serializers import Serializer
@@ -50,7 +50,6 @@ return ttl
 """
 _SCAN_COUNT = 1000
 _UNLINK_BATCH = 1000
-_GLOB_SPECIAL = "*?[]\\"
 
 #: delete KEYS[1] only if it holds ARGV[1] (an atomic lock's release by its owner)
 _RELEASE_IF_OWNER = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end"
@@ -66,33 +65,6 @@ def _px(ttl: float | None) -> int | None:
 def _failed(driver: RedisDriver, operation: str, exc: Exception) -> ProviderError:
     """What ``provider_errors`` raises for ``exc`` (get, put, get_many catch it inline: one frame less)."""
     return ProviderError(driver.scrub(f"redis {operation} failed: {type(exc).__name__}: {exc}"))
-
-
-def _escape_glob(text: str) -> str:
-    return "".join("\\" + c if c in _GLOB_SPECIAL else c for c in text)
-
-
-def _server_pattern(pattern: str) -> str:
-    """A Redis ``MATCH`` pattern selecting a superset of the keys the ``fnmatch`` ``pattern`` selects.
-
-    ``*`` and ``?`` mean the same in both; a ``[...]`` class differs (``[!x]`` vs ``[^x]``, escapes),
-    so from the first ``[`` on the server only filters by the literal prefix.
-    """
-    out = []
-    i, n = 0, len(pattern)
-    while i < n:
-        c = pattern[i]
-        if c == "[":
-            # a one-character class (``[*]``, ``[?]``, ``[[]``: an escaped namespace) is that literal
-            if i + 2 < n and pattern[i + 2] == "]" and pattern[i + 1] not in "!]":
-                out.append(_escape_glob(pattern[i + 1]))
-                i += 3
-                continue
-            out.append("*")
-            break
-        out.append("\\\\" if c == "\\" else c)
-        i += 1
-    return "".join(out)
 
 
 class RedisDriver(CacheDriver):
@@ -158,6 +130,10 @@ class RedisDriver(CacheDriver):
         self._increment_script: Any = None
         self._extend_script: Any = None
         self._pexpire_gt = True  # False once the server refused PEXPIRE ... GT (before Redis 7)
+        # get, put and get_many send their command as the client's get/set/mget would (execute_command:
+        # the same retries, deadline, parsing), without their argument handling: on a standalone or
+        # Sentinel client cachekit built (a client given to from_client may override those methods)
+        self._commands = clients.owned and not cluster
 
     @classmethod
     def from_client(
@@ -278,7 +254,8 @@ class RedisDriver(CacheDriver):
     def get(self, key: str) -> Any:
         """The stored object, or :data:`MISSING`."""
         try:
-            data = self.clients.sync().get(key)
+            client = self.clients.current or self.clients.sync()
+            data = client.execute_command("GET", key, keys=[key]) if self._commands else client.get(key)
         except redis_errors() as exc:  # evaluated only when something was raised
             raise _failed(self, "get", exc) from exc
         return MISSING if data is None else self.serializer.loads(data)
@@ -288,7 +265,10 @@ class RedisDriver(CacheDriver):
         payload = self._encode(value)
         px = None if ttl is None or ttl == math.inf else max(1, int(ttl * 1000))  # _px(ttl), inline
         try:
-            return bool(self.clients.sync().set(key, payload, px=px))
+            client = self.clients.current or self.clients.sync()
+            if self._commands:  # set()'s command, without its argument checks (see _setup)
+                return bool(client.execute_command("SET", key, payload, *(() if px is None else ("PX", px))))
+            return bool(client.set(key, payload, px=px))
         except redis_errors() as exc:
             raise _failed(self, "put", exc) from exc
 
@@ -301,7 +281,7 @@ class RedisDriver(CacheDriver):
     def flush(self) -> bool:
         """Delete every key under the namespace (``SCAN MATCH namespace*`` + batched ``UNLINK``)."""
         client = self.clients.sync()
-        pattern = _escape_glob(self.namespace) + "*"
+        pattern = redis_glob_escape(self.namespace) + "*"
         batch: list[bytes] = []
         for key in self._scan_server(client, pattern):
             batch.append(key)
@@ -321,14 +301,19 @@ class RedisDriver(CacheDriver):
     def get_many(self, keys: Iterable[str]) -> dict[str, Any]:
         """One ``MGET`` (on a cluster: one ``MGET`` per slot, pipelined per node)."""
         keys = list(keys)
+        return dict(zip(keys, self.get_values(keys), strict=True))
+
+    def get_values(self, keys: list[str]) -> list[Any]:
+        """:meth:`get_many`'s objects in the order of ``keys`` (MISSING for an absent key)."""
         if not keys:
-            return {}
+            return []
         try:
-            client = self.clients.sync()
-            values = client.mget_nonatomic(keys) if self.cluster else client.mget(keys)
+            client = self.clients.current or self.clients.sync()
+            values = client.mget_nonatomic(keys) if self.cluster else \
+                client.execute_command("MGET", *keys, keys=keys) if self._commands else client.mget(keys)
         except redis_errors() as exc:
             raise _failed(self, "get_many", exc) from exc
-        return self._decoded(keys, values)
+        return self.serializer.loads_many(values, MISSING)
 
     @provider_errors("put_many")
     def put_many(self, mapping: Mapping[str, Any], ttl: float | None = None) -> bool:
@@ -422,7 +407,7 @@ class RedisDriver(CacheDriver):
         """Keys matching the ``fnmatch`` ``pattern``, from every primary; each key once."""
         client = self.clients.sync()
         seen: set[str] = set()
-        for raw in self._scan_server(client, _server_pattern(pattern)):
+        for raw in self._scan_server(client, server_pattern(pattern)):
             key = raw.decode("utf-8", "surrogateescape")
             if key not in seen and fnmatch.fnmatchcase(key, pattern):
                 seen.add(key)

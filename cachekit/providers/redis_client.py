@@ -24,12 +24,15 @@ import threading
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
+from time import monotonic
 from typing import Any, NamedTuple, TypeVar
 
 from ..errors import ProviderError, UnsupportedOperation
-from .base import time_left
+from .base import CALL, time_left
 
-__all__ = ["RedisClients", "RedisOptions", "provider_errors", "redis_errors"]
+__all__ = ["RedisClients", "RedisOptions", "provider_errors", "redis_errors", "redis_glob_escape", "server_pattern"]
+
+_GLOB_SPECIAL = "*?[]\\"
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -80,6 +83,34 @@ def provider_errors(operation: str) -> Callable[[F], F]:
         return plain  # type: ignore[return-value]
 
     return decorate
+
+
+def redis_glob_escape(text: str) -> str:
+    """``text`` as a literal in a Redis ``MATCH`` pattern."""
+    return "".join("\\" + c if c in _GLOB_SPECIAL else c for c in text)
+
+
+def server_pattern(pattern: str) -> str:
+    """A Redis ``MATCH`` pattern selecting a superset of the keys the ``fnmatch`` ``pattern`` selects.
+
+    ``*`` and ``?`` mean the same in both; a ``[...]`` class differs (``[!x]`` vs ``[^x]``, escapes),
+    so from the first ``[`` on the server only filters by the literal prefix.
+    """
+    out = []
+    i, n = 0, len(pattern)
+    while i < n:
+        c = pattern[i]
+        if c == "[":
+            # a one-character class (``[*]``, ``[?]``, ``[[]``: an escaped namespace) is that literal
+            if i + 2 < n and pattern[i + 2] == "]" and pattern[i + 1] not in "!]":
+                out.append(redis_glob_escape(pattern[i + 1]))
+                i += 3
+                continue
+            out.append("*")
+            break
+        out.append("\\\\" if c == "\\" else c)
+        i += 1
+    return "".join(out)
 
 
 @dataclass(frozen=True)
@@ -200,7 +231,8 @@ class RedisClients:
         self.options = options
         #: ``False`` for a client given by the caller: :meth:`close` leaves it open
         self.owned = client is None
-        self._client = client
+        #: the sync client once made (or given), else ``None``: what the driver's hot paths read first
+        self.current: Any = client
         self._sentinel: Any = None
         self._async_client: Any = None
         self._loop_clients: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
@@ -212,21 +244,21 @@ class RedisClients:
     @property
     def connected(self) -> Any:
         """The sync client if it exists, else ``None``."""
-        return self._client
+        return self.current
 
     def sync(self) -> Any:
         """The sync client, created on first use (a connection failure is a :class:`ProviderError`)."""
-        client = self._client
+        client = self.current
         if client is not None:
             return client
         with self._lock:
-            if self._client is None:
+            if self.current is None:
                 options = self._need_options("a client")
                 try:
-                    self._client, self._sentinel = options.build(asyncio=False)
+                    self.current, self._sentinel = options.build(asyncio=False)
                 except redis_errors() as exc:
                     raise ProviderError(self.scrub(f"redis: cannot connect: {exc}")) from exc
-            return self._client
+            return self.current
 
     def async_client(self) -> Any:
         """An asyncio client for the caller, created on first call and then reused (see :meth:`aclose`)."""
@@ -259,7 +291,7 @@ class RedisClients:
         if not self.owned:
             return
         with self._lock:
-            client, self._client = self._client, None
+            client, self.current = self.current, None
             sentinel, self._sentinel = self._sentinel, None
         if client is None:
             return
@@ -332,10 +364,12 @@ def _bounded_connection() -> type | None:
 
     class BoundedConnection(Connection):  # type: ignore[misc]
         def read_response(self, *args: Any, **kwargs: Any) -> Any:
-            left = time_left()
-            timeout = self.socket_timeout
-            if left is not None and timeout is not None and left < timeout and "timeout" not in kwargs:
-                kwargs["timeout"] = max(left, _FLOOR)
+            within = CALL.get()  # time_left(), inline: one read per command
+            if within is not None:
+                left = within.until - monotonic()
+                timeout = self.socket_timeout
+                if timeout is not None and left < timeout and "timeout" not in kwargs:
+                    kwargs["timeout"] = max(left, _FLOOR)
             return super().read_response(*args, **kwargs)
 
         def _connect(self) -> Any:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Generator, Mapping
 from itertools import repeat
+from operator import gt, is_, itemgetter
 from time import perf_counter
 from typing import TYPE_CHECKING, Any
 
@@ -109,15 +110,30 @@ def many_plan(tier: SharedTier, keys: list[str], gen_keys: list[str], now: Calla
     return (yield from settle_many(tier, keys, fulls, got, now(), stats, pending))
 
 
+_TUPLES = {tuple}
+_THREE = {3}
+_VALUE, _EXPIRES, _STAMPS = itemgetter(0), itemgetter(1), itemgetter(2)
+
+
 def settle_many(tier: SharedTier, keys: list[str], fulls: list[str], got: dict[str, Any], t: float,
-                stats: Recorder, pending: frozenset[str] | None, absent: Any = MISSING) -> Plan:
-    """``{key: value}`` from a multi-get's answer ``got`` (by stored key, ``fulls``), ``absent`` for a
-    miss, at time ``t``; hits and misses counted. A plan only for entries with stamps whose
-    generations ``got`` lacks."""
+                stats: Recorder, pending: frozenset[str] | None, absent: Any = MISSING,
+                entries: list[Any] | None = None) -> Plan:
+    """``{key: value}`` from a multi-get's answer ``got`` (by stored key, ``fulls``), or its ``entries``
+    in the order of ``fulls``, ``absent`` for a miss, at time ``t``; hits and misses counted. A plan
+    only for entries with stamps whose generations ``got`` lacks."""
+    if entries is None:
+        entries = list(map(got.get, fulls, repeat(MISSING)))
+    try:  # the usual answer, checked in C loops: every entry a fresh envelope without stamps
+        if set(map(type, entries)) == _TUPLES and set(map(len, entries)) == _THREE and \
+                all(map(is_, map(_STAMPS, entries), repeat(None))) and all(map(gt, map(_EXPIRES, entries), repeat(t))):
+            stats.hits += len(keys)
+            return dict(zip(keys, map(_VALUE, entries), strict=True))
+    except TypeError:  # an expiry that does not compare with a time: the loop below answers as it does
+        pass
     out: dict[str, Any] = {}
     hits = 0
     waiting = pending or tier.pending  # generations invalidated during an outage (see current_plan)
-    for k, entry in zip(keys, map(got.get, fulls, repeat(MISSING)), strict=True):
+    for k, entry in zip(keys, entries, strict=True):
         if type(entry) is tuple and len(entry) == 3 and entry[1] > t:
             stamps = entry[2]
             if stamps is None:
@@ -152,17 +168,15 @@ def read_one(tier: SharedTier, key: str, gen_keys: list[str]) -> Any:
     GET, or with ``gen_keys`` (the generations every entry of the region carries: its own, on a store
     flushed by generation) a multi-get of the entry and them. Stamps not read with it (an entry written
     with tags) are read after, under the same deadline (:func:`drive_on`)."""
+    if not gen_keys:  # one GET (DirectPath.read)
+        return tier.read(key)
     pending = frozenset(tier.pending) if tier.pending else None  # see SharedTier.fetch_plan
     stats = tier.stats
     started = perf_counter()
     full = tier.namespace + key
     try:
-        if gen_keys:
-            got = tier.call_once(None, tier.driver.get_many, [full, *gen_keys]) or {}
-            entry = got.get(full, MISSING)
-        else:
-            got = {}
-            entry = tier.call_once(MISSING, tier.driver.get, full)
+        got = tier.call_once(None, tier.driver.get_many, [full, *gen_keys]) or {}
+        entry = got.get(full, MISSING)
         if type(entry) is not tuple or len(entry) != 3:  # an envelope passes as is (tier.entry would)
             entry = tier.entry(entry)
         if entry is not MISSING and entry[2] and \
@@ -224,12 +238,18 @@ def read_many(tier: SharedTier, keys: list[str], now: Callable[[], float], stats
     the answer; what needs the store again (stamps to check, an unreadable payload) goes on under one
     deadline (:func:`drive_on`)."""
     namespace = tier.namespace
-    fulls = [namespace + k for k in keys]
+    fulls = list(map(namespace.__add__, keys))
     pending = tier.pending_now() if tier.pending else None  # see SharedTier.fetch_plan
     started = perf_counter()
-    got = tier.call_once(None, tier.driver.get_many, fulls + gen_keys if gen_keys else fulls)
-    if got is not None:
-        return drive_on(tier, settle_many(tier, keys, fulls, got, now(), stats, pending, absent), started)
+    if gen_keys:  # the region's generations read in the same multi-get
+        got = tier.call_once(None, tier.driver.get_many, fulls + gen_keys)
+        if got is not None:
+            return drive_on(tier, settle_many(tier, keys, fulls, got, now(), stats, pending, absent), started)
+    else:
+        entries = tier.call_once(None, tier.driver.get_values, fulls)  # no generation key among them: got = {}
+        if entries is not None:
+            return drive_on(tier, settle_many(tier, keys, fulls, {}, now(), stats, pending, absent, entries),
+                            started)
     if tier.down:
         stats.misses += len(keys)
         return dict.fromkeys(keys, absent)

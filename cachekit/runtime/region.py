@@ -157,7 +157,8 @@ class Region(RememberMixin, AsyncRegionMixin, CounterMixin, InvalidationMixin):
             policy = self.policy
             if type(key) is not str or not key.isascii() or not 0 < len(key) <= policy.max_key_length:
                 policy.check_key(key)
-            value = read_one(self.l2, key, self._read_gens)  # type: ignore[arg-type]
+            gens = self._read_gens  # one GET without them (DirectPath.read), else a multi-get (read_one)
+            value = read_one(self.l2, key, gens) if gens else self.l2.read(key)  # type: ignore[arg-type, attr-defined]
             return default if value is MISSING else value
         value = self.lookup(key, ())
         return default if value is MISSING else value

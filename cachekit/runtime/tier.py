@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
-from time import perf_counter
 from typing import Any, TypeVar
 
 from ..providers.base import MISSING, CacheDriver
@@ -20,6 +19,7 @@ from ..providers.memory import MemoryDriver
 from ..serializers import TamperedPayloadError
 from ..stats import Recorder
 from .breaker import Breaker
+from .direct import DirectPath
 from .error_policy import ErrorPolicy
 from .generations import LocalGenerations
 from .locks import NoLocks, RegionLocks
@@ -202,7 +202,7 @@ class LocalTier(Tier):
         self.memory.evictions = 0
 
 
-class SharedTier(Tier):
+class SharedTier(DirectPath, Tier):
     """A store shared with other regions and processes: keys under ``prefix:region:``, generations
     under ``prefix:__gen__:region:``, loader locks under ``prefix:__lock__:region:``."""
 
@@ -321,29 +321,6 @@ class SharedTier(Tier):
             # so the store keeps it for the fresh TTL only (never read back as fresh while stale)
             return bool((yield (PUT, (self.key(key), value, ttl), False)))
         return bool((yield (PUT, (self.key(key), (value, expires, stamps), keep), False)))
-
-    def write(self, key: str, value: Any, ttl: float | None, stale_ttl: float | None) -> bool:
-        """Store ``value`` for ``ttl`` seconds (served stale ``stale_ttl`` more), counted as a set: a
-        region's write on the direct path (``Region._direct``), :meth:`put_plan` of an unstamped entry
-        in one PUT (``call_once``), timed by a ``perf_counter`` pair."""
-        if ttl is None:
-            expires, keep = INF, None
-        else:
-            expires, keep = self.now() + ttl, ttl + (stale_ttl or 0)
-        stats = self.stats
-        started = perf_counter()
-        try:
-            if type(value) is int and self.raw_ints:  # raw, so the server increments it (see put_plan)
-                ok = self.call_once(False, self.driver.put, self.namespace + key, value, ttl)
-            else:
-                ok = self.call_once(False, self.driver.put, self.namespace + key, (value, expires, None), keep)
-        finally:
-            if stats.timing:
-                stats.observe("put", perf_counter() - started)
-        if ok:
-            stats.sets += 1
-            return True
-        return False
 
     # -- generations -------------------------------------------------------------------------
     def stamps_plan(self, gen_keys: list[str], life: float | None) -> Plan:

@@ -55,6 +55,10 @@ def same_outcome(a: tuple[str, Any], b: tuple[str, Any]) -> bool:
     return a[0] == b[0] and (same(a[1], b[1]) if a[0] == "ok" else a[1] == b[1])
 
 
+class Key(str):
+    """A str subclass (tagged json writes it as the str it is; orjson refuses it as a key)."""
+
+
 # -- values -----------------------------------------------------------------------------------------
 floats = st.floats() | st.sampled_from([math.inf, -math.inf, math.nan, -0.0, 0.0, 1e16, 1e-7, 5e-324,
                                         1.7976931348623157e308])
@@ -94,6 +98,9 @@ surrogates = st.text(st.characters(min_codepoint=0xD800, max_codepoint=0xDFFF), 
 @example(value=({"id": 1, "name": "Ada"}, 1.5e9, None))
 @example(value=(2**64, math.inf, -0.0, math.nan))
 @example(value={"~t": [1], 2: {"x"}})
+@example(value=({1: "a", "b": [1.5]}, 1.5e9, None))  # an entry whose value has a key orjson refuses
+@example(value=({Key("k"): 1}, 1.5e9, None))  # a str subclass as a key
+@example(value=({"~t": (1, 2)}, -0.0, None))
 def test_each_path_reads_what_the_other_writes(value: Any) -> None:
     stdlib = outcome(tagged.tagged_json_dumps, value)
     fast = outcome(fastjson.orjson_tagged_json_dumps, value)
@@ -224,6 +231,73 @@ def test_a_plain_entry_is_read_by_orjson_alone(monkeypatch: pytest.MonkeyPatch) 
     assert fastjson.orjson_tagged_json_loads(body) == ({"id": 1, "tags": ["a"], "score": 2.5}, 1.5e9, None)
     with pytest.raises(AssertionError):  # a tagged value inside: the hook is needed
         fastjson.orjson_tagged_json_loads(tagged.tagged_json_dumps(((1, 2), None, None)))
+
+
+# -- batches (a multi-get's bodies read in one orjson call) ------------------------------------------
+def batch_outcome(bodies: list[bytes]) -> list[tuple[str, Any]]:
+    """What each body reads as alone (the stdlib's outcome)."""
+    return [outcome(tagged.tagged_json_loads, body) for body in bodies]
+
+
+def entry_body(text: str) -> bytes:
+    return b'{"~t":[' + text.encode("utf-8", "surrogatepass")
+
+
+@quick
+@given(bodies=st.lists(json_texts.map(lambda t: t[1:] + "}" if t.startswith("[") else t + "]}")
+                       .map(entry_body), min_size=1, max_size=4)
+       | st.lists(st.builds(lambda e: tagged.tagged_json_dumps(e), entries), min_size=1, max_size=4))
+@example(bodies=[b'{"~t":[1]},{"~t":[2]}', b'{"~t":[3', b"4]}"])  # invalid alone, an array of 3 entries joined
+@example(bodies=[b'{"~t":[1', b'2]},{"~t":[3]}'])
+@example(bodies=[b'{"~t":[1]}', b'{"~t":[2]} '])
+@example(bodies=[b'{"~t":[1],"a":2}', b'{"~t":[2]}'])
+@example(bodies=[b'{"~t":[18446744073709551616]}', b'{"~t":["\\u007e"]}'])
+@example(bodies=[b'{"~t":[{"~t":[1]}]}'])
+def test_a_batch_reads_as_each_body_alone_or_not_at_all(bodies: list[bytes]) -> None:
+    bodies = [b for b in bodies if b.startswith(fastjson.ENTRY_START)]  # what the caller passes
+    if not bodies:
+        return
+    got = fastjson.orjson_tagged_json_loads_many(bodies)
+    if got is None:
+        return  # read one by one
+    want = batch_outcome(bodies)
+    assert all(w[0] == "ok" for w in want), (bodies, want)
+    assert len(got) == len(bodies) and all(same(g, w[1]) for g, w in zip(got, want, strict=True)), bodies
+
+
+def test_the_usual_entries_are_read_in_one_call(monkeypatch: pytest.MonkeyPatch) -> None:
+    entry = ({"id": 1, "name": "Ada", "tags": ["a", "b"], "score": 2.5}, 1.5e9, None)
+    s = serializers(True, monkeypatch)
+    payloads = [s.dumps(entry), s.dumps((entry[0], 2e9, None))]
+    calls: list[list[bytes]] = []
+    many = fastjson.orjson_tagged_json_loads_many
+    monkeypatch.setattr(s, "_batch", (s._batch[0], lambda bodies: calls.append(bodies) or many(bodies)))
+    monkeypatch.setattr(fastjson, "orjson_tagged_json_loads", None)  # one by one would fail
+    assert s.loads_many(payloads) == [entry, (entry[0], 2e9, None)]
+    assert len(calls) == 1
+
+
+@pytest.mark.parametrize("payloads", [
+    [b'\xcaJ\x00{"~t":[1]},{"~t":[2]}', b'\xcaJ\x00{"~t":[3', b'\xcaJ\x004]}'],
+    [b'\xcaJ\x00{"~t":[1]}', b'\xcaJ\x00{"~t":[[1,2]]', b'\xcaJ\x00{"~t":[1]}'],
+])
+def test_a_batch_of_bad_bodies_fails_as_each_alone(payloads: list[bytes], monkeypatch: pytest.MonkeyPatch) -> None:
+    fast, slow = serializers(True, monkeypatch), serializers(False, monkeypatch)
+    with pytest.raises(SerializationError) as a:
+        fast.loads_many(payloads)
+    with pytest.raises(SerializationError) as b:
+        slow.loads_many(payloads)
+    assert str(a.value) == str(b.value)
+
+
+@pytest.mark.parametrize("entry", [((1, 2), 1.5e9, None), ({"a": "~"}, 1.5e9, None), ({"n": 2**70}, 1.0, None),
+                                   ("x", math.inf, None), ({"s": "\u007e"}, 1.0, (("g", 3),))])
+def test_other_entries_in_a_batch_are_read_one_by_one(entry: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    fast = serializers(True, monkeypatch)
+    usual = ({"id": 1}, 1.5e9, None)
+    payloads = [fast.dumps(usual), fast.dumps(entry), fast.dumps(usual)]
+    assert fast.loads_many(payloads) == [usual, entry, usual]
+    assert fast.loads_many(payloads) == [fast.loads(p) for p in payloads]
 
 
 # -- serializers ------------------------------------------------------------------------------------

@@ -399,6 +399,47 @@ def test_from_client_uses_the_given_client_and_leaves_it_open(redis_server: Any,
         d.async_client()
 
 
+def test_get_put_get_many_send_the_commands_their_client_methods_send(redis_server: Any, driver: RedisDriver) -> None:
+    """On a client the driver built, get / put / get_many call ``execute_command`` as redis-py's get /
+    set / mget do (the same command, retries and parsing) without their argument handling; a client
+    given to from_client is called through its methods (which it may override)."""
+    import redis
+
+    sent: list[tuple[Any, ...]] = []
+
+    class Recording(redis.Redis):  # type: ignore[misc]
+        def execute_command(self, *args: Any, **options: Any) -> Any:
+            sent.append((*args, options))
+            return super().execute_command(*args, **options)
+
+        def get(self, name: Any) -> Any:
+            sent.append(("get()", name))
+            return super().get(name)
+
+    built = Recording(host=redis_server.host, port=redis_server.port)
+    driver.clients.current = built  # as if RedisOptions.build had made it
+    assert driver.put("ck:a", ENTRY, 5) is True and driver.put("ck:b", 7) is True
+    assert driver.get("ck:a") == ENTRY and driver.get("ck:none") is MISSING
+    assert driver.get_many(["ck:a", "ck:b", "ck:none"]) == {"ck:a": ENTRY, "ck:b": 7, "ck:none": MISSING}
+    assert [c[0] for c in sent] == ["SET", "SET", "GET", "GET", "MGET"]
+    assert sent[0][3:5] == ("PX", 5000) and len(sent[1]) == 4  # no expiry: no PX
+    assert sent[2][2] == {"keys": ["ck:a"]} and sent[4][-1] == {"keys": ["ck:a", "ck:b", "ck:none"]}
+    assert 0 < built.pttl("ck:a") <= 5000 and built.ttl("ck:b") == -1
+    assert driver.get_values(["ck:a", "ck:none", "ck:a"]) == [ENTRY, MISSING, ENTRY] and driver.get_values([]) == []
+    sent.clear()
+    given = RedisDriver.from_client(Recording(host=redis_server.host, port=redis_server.port), namespace=NS)
+    assert given.get("ck:a") == ENTRY and sent[0] == ("get()", "ck:a")
+    built.close()
+
+
+def test_get_values_is_get_many_in_order_on_any_driver() -> None:
+    from cachekit.providers.memory import MemoryDriver
+
+    d = MemoryDriver()
+    d.put("a", 1)
+    assert d.get_values(["a", "b", "a"]) == [1, MISSING, 1]  # CacheDriver's default, through get_many
+
+
 async def test_from_client_with_connection_options_also_serves_asyncio(redis_server: Any, raw: Any) -> None:
     d = RedisDriver.from_client(raw, namespace=NS, url=redis_server.url, socket_timeout=0.4, max_value_size=100)
     try:

@@ -294,7 +294,7 @@ def test_async_tagged_writes_give_generation_keys_an_expiry_too(redis_server: An
 
 
 def test_redis_match_pattern_keeps_an_escaped_namespace_literal() -> None:
-    from cachekit.providers.redis import _server_pattern
+    from cachekit.providers.redis_client import server_pattern as _server_pattern
     from cachekit.runtime.policy import escape_glob
 
     assert _server_pattern(escape_glob("app:a*?[x]\\:") + "k?") == "app:a\\*\\?\\[x]\\\\:k?"

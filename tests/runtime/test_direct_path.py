@@ -78,6 +78,29 @@ def test_an_unreadable_payload_in_a_batch_is_one_miss_and_the_others_are_served(
     assert (region.stats.hits, region.stats.misses) == (2, 1)
 
 
+def test_a_batch_of_fresh_entries_and_a_mixed_batch_answer_alike(rt: Runtime) -> None:
+    """get_many settles the usual batch (every key a fresh entry without stamps) in C loops: the same
+    answers and counts as key by key, duplicates included; anything else (a miss, an expired entry, a
+    raw int, a stamped entry) goes through the loop."""
+    region = rt.region()
+    values = {f"k{i}": {"i": i, "tags": ["a"], "s": "x"} for i in range(20)}
+    region.put_many(values)
+    keys = [*values, "k3"]
+    assert region.get_many(keys) == values
+    assert (region.stats.hits, region.stats.misses) == (21, 0)
+    clock = [time.time()]
+    region._now = region.l2.now = lambda: clock[0]  # the entries are read later than they were written
+    region.put("short", "s", ttl=5)
+    region.put("n", 7)
+    region.tags("t").put("tagged", "t")
+    clock[0] += 10
+    assert region.get_many(["k1", "short", "n", "tagged", "absent"], "d") == \
+        {"k1": values["k1"], "short": "d", "n": 7, "tagged": "t", "absent": "d"}
+    assert (region.stats.hits, region.stats.misses) == (24, 2)
+    clock[0] += 1000  # past every entry's expiry (the store keeps them: its clock did not move)
+    assert region.get_many(list(values), "d") == dict.fromkeys(values, "d")
+
+
 @pytest.fixture
 def proxy(redis_server: Any) -> Iterator[FaultProxy]:
     need_module("redis")
@@ -123,3 +146,40 @@ def test_a_refused_store_fails_open_or_raises_typed_errors_counted_and_timed(on_
         stats = region.stats
         assert stats.errors == 3 and stats.sets == 0 and stats.hits == 0
         assert stats.latency["get"].count == 1 and stats.latency["put"].count == 1  # timed, failed or not
+
+
+def test_the_first_direct_call_after_an_outage_replays_its_invalidations(proxy: FaultProxy) -> None:
+    """read and write open their deadline inline (runtime/direct.py): a failure there marks the store
+    down, and the call that finds it back replays the invalidations it missed before answering."""
+    config = _config(f"redis://{proxy.address}/0")
+    config.providers["store"].retries = 0
+    config.cache.call_timeout = 0.3
+    with config.compile() as runtime:
+        region = runtime.region()
+        assert region._direct and region.l2.breaker is None
+        region.tags("t").put("k", "v")
+        proxy.blackhole()
+        started = time.monotonic()
+        assert region.put("other", 1) is False  # write: fails open within its deadline
+        region.tags("t").flush()  # its advance fails: pending until the store is back
+        assert time.monotonic() - started < 3
+        assert region.l2.down and region.l2.pending
+        proxy.restore()
+        proxy.cut()  # the black-holed connections are dropped; the next call reconnects
+        assert region.get("k", "gone") == "gone"  # recovered inline: the tag's advance replayed first
+        assert not region.l2.down and not region.l2.pending
+        assert region.put("k", "w") is True and region.get("k") == "w"
+
+
+def test_inside_a_region_call_in_progress_the_direct_path_joins_its_deadline(rt: Runtime) -> None:
+    from cachekit.providers.base import CALL
+    from cachekit.runtime.deadline import Call
+
+    region = rt.region()
+    within = Call()
+    token = CALL.set(within)
+    try:
+        assert region.put("k", "v") is True and region.get("k") == "v"
+        assert within.spent > 0  # both store calls were charged to the call in progress
+    finally:
+        CALL.reset(token)
