@@ -39,9 +39,8 @@ or that carries none, raises :class:`TamperedPayloadError` and is never decompre
 Raw ints are accepted unsigned here: they are parsed with ``int()``, which cannot run code. The
 runtime does not take them from a store that signs: there it writes every value as a signed entry and
 rejects a raw int it finds at a key, reading raw ints only from its own generation keys (whose values
-someone who can write to the store can still change, for example roll a generation back).
-A serializer without a key reads signed payloads (skipping the check), so
-readers can be given the key after writers.
+someone who can write to the store can still change, for example roll a generation back). A serializer
+without a key reads signed payloads (skipping the check), so readers can be given the key after writers.
 
 A serializer only unpickles when it is itself a ``pickle`` serializer: a ``json`` or ``msgpack`` one
 reads json and msgpack payloads and refuses pickle ones, so choosing json keeps pickle out of the process
@@ -301,9 +300,8 @@ class Serializer:
             except Exception:  # decoded again below, to raise the error it reports
                 pass
         if data[:1] != _MAGIC_BYTE:
-            if data.isdigit() and len(data) <= 640:  # the usual integer (a generation): int() takes 640
-                return int(data)  # digits whatever sys.set_int_max_str_digits says
-            if _INT_PAYLOAD.fullmatch(data):
+            # the usual integer (a generation) skips the regex: int() takes 640 digits whatever the limit
+            if (data.isdigit() and len(data) <= 640) or _INT_PAYLOAD.fullmatch(data):
                 try:
                     return int(data)
                 except ValueError as exc:  # more digits than int(str) accepts
