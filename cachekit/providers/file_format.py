@@ -130,15 +130,13 @@ def close_fds(fds: dict[int, int]) -> None:
 def read_file(path: str) -> bytes:
     """The whole content of the file at ``path`` (``os.read`` on a descriptor: no buffered file object).
 
-    A file as long as its header says is read in one call; anything else is read to the end, so a
-    corrupt file (longer or shorter than its header says) reads as it is and :func:`unpack` rejects it."""
+    A file shorter than ``READ_CHUNK`` is read in one call; a longer one to its end. A corrupt file
+    (longer or shorter than its header says) reads as it is, and :func:`unpack` rejects it."""
     fd = os.open(path, READ_FLAGS)
     try:
         data = os.read(fd, READ_CHUNK)
-        if len(data) < READ_CHUNK and len(data) >= HEADER.size:
-            _magic, _crc, _expires, key_len, payload_len = HEADER.unpack_from(data)
-            if len(data) == HEADER.size + key_len + payload_len:
-                return data  # all of it (a regular file's read is short only at its end)
+        if len(data) < READ_CHUNK:
+            return data  # all of it: a regular file's read is short only at its end
         chunks = [data]
         while data:
             data = os.read(fd, READ_CHUNK)
