@@ -3,26 +3,22 @@
 A region with a shared L2 and no L1, no stamps to write, no trace and no event listeners
 (``Region._direct``) reads and writes through :meth:`DirectPath.read` and :meth:`DirectPath.write`,
 mixed into :class:`~cachekit.runtime.tier.SharedTier`. Each makes its one driver call under a
-deadline of its own, opened inline: what ``ErrorPolicy.call_once`` does (``error_policy.py``), without
-its frame, when no region call is in progress and the provider has no circuit breaker (else through
-``call_once`` itself). Each counts the hit, miss or set, and times the call as ``Recorder.observe``
-would (inline). An entry written with tags has its generations read under the same deadline (``drive_on``).
+deadline of its own (``ErrorPolicy.call_once``), counts the hit, miss or set, and times the call as
+``Recorder.observe`` would (inline). An entry written with tags has its generations read under the
+same deadline (``drive_on``).
 """
 
 from __future__ import annotations
 
-from time import monotonic, perf_counter
+from time import perf_counter
 from typing import Any
 
-from ..providers.base import CALL, MISSING
+from ..providers.base import MISSING
 from ..stats import Histogram
-from .deadline import Call
 from .plans import drive_on
 from .policy import INF
 
 __all__ = ["DirectPath"]
-
-_INF = float("inf")
 
 
 class DirectPath:
@@ -40,25 +36,7 @@ class DirectPath:
         started = perf_counter()
         try:
             full = tier.namespace + key
-            if tier.breaker is None and CALL.get() is None:  # call_once, inline: one frame less per call
-                within = Call()
-                within.until = monotonic() + tier.budget  # a driver shortens its socket timeouts to it
-                token = CALL.set(within)
-                try:
-                    entry = tier.driver.get(full)
-                except Exception as exc:
-                    within.until = _INF
-                    within.spent = perf_counter() - started
-                    entry = tier.failed(exc, MISSING, within)
-                else:
-                    if tier.down:
-                        within.until = _INF
-                        within.spent = perf_counter() - started
-                        tier.answered()
-                finally:
-                    CALL.reset(token)
-            else:
-                entry = tier.call_once(MISSING, tier.driver.get, full)
+            entry = tier.call_once(MISSING, tier.driver.get, full)
             if type(entry) is not tuple or len(entry) != 3:  # an envelope passes as is (entry() would)
                 entry = tier.entry(entry)
             if entry is not MISSING and entry[2] and \
@@ -88,25 +66,7 @@ class DirectPath:
         started = perf_counter()
         try:
             full = tier.namespace + key
-            if tier.breaker is None and CALL.get() is None:  # call_once, inline (see read)
-                within = Call()
-                within.until = monotonic() + tier.budget
-                token = CALL.set(within)
-                try:
-                    ok = tier.driver.put(full, value, life)
-                except Exception as exc:
-                    within.until = _INF
-                    within.spent = perf_counter() - started
-                    ok = tier.failed(exc, False, within)
-                else:
-                    if tier.down:
-                        within.until = _INF
-                        within.spent = perf_counter() - started
-                        tier.answered()
-                finally:
-                    CALL.reset(token)
-            else:
-                ok = tier.call_once(False, tier.driver.put, full, value, life)
+            ok = tier.call_once(False, tier.driver.put, full, value, life)
         finally:
             if stats.timing:  # Recorder.observe, inline
                 h = stats.latency.get("put")
