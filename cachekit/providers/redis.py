@@ -24,7 +24,15 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import ProviderError, ValueTooLargeError, require
 from .base import MISSING, CacheDriver
-from .redis_client import RedisClients, RedisOptions, provider_errors, redis_errors, redis_glob_escape, server_pattern
+from .redis_client import (
+    RedisClients,
+    RedisOptions,
+    as_timeout,
+    provider_errors,
+    redis_errors,
+    redis_glob_escape,
+    server_pattern,
+)
 
 if TYPE_CHECKING:
     from ..serializers import Serializer
@@ -64,7 +72,10 @@ def _px(ttl: float | None) -> int | None:
 
 def _failed(driver: RedisDriver, operation: str, exc: Exception) -> ProviderError:
     """What ``provider_errors`` raises for ``exc`` (get, put, get_many catch it inline: one frame less)."""
-    return ProviderError(driver.scrub(f"redis {operation} failed: {type(exc).__name__}: {exc}"))
+    exc = as_timeout(exc)
+    error = ProviderError(driver.scrub(f"redis {operation} failed: {type(exc).__name__}: {exc}"))
+    error.__cause__ = exc
+    return error
 
 
 class RedisDriver(CacheDriver):
@@ -257,7 +268,7 @@ class RedisDriver(CacheDriver):
             client = self.clients.current or self.clients.sync()
             data = client.execute_command("GET", key, keys=[key]) if self._commands else client.get(key)
         except redis_errors() as exc:  # evaluated only when something was raised
-            raise _failed(self, "get", exc) from exc
+            raise _failed(self, "get", exc)  # noqa: B904 - _failed() sets the cause
         return MISSING if data is None else self.serializer.loads(data)
 
     def put(self, key: str, value: Any, ttl: float | None = None) -> bool:
@@ -270,7 +281,7 @@ class RedisDriver(CacheDriver):
                 return bool(client.execute_command("SET", key, payload, *(() if px is None else ("PX", px))))
             return bool(client.set(key, payload, px=px))
         except redis_errors() as exc:
-            raise _failed(self, "put", exc) from exc
+            raise _failed(self, "put", exc)  # noqa: B904 - _failed() sets the cause
 
     @provider_errors("forget")
     def forget(self, key: str) -> bool:
@@ -312,7 +323,7 @@ class RedisDriver(CacheDriver):
             values = client.mget_nonatomic(keys) if self.cluster else \
                 client.execute_command("MGET", *keys, keys=keys) if self._commands else client.mget(keys)
         except redis_errors() as exc:
-            raise _failed(self, "get_many", exc) from exc
+            raise _failed(self, "get_many", exc)  # noqa: B904 - _failed() sets the cause
         return self.serializer.loads_many(values, MISSING)
 
     @provider_errors("put_many")

@@ -11,7 +11,8 @@ A standalone sync client's plain TCP connections read each answer (and connect) 
 shortened to what is left of the current region call's deadline (:func:`~cachekit.providers.base.time_left`,
 kept by ``runtime/deadline.py``), through redis-py's per-read ``timeout`` (redis-py 5.1 and later); other
 connection kinds (TLS, unix sockets, Sentinel, Cluster, asyncio) keep their configured timeouts, so a
-call on them may overrun its deadline by one operation timeout.
+call on them may overrun its deadline by one operation timeout. On Linux those plain TCP connections
+wait with the kernel's socket timeouts (:mod:`~cachekit.providers.sockets`: one system call per read).
 
 redis-py is imported only when a client is built or an error is caught.
 """
@@ -29,8 +30,10 @@ from typing import Any, NamedTuple, TypeVar
 
 from ..errors import ProviderError, UnsupportedOperation
 from .base import CALL, time_left
+from .sockets import limit, use_kernel_timeouts
 
-__all__ = ["RedisClients", "RedisOptions", "provider_errors", "redis_errors", "redis_glob_escape", "server_pattern"]
+__all__ = ["RedisClients", "RedisOptions", "as_timeout", "provider_errors", "redis_errors", "redis_glob_escape",
+           "server_pattern"]
 
 _GLOB_SPECIAL = "*?[]\\"
 
@@ -45,13 +48,31 @@ def redis_errors() -> tuple[type[Exception], ...]:
     return (RedisError, RedisClusterException)
 
 
+def as_timeout(exc: Exception) -> Exception:
+    """``exc``, or a redis-py ``TimeoutError`` caused by it when it is the ``ConnectionError`` redis-py
+    raises for a read that ran past the kernel's socket timeout (``sockets.py``: ``BlockingIOError`` on a
+    blocking socket means exactly that), so a timeout reads as one whichever timeouts the socket has."""
+    if isinstance(exc.__context__, BlockingIOError):
+        from redis.exceptions import ConnectionError as RedisConnectionError
+        from redis.exceptions import TimeoutError as RedisTimeoutError
+
+        if isinstance(exc, RedisConnectionError) and not isinstance(exc, RedisTimeoutError):
+            timeout = RedisTimeoutError("Timeout reading from socket")
+            timeout.__cause__ = exc
+            return timeout
+    return exc
+
+
 def provider_errors(operation: str) -> Callable[[F], F]:
     """Decorate a method of an object with ``scrub(message)``: a redis-py error it raises becomes a
     :class:`ProviderError` ``"redis <operation> failed: <type>: <message>"`` (passwords scrubbed), with
     the redis-py exception as ``__cause__``. Works on plain methods, coroutines and generators."""
 
     def fail(owner: Any, exc: Exception) -> ProviderError:
-        return ProviderError(owner.scrub(f"redis {operation} failed: {type(exc).__name__}: {exc}"))
+        exc = as_timeout(exc)
+        error = ProviderError(owner.scrub(f"redis {operation} failed: {type(exc).__name__}: {exc}"))
+        error.__cause__ = exc
+        return error
 
     def decorate(method: F) -> F:
         if inspect.iscoroutinefunction(method):
@@ -60,7 +81,7 @@ def provider_errors(operation: str) -> Callable[[F], F]:
                 try:
                     return await method(self, *args, **kwargs)
                 except redis_errors() as exc:  # evaluated only when something was raised
-                    raise fail(self, exc) from exc
+                    raise fail(self, exc)  # noqa: B904 - fail() sets the cause
 
             return coroutine  # type: ignore[return-value]
         if inspect.isgeneratorfunction(method):
@@ -69,7 +90,7 @@ def provider_errors(operation: str) -> Callable[[F], F]:
                 try:
                     yield from method(self, *args, **kwargs)
                 except redis_errors() as exc:
-                    raise fail(self, exc) from exc
+                    raise fail(self, exc)  # noqa: B904 - fail() sets the cause
 
             return generator  # type: ignore[return-value]
 
@@ -78,7 +99,7 @@ def provider_errors(operation: str) -> Callable[[F], F]:
             try:
                 return method(self, *args, **kwargs)
             except redis_errors() as exc:
-                raise fail(self, exc) from exc
+                raise fail(self, exc)  # noqa: B904 - fail() sets the cause
 
         return plain  # type: ignore[return-value]
 
@@ -369,19 +390,31 @@ def _bounded_connection() -> type | None:
                 left = within.until - monotonic()
                 timeout = self.socket_timeout
                 if timeout is not None and left < timeout and "timeout" not in kwargs:
-                    kwargs["timeout"] = max(left, _FLOOR)
+                    sock = self._sock
+                    if sock is None or sock.gettimeout() is not None:  # Python's timeouts: redis-py's own
+                        kwargs["timeout"] = max(left, _FLOOR)
+                    else:  # the kernel's (sockets.py): shortened for this read, then set back
+                        limit(sock, max(left, _FLOOR))
+                        try:
+                            return super().read_response(*args, **kwargs)
+                        finally:
+                            if self._sock is sock:  # not closed meanwhile
+                                limit(sock, timeout)
             return super().read_response(*args, **kwargs)
 
         def _connect(self) -> Any:
             left = time_left()
             timeout = self.socket_connect_timeout
             if left is None or timeout is None or left >= timeout:
-                return super()._connect()
-            self.socket_connect_timeout = max(left, _FLOOR)
-            try:
-                return super()._connect()
-            finally:
-                self.socket_connect_timeout = timeout
+                sock = super()._connect()
+            else:
+                self.socket_connect_timeout = max(left, _FLOOR)
+                try:
+                    sock = super()._connect()
+                finally:
+                    self.socket_connect_timeout = timeout
+            use_kernel_timeouts(sock, self.socket_timeout)  # one system call per read (sockets.py)
+            return sock
 
     return BoundedConnection
 
