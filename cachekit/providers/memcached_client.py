@@ -82,7 +82,10 @@ def _keys_line(keys: list[str]) -> bytes | None:
     except (AttributeError, UnicodeError):
         return None
     line = b" ".join(names)
-    if len(line.split()) != len(names) or b"\0" in line or max(map(len, names)) > 250:
+    parts = line.split()
+    # a key with whitespace splits into more parts; an empty key, or a space at a key's start or end,
+    # leaves a line the parts joined again do not give back
+    if len(parts) != len(names) or b" ".join(parts) != line or b"\0" in line or max(map(len, names)) > 250:
         return None
     return line
 
@@ -148,7 +151,10 @@ def _set_then_get(client: Any, key: str, data: bytes, expire: int, keys: list[st
     if line is None or client.key_prefix:
         raise _base.MemcacheIllegalInputError(f"invalid key among {[key, *keys]!r}")
     name, _, names = line.partition(b" ")
-    cmd = b"set %s 0 %d %d\r\n%s\r\nget %s\r\n" % (name, expire, len(data), data, names)
+    cmd = b"set %s 0 %d %d\r\n%s\r\n" % (name, expire, len(data), data)
+    if names:  # no key to read: the set alone (memcached answers a bare ``get`` with ERROR)
+        cmd += b"get " + names + b"\r\n"
+    by_name = dict(zip(names.split(b" "), keys, strict=True)) if names else {}
     try:
         if client.sock is None:
             client._connect()
@@ -159,7 +165,7 @@ def _set_then_get(client: Any, key: str, data: bytes, expire: int, keys: list[st
         if line != b"STORED" and line != b"NOT_STORED":
             client._raise_errors(line, b"set")
             raise _UnknownError(line[:32])
-        return line == b"STORED", _read_values(client, sock, buf, pos, dict(zip(names.split(b" "), keys, strict=True)))
+        return line == b"STORED", _read_values(client, sock, buf, pos, by_name) if by_name else {}
     except BaseException:
         client.close()
         raise
