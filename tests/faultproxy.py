@@ -12,7 +12,10 @@ thread, take effect at once:
   ``SSUBSCRIBE`` (Redis pub/sub; what ``CLIENT KILL TYPE pubsub``, a proxy's idle timeout or Redis's
   output-buffer limit does), and with ``hold`` delays the next subscriptions by that long (a slow
   reconnect: the gap in which published messages are lost);
-- :meth:`FaultProxy.restore` undoes latency, black-hole and hold.
+- :meth:`FaultProxy.split_answers` forwards the first line of the answer to a request matching a pattern
+  at once and the rest only ``hold`` seconds later (an answer of two pipelined commands, late in the
+  middle: memcached's ``set`` + ``get``);
+- :meth:`FaultProxy.restore` undoes latency, black-hole, hold and split.
 
 Nothing here imports pytest; ``tests/runtime/test_faults.py`` uses it.
 """
@@ -41,6 +44,7 @@ class _Link:
     client: asyncio.StreamWriter
     upstream: asyncio.StreamWriter | None = None
     pubsub: bool = False
+    split: bool = False  # the next answer is split after its first line (split_answers)
     tasks: list[asyncio.Task[Any]] = field(default_factory=list)
 
     def abort(self) -> None:
@@ -64,6 +68,10 @@ class FaultProxy:
         self.blackholed = False
         self.hold_subscribe_until = 0.0
         self.pubsub_muted = False
+        self.split_pattern: re.Pattern[bytes] | None = None
+        self.split_hold = 0.0
+        #: answers split (split_answers)
+        self.splits = 0
         #: connections accepted, connections aborted by cut/kill_pubsub, pub/sub connections killed
         self.accepted = 0
         self.aborted = 0
@@ -138,8 +146,15 @@ class FaultProxy:
         """Keep the connections that subscribed open but deliver nothing to them (a half-open link)."""
         self.pubsub_muted = on
 
+    def split_answers(self, pattern: bytes, hold: float) -> None:
+        """After a request matching ``pattern`` (a regex), forward its answer's first line at once and the
+        rest ``hold`` seconds later."""
+        self.split_hold = hold
+        self.split_pattern = re.compile(pattern)
+
     def restore(self) -> None:
-        """No latency, no black-hole, no held or muted subscriptions."""
+        """No latency, no black-hole, no held or muted subscriptions, no split answers."""
+        self.split_pattern = None
         self.latency = 0.0
         self.blackholed = False
         self.pubsub_muted = False
@@ -226,6 +241,16 @@ class FaultProxy:
                     wait = self.hold_subscribe_until - time.monotonic()
                     if wait > 0:
                         await asyncio.sleep(wait)
+                if inspect and self.split_pattern is not None and self.split_pattern.search(data):
+                    link.split = True
+                if not inspect and link.split and b"\r\n" in data:
+                    link.split = False
+                    self.splits += 1
+                    first = data.index(b"\r\n") + 2
+                    writer.write(data[:first])
+                    await writer.drain()
+                    await asyncio.sleep(self.split_hold)
+                    data = data[first:]
                 if self.latency:
                     await asyncio.sleep(self.latency)
                 if self.blackholed or (self.pubsub_muted and link.pubsub and not inspect):

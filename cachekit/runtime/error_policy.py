@@ -97,13 +97,18 @@ class ErrorPolicy:
             if (within.down and self in within.down) or within.spent >= self.budget:
                 return skipped(self, within, fallback)
             started = time.monotonic()
+            # as call_within: a driver shortens its socket timeouts to it (memcached's async twins run
+            # the sync commands in a worker thread, which sees this Call)
+            within.until = started + self.budget - within.spent
         try:
             result = await fn(*args)
         except Exception as exc:
             if within is not None:
+                within.until = _INF
                 within.spent += time.monotonic() - started
             return self.failed(exc, fallback, within)
         if within is not None:
+            within.until = _INF
             within.spent += time.monotonic() - started
         if breaker is not None and (breaker.failures or breaker.tripped):
             breaker.success()
