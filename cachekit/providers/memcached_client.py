@@ -6,7 +6,8 @@ connect timeouts shortened to what is left of the current region call's budget
 (:func:`~cachekit.providers.base.time_left`, kept by ``runtime/deadline.py``). A store call that starts
 with 0.05 s of the call's budget left waits 0.05 s for its answer, not the whole ``timeout``; so a
 region call on a slow or cut store ends within its deadline, as a Redis one does. Outside a region
-call, or with more than ``timeout`` left, a command runs as pymemcache runs it.
+call, or with more than ``timeout`` left (and more than ``connect_timeout`` when it must connect), a
+command runs as pymemcache runs it.
 
 On Linux a connection's socket blocks, with the kernel's send and receive timeouts (``SO_SNDTIMEO``,
 ``SO_RCVTIMEO``) set to ``timeout``, not Python's socket timeout, which polls before every read and
@@ -183,11 +184,12 @@ class BoundedClient(_base.Client):  # type: ignore[misc]
     def _bounded(self, command: Callable[..., Any], args: Any, kwargs: Any) -> Any:
         left = time_left()
         timeout = self.timeout
-        if left is None or timeout is None or left >= timeout:
-            return command(self, *args, **kwargs)
-        left = max(left, _FLOOR)
         connect_timeout = self.connect_timeout
-        self.timeout = left
+        if left is None or timeout is None or (left >= timeout and (
+                self.sock is not None or connect_timeout is None or left >= connect_timeout)):
+            return command(self, *args, **kwargs)  # neither the answer nor a connect can outwait the budget
+        left = max(left, _FLOOR)
+        self.timeout = min(timeout, left)
         self.connect_timeout = left if connect_timeout is None else min(connect_timeout, left)
         sock = self.sock
         if sock is not None:

@@ -212,6 +212,41 @@ def test_a_memcached_call_waits_for_an_answer_no_longer_than_what_is_left_of_its
             assert driver.get("deadline:direct") == "x"
 
 
+def test_a_memcached_connect_that_never_completes_waits_no_longer_than_the_call_budget() -> None:
+    # connect_timeout (3 s) over timeout (0.5 s) and the default budget (timeout + 0.1 s): the budget left
+    # at the first command is over `timeout` but under `connect_timeout`, and the connect must still be
+    # shortened to it. A listener whose accept queue is full drops further SYNs: a connect that hangs.
+    import socket
+
+    need_module("pymemcache")
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(0)
+    port = listener.getsockname()[1]
+    queued = []
+    for _ in range(8):
+        s = socket.socket()
+        s.setblocking(False)
+        s.connect_ex(("127.0.0.1", port))
+        queued.append(s)
+    cfg = CacheConfig(cache={"prefix": "deadline"},
+                      providers={"store": {"type": "memcached", "servers": [f"127.0.0.1:{port}"],
+                                           "connect_timeout": 3.0, "timeout": 0.5}},
+                      regions={"default": {"provider": "store", "ttl": 60}})
+    try:
+        with cfg.compile() as runtime:
+            region = runtime.region()
+            assert region.l2.budget == pytest.approx(0.6)
+            for name, call in {"get": lambda: region.get("k", "d") == "d", "put": lambda: region.put("k", 1) is False,
+                               "get_many": lambda: region.get_many(["k"], "d") == {"k": "d"}}.items():
+                ok, took = timed(call)
+                assert ok, name
+                assert took < 0.6 + 0.9, f"{name} took {took:.2f}s: the 3 s connect_timeout was not shortened"
+    finally:
+        for s in (*queued, listener):
+            s.close()
+
+
 def test_a_redis_call_waits_for_an_answer_no_longer_than_what_is_left_of_its_deadline(proxy: FaultProxy) -> None:
     # the same on Redis: a standalone client's reads use redis-py's per-read timeout, set to the budget left
     cfg = CacheConfig(
