@@ -45,6 +45,8 @@ _KERNEL_TIMEOUTS = sys.platform.startswith("linux")
 _TIMEVAL = struct.Struct("@ll")  # struct timeval: seconds, microseconds
 _UnknownError = _base.MemcacheUnknownError
 _ClosedError = _base.MemcacheUnexpectedCloseError
+#: a connection the server closed (a restart, an idle timeout): the pool's other idle ones are as old
+_STALE = (_ClosedError, BrokenPipeError, ConnectionResetError, ConnectionAbortedError)
 #: bytes asked of the socket at a time (pymemcache asks 4096: a get_many of 100 entries took four reads)
 _RECV = 65536
 
@@ -186,7 +188,7 @@ class BoundedClient(_base.Client):  # type: ignore[misc]
         timeout = self.timeout
         connect_timeout = self.connect_timeout
         if left is None or timeout is None or (left >= timeout and (
-                self.sock is not None or connect_timeout is None or left >= connect_timeout)):
+                self.sock is not None or (connect_timeout is not None and left >= connect_timeout))):
             return command(self, *args, **kwargs)  # neither the answer nor a connect can outwait the budget
         left = max(left, _FLOOR)
         self.timeout = min(timeout, left)
@@ -250,7 +252,8 @@ class BoundedClient(_base.Client):  # type: ignore[misc]
 
 def _pooled(name: str) -> Callable[..., Any]:
     """A pool method running ``BoundedClient.<name>`` on an idle connection (a new one if none is idle);
-    a connection whose command failed is closed and dropped, as pymemcache's ``destroy_on_fail`` does."""
+    a connection whose command failed is closed and dropped, as pymemcache's ``destroy_on_fail`` does,
+    and one the server closed drops the other idle ones too: the driver's one retry then connects anew."""
     command = getattr(BoundedClient, name)
 
     def run(self: _PooledClient, *args: Any, **kwargs: Any) -> Any:
@@ -261,8 +264,10 @@ def _pooled(name: str) -> Callable[..., Any]:
             client = self._create_client()
         try:
             result = command(client, *args, **kwargs)
-        except BaseException:
+        except BaseException as exc:
             client.close()
+            if isinstance(exc, _STALE):
+                self.close_idle()
             raise
         idle.append(client)
         return result
@@ -299,6 +304,11 @@ class _PooledClient(_base.PooledClient):  # type: ignore[misc]
 
     def close(self) -> None:
         """Close every idle connection (one in use is closed when it next fails, or reused)."""
+        self.close_idle()
+        super().close()
+
+    def close_idle(self) -> None:
+        """Close and drop every idle connection."""
         idle = self.idle
         while idle:
             try:
@@ -306,7 +316,6 @@ class _PooledClient(_base.PooledClient):  # type: ignore[misc]
             except IndexError:
                 break
             client.close()
-        super().close()
 
 
 class _NoFailoverHashClient(_hash.HashClient):  # type: ignore[misc]
@@ -314,10 +323,12 @@ class _NoFailoverHashClient(_hash.HashClient):  # type: ignore[misc]
 
     The stock client answers a default (a miss, a failed set) without an error while a server is in
     its retry window, then remaps the server's keys to the others; the failure bookkeeping is also
-    not thread-safe. The driver wants errors it can report and keys that stay where they hash.
+    not thread-safe. The driver wants errors it can report and keys that stay where they hash. Each
+    server gets a :class:`_PooledClient` (built as the client of a non-pooling ``HashClient``), as one
+    server does: the same pool, and a restart's stale connections dropped together.
     """
 
-    client_class = BoundedClient
+    client_class = _PooledClient
 
     def _safely_run_func(self, client: Any, func: Callable[..., Any], default_val: Any,
                          *args: Any, **kwargs: Any) -> Any:
@@ -332,4 +343,4 @@ def build_client(servers: Iterable[str], **options: Any) -> Any:
     servers = list(servers)
     if len(servers) == 1:
         return _PooledClient(_base.normalize_server_spec(servers[0]), **options)
-    return _NoFailoverHashClient(servers, use_pooling=True, **options)
+    return _NoFailoverHashClient(servers, use_pooling=False, **options)  # a _PooledClient each (client_class)

@@ -370,3 +370,47 @@ def test_a_cut_while_reading_a_big_value_on_several_servers_is_retried(memcached
         assert driver.put_then_get("big", "y" * 200_000, 60, ["big"]) == (True, {"big": "y" * 200_000})
     finally:
         driver.close()
+
+
+@pytest.mark.parametrize("servers", ["one", "several"])
+@pytest.mark.parametrize("op", ["get", "get_many", "put_then_get"])
+def test_after_a_restart_a_pool_of_several_stale_connections_fails_no_call(request: Any, op: str,
+                                                                          servers: str) -> None:
+    # the driver retries a call that found its pooled connection closed by the server once: on a fresh
+    # connection, not on the next idle one, which the restart closed as well
+    if servers == "one":
+        memcached_server = request.getfixturevalue("memcached_server")
+        driver = MemcachedDriver([memcached_server.address], timeout=2)
+    else:
+        pool = request.getfixturevalue("memcached_pool")
+        driver = MemcachedDriver(pool.servers, timeout=2)
+    try:
+        assert driver.put("k", 1)
+        barrier = threading.Barrier(3)
+
+        def use() -> None:
+            barrier.wait()
+            for _ in range(100):
+                driver.get("k")
+
+        threads = [threading.Thread(target=use) for _ in range(3)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        if servers == "one":
+            assert len(driver.client.idle) >= 2, "the threads never overlapped: one pooled connection"
+            memcached_server.stop()
+            memcached_server.start()
+        else:  # restart the server holding "k"
+            (holder,) = [c for c in driver.client.clients.values() if c.get("k") is not None]
+            assert len(holder.idle) >= 2, "the threads never overlapped: one pooled connection"
+            (memcached_server,) = [m for m in pool.members if (m.host, m.port) == holder.server]
+            memcached_server.stop()
+            memcached_server.start()
+        call = {"get": lambda: driver.get("k"), "get_many": lambda: driver.get_many(["k"])["k"],
+                "put_then_get": lambda: driver.put_then_get("k", 2, 60, ["k"])[1]["k"]}[op]
+        assert call() == (2 if op == "put_then_get" else MISSING)
+        assert driver.get("k") == (2 if op == "put_then_get" else MISSING)
+    finally:
+        driver.close()
