@@ -24,7 +24,8 @@ from pymemcache.exceptions import MemcacheIllegalInputError  # noqa: E402
 from cachekit.errors import ProviderError, ValueTooLargeError  # noqa: E402
 from cachekit.providers.base import CALL, MISSING  # noqa: E402
 from cachekit.providers.memcached import MemcachedDriver  # noqa: E402
-from cachekit.providers.memcached_client import BoundedClient, _limit, build_client  # noqa: E402
+from cachekit.providers.memcached_client import BoundedClient, build_client  # noqa: E402
+from cachekit.providers.sockets import limit  # noqa: E402
 from cachekit.runtime.deadline import Call  # noqa: E402
 
 KERNEL = sys.platform.startswith("linux")
@@ -268,7 +269,7 @@ def test_the_driver_hashes_every_key_memcached_would_refuse(memcached_server: An
 def test_a_kernel_timeout_is_never_zero_and_never_below_what_was_asked(seconds: float) -> None:
     fmt = struct.Struct("@ll")
     with socket.socket() as sock:
-        _limit(sock, seconds)
+        limit(sock, seconds)
         for opt in (socket.SO_RCVTIMEO, socket.SO_SNDTIMEO):
             whole, micros = fmt.unpack(sock.getsockopt(socket.SOL_SOCKET, opt, fmt.size))
             assert (whole, micros) != (0, 0)  # 0 0 would be: wait forever
