@@ -42,9 +42,12 @@ FILE_MODE = 0o600
 DIR_MODE = 0o700
 TEMP_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0)
 # an existing entry is rewritten through this (never a symlink: O_NOFOLLOW; a planted hard link is refused
-# by the link count, see overwrite())
-OVERWRITE_FLAGS = os.O_WRONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
-READ_FLAGS = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
+# by the link count, see overwrite()). O_NONBLOCK (no effect on a regular file): opening a planted FIFO
+# would otherwise block until a process opens its other end
+_NONBLOCK = getattr(os, "O_NONBLOCK", 0)
+OVERWRITE_FLAGS = (os.O_WRONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
+                   | _NONBLOCK)
+READ_FLAGS = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0) | _NONBLOCK
 READ_CHUNK = 65536
 _TEMP_TAG = secrets.token_hex(4)
 _TEMP_SEQ = itertools.count()

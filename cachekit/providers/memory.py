@@ -5,7 +5,6 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from contextlib import contextmanager
 from typing import Any
 
 from ..clock import Clock, SystemClock
@@ -27,10 +26,9 @@ class MemoryDriver(CacheDriver):
     ``(value, deadline)`` for :meth:`put`; a caller may keep its own fields between them
     (:meth:`put_cell`: the region's entries). A value and its deadline are written together by one
     dict assignment, so no reader or writer can pair one write's value with another's deadline.
-    Reads are lock-free (one dict lookup under the GIL). An overwrite of a key that is there is
-    lock-free too; inserts, evictions and the read-modify-write operations (``increment``, ``add``,
-    ``extend_ttl``, dropping an expired entry) take the lock, and an overwrite that raced one of
-    them is written again under the lock, after it (see :meth:`put_cell`).
+    Reads are lock-free (one dict lookup under the GIL); every change (a write, an eviction, a
+    read-modify-write such as ``increment``, ``add`` or ``extend_ttl``, dropping an expired entry)
+    takes the store's lock, so changes happen one at a time.
     LRU order is maintained once the store is half full ("approximate LRU"): below that,
     no eviction can happen soon, so hits skip the bookkeeping.
 
@@ -67,10 +65,6 @@ class MemoryDriver(CacheDriver):
         #: True once LRU order must be kept on reads (store more than half full).
         self.lru_active = False
         self._lock = threading.RLock()
-        #: read-modify-writes (under the lock) change this sequence twice: odd while one runs
-        #: (a seqlock); a lock-free overwrite that sees it odd, or moved, writes under the lock
-        self._rmw_seq = 0
-        self._rmw_depth = 0
         #: atomic locks: key -> (owner, deadline), apart from the entries
         self._held: dict[str, tuple[str, float]] = {}
         self._set_bound(max_size)
@@ -125,50 +119,27 @@ class MemoryDriver(CacheDriver):
         are the caller's (the region's write: its entry ``(value, expires_at, stamps, deadline)``,
         which its hit path reads with :attr:`peek`).
 
-        An overwrite takes no lock: the cell is one object, stored by one dict assignment (atomic
-        under the GIL), so the value and its deadline always travel together. Two checks keep the
-        store's other promises:
-
-        - a read-modify-write (``increment``, ``add``, ``extend_ttl``, dropping an expired entry)
-          reads a cell and writes one under the lock, and must not write over ours with what it read
-          before it. It makes ``_rmw_seq`` odd while it runs (a seqlock): read even before our write
-          and unchanged after it, no read-modify-write overlapped ours; odd before, we take the lock
-          (and wait for it); moved after, one began meanwhile and may have read the old cell, so we
-          write again under the lock, after it: the last write still wins;
-        - a write that changed the size is an insert (a new key, or one that left meanwhile), or
-          raced one: it is written again under the lock, which does an insert's bookkeeping (LRU
-          order on past half full, eviction past the bound). The bound is overshot only by the
-          writers in flight, each of which evicts before it returns.
-
-        Overwriting a key leaves the size unchanged: nothing to evict; its LRU position moves
-        only once LRU order is kept (the store half full, as for hits)."""
+        The cell is one object, stored by one dict assignment, so the value and its deadline always
+        travel together; the write takes the store's lock, as every change does, so writes, evictions
+        and read-modify-writes (``increment``, ``add``, ``extend_ttl``) happen one at a time. Overwriting
+        a key leaves the size unchanged: nothing to evict; its LRU position moves only once LRU order
+        is kept (the store half full, as for hits)."""
         data = self.data
-        seq = self._rmw_seq
-        if not seq & 1:
-            size = len(data)
+        lock = self._lock
+        lock.acquire()
+        try:  # the lock is reentrant: increment and add write through here with it held
             data[key] = cell
             if self.lru_active:
-                try:
-                    data.move_to_end(key)
-                except KeyError:  # removed by another thread meanwhile
-                    pass
-            if len(data) == size and self._rmw_seq == seq:
-                return True
-        with self._lock:
-            self._store(key, cell)
-        return True
-
-    def _store(self, key: str, cell: tuple[Any, ...]) -> None:
-        """Write ``cell`` with the lock held: an insert's bookkeeping (LRU on, eviction past the bound)."""
-        data = self.data
-        data[key] = cell
-        if self.lru_active:
-            data.move_to_end(key)
-        half = self._half
-        if half is not None and len(data) > half:
-            self.lru_active = True
-            if len(data) > self.max_size:  # type: ignore[operator]
+                data.move_to_end(key)
+            else:
+                half = self._half
+                if half is not None and len(data) > half:
+                    self.lru_active = True
+            if self.max_size is not None and len(data) > self.max_size:
                 self._evict()
+        finally:
+            lock.release()
+        return True
 
     def forget(self, key: str) -> bool:
         with self._lock:
@@ -198,22 +169,8 @@ class MemoryDriver(CacheDriver):
         with self._lock:
             return sum(1 for key in keys if self.forget(key))
 
-    @contextmanager
-    def _changing(self) -> Iterator[None]:
-        """A read-modify-write: the lock held and ``_rmw_seq`` odd (see :meth:`put_cell`)."""
-        with self._lock:
-            if not self._rmw_depth:
-                self._rmw_seq += 1
-            self._rmw_depth += 1
-            try:
-                yield
-            finally:
-                self._rmw_depth -= 1
-                if not self._rmw_depth:
-                    self._rmw_seq += 1
-
     def add(self, key: str, value: Any, ttl: float | None = None) -> bool:
-        with self._changing():
+        with self._lock:
             if self.get(key) is not MISSING:
                 return False
             return self.put(key, value, ttl)
@@ -244,7 +201,7 @@ class MemoryDriver(CacheDriver):
         return held[0] if held is not None and held[1] > self._now() else None
 
     def increment(self, key: str, amount: int = 1, ttl: float | None = None) -> int:
-        with self._changing():
+        with self._lock:
             now = self._now()
             cell = self.data.get(key)
             live = cell is not None and cell[-1] > now
@@ -252,11 +209,11 @@ class MemoryDriver(CacheDriver):
                 self.expirations += 1
             new = (int(cell[0]) if live else 0) + amount  # type: ignore[index]
             # one read of the cell: the new value keeps the deadline read with the old one
-            self._store(key, (new, now + ttl if ttl is not None else cell[-1] if live else INF))  # type: ignore[index]
+            self.put_cell(key, (new, now + ttl if ttl is not None else cell[-1] if live else INF))  # type: ignore[index]
             return new
 
     def extend_ttl(self, keys: Iterable[str], ttl: float | None) -> bool:
-        with self._changing():
+        with self._lock:
             deadline = INF if ttl is None else self._now() + ttl
             data = self.data
             for key in keys:
@@ -282,7 +239,7 @@ class MemoryDriver(CacheDriver):
             pass
 
     def _expire(self, key: str) -> None:
-        with self._changing():
+        with self._lock:
             cell = self.data.get(key)
             if cell is not None and cell[-1] <= self._now():
                 del self.data[key]
