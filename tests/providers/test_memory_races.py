@@ -1,4 +1,4 @@
-"""The memory store's lock-free overwrite against its other writers, by behaviour (never timing).
+"""The memory store's writes racing each other, by behaviour (never timing).
 
 Every value below is written by one ``put`` only, so a value that a thread has seen replaced and then
 sees again was written twice: the store wrote it again after another write (a ``put`` rewritten
@@ -9,11 +9,11 @@ switch interval is made tiny so that they interleave inside the store's methods.
 from __future__ import annotations
 
 import itertools
-import sys
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
+from threaded import run_threads, switch_often  # noqa: F401 - the fixture is autouse
 
 from cachekit import FakeClock
 from cachekit.providers.base import MISSING
@@ -22,38 +22,8 @@ from cachekit.providers.memory import MemoryDriver
 NOW = 1000.0
 
 
-@pytest.fixture(autouse=True)
-def switch_often() -> Iterator[None]:
-    before = sys.getswitchinterval()
-    sys.setswitchinterval(1e-6)
-    try:
-        yield
-    finally:
-        sys.setswitchinterval(before)
-
-
-def run_threads(*targets: Callable[[], None]) -> None:
-    errors: list[BaseException] = []
-
-    def guarded(target: Callable[[], None]) -> Callable[[], None]:
-        def run() -> None:
-            try:
-                target()
-            except BaseException as exc:  # re-raised in the test's thread
-                errors.append(exc)
-        return run
-
-    threads = [threading.Thread(target=guarded(t)) for t in targets]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    if errors:
-        raise errors[0]
-
-
 def churn(d: MemoryDriver, stop: threading.Event) -> Callable[[], None]:
-    """Read-modify-writes on a key of their own: each moves the store's sequence (``_rmw_seq``)."""
+    """Read-modify-writes on a key of their own, racing the writes under test."""
     def run() -> None:
         while not stop.is_set():
             d.increment("churn")

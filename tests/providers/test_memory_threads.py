@@ -1,4 +1,4 @@
-"""The memory store under threads: its overwrite takes no lock, so these check behaviour (never timing).
+"""The memory store under threads, by behaviour (never timing).
 
 A value and its deadline live in one cell written by one dict assignment: no interleaving can serve
 one write's value under another write's deadline, a read-modify-write never brings back a value an
@@ -8,12 +8,12 @@ made tiny so that threads interleave inside the store's methods.
 
 from __future__ import annotations
 
-import sys
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
+from threaded import run_threads, switch_often  # noqa: F401 - the fixture is autouse
 
 from cachekit import FakeClock
 from cachekit.providers.base import MISSING
@@ -21,36 +21,6 @@ from cachekit.providers.memory import MemoryDriver
 
 NOW = 1000.0
 LIVE, DEAD = NOW + 1000, NOW - 1  # deadlines: far ahead, already past
-
-
-@pytest.fixture(autouse=True)
-def switch_often() -> Iterator[None]:
-    before = sys.getswitchinterval()
-    sys.setswitchinterval(1e-6)
-    try:
-        yield
-    finally:
-        sys.setswitchinterval(before)
-
-
-def run_threads(*targets: Callable[[], None]) -> None:
-    errors: list[BaseException] = []
-
-    def guarded(target: Callable[[], None]) -> Callable[[], None]:
-        def run() -> None:
-            try:
-                target()
-            except BaseException as exc:  # re-raised in the test's thread
-                errors.append(exc)
-        return run
-
-    threads = [threading.Thread(target=guarded(t)) for t in targets]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    if errors:
-        raise errors[0]
 
 
 @pytest.mark.parametrize("policy", ["lru", "tinylfu"])
